@@ -1,0 +1,309 @@
+// One client connection: reads and parses requests, hands them to the handler, and
+// writes the answers strictly in request order, whatever order the handlers finish in.
+//
+// Reading stops (the socket is paused and the unparsed rest of the read is held) while
+// the pipelining cap is reached or the socket cannot take more writes, and resumes when
+// answers are written or the socket drains. Timeouts are checked by the server's sweep
+// (`checkTimeouts`), so a connection owns no timers.
+
+import type { Socket } from 'node:net';
+import { RequestParser } from './parser.js';
+import type { Request, Responder } from './request.js';
+import { Persistence, textResponse, type PreparedResponse } from './response.js';
+import type { HttpServerOptions, HttpStats } from './options.js';
+
+export type Handler = (request: Request) => void;
+
+/** What a connection needs from the server that accepted it. */
+export interface ConnectionHost {
+  readonly options: HttpServerOptions;
+  readonly handler: Handler;
+  readonly stats: HttpStats;
+  readonly shuttingDown: boolean;
+  connectionClosed(connection: Connection): void;
+  handlerFailed(error: unknown, request: Request): void;
+}
+
+const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+
+export class Connection implements Responder {
+  readonly socket: Socket;
+  private readonly host: ConnectionHost;
+  private readonly parser: RequestParser;
+  private readonly remoteAddress: string;
+  private readonly remotePort: number;
+  private inflight: Request[] = [];
+  // Bytes read but not parsed yet, held while reading is stopped.
+  private unread: Buffer | null = null;
+  private unreadOffset = 0;
+  private paused = false;
+  private writeBlocked = false;
+  private blockedSince = 0;
+  private reading = false; // inside read(): answers given now are batched in one write
+  private writesThisRead = 0;
+  /** No more requests are read; the socket ends once the in-flight answers are written. */
+  private closing = false;
+  private finalResponse: PreparedResponse | null = null;
+  private ended = false;
+  private destroyed = false;
+  private requestDeadline = 0;
+  private idleSince: number;
+  private lingerDeadline = 0;
+
+  constructor(socket: Socket, host: ConnectionHost) {
+    this.socket = socket;
+    this.host = host;
+    this.parser = new RequestParser(host.options);
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.idleSince = Date.now();
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('drain', this.onDrain);
+    socket.on('end', this.onEnd);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+  }
+
+  /** True when nothing is in flight and no request has begun: safe to close at once. */
+  get idle(): boolean {
+    return this.inflight.length === 0 && !this.parser.inMessage;
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    if (this.closing) return; // draining before close: the rest is discarded
+    if (this.unread !== null) {
+      // Reading is stopped; a read already under way is kept behind the held bytes.
+      this.unread = Buffer.concat([this.unread.subarray(this.unreadOffset), chunk]);
+      this.unreadOffset = 0;
+      return;
+    }
+    this.reading = true;
+    this.writesThisRead = 0;
+    this.process(chunk, 0);
+    this.endRead();
+  };
+
+  private readonly onDrain = (): void => {
+    this.writeBlocked = false;
+    this.resumeReading();
+  };
+
+  private readonly onEnd = (): void => {
+    // The client will send nothing more; answer what it asked, then close.
+    this.unread = null;
+    this.closing = true;
+    if (this.inflight.length === 0) this.finish();
+  };
+
+  private readonly onError = (): void => {
+    this.host.stats.socketErrors++;
+  };
+
+  private readonly onClose = (): void => {
+    this.destroyed = true;
+    this.inflight = [];
+    this.unread = null;
+    this.host.connectionClosed(this);
+  };
+
+  private endRead(): void {
+    this.reading = false;
+    if (this.writesThisRead > 1) this.socket.uncork();
+    if (!this.closing && this.requestDeadline === 0 && this.parser.inMessage) {
+      this.requestDeadline = Date.now() + this.host.options.headersTimeout;
+    }
+  }
+
+  private process(buf: Buffer, offset: number): void {
+    const parser = this.parser;
+    const cap = this.host.options.maxPipelined;
+    while (offset < buf.length) {
+      if (this.inflight.length >= cap || this.writeBlocked) {
+        this.unread = buf;
+        this.unreadOffset = offset;
+        this.pause();
+        return;
+      }
+      offset = parser.execute(buf, offset, buf.length);
+      if (parser.message !== null) {
+        this.dispatch(parser.take());
+        if (this.closing) return;
+      } else if (parser.errorStatus !== 0) {
+        this.refuse(parser.errorStatus, parser.errorReason);
+        return;
+      }
+    }
+    if (parser.continueRequested) {
+      parser.continueRequested = false;
+      // An interim answer may only go out when no earlier answer is still owed.
+      if (this.inflight.length === 0) this.write(CONTINUE);
+    }
+  }
+
+  private dispatch(request: Request): void {
+    this.requestDeadline = 0;
+    request.responder = this;
+    request.remoteAddress = this.remoteAddress;
+    request.remotePort = this.remotePort;
+    request.startedAt = Date.now();
+    this.inflight.push(request);
+    this.host.stats.requests++;
+    if (!request.keepAlive || this.host.shuttingDown) {
+      this.closing = true; // requests pipelined after this one are not read (RFC 9112 9.6)
+      this.unread = null;
+    }
+    try {
+      this.host.handler(request);
+    } catch (error) {
+      this.host.handlerFailed(error, request);
+      if (!request.answered) {
+        this.closing = true;
+        this.answer(request, textResponse(500, 'internal error\n'));
+      }
+    }
+  }
+
+  /** Responder: called once per request, in any order; written in request order. */
+  answer(request: Request, response: PreparedResponse): void {
+    if (request.answered || this.destroyed) return;
+    request.answered = true;
+    if (this.inflight[0] !== request) {
+      request.pending = response;
+      return;
+    }
+    this.flush(request, response);
+  }
+
+  private flush(request: Request, response: PreparedResponse): void {
+    const inflight = this.inflight;
+    let current: Request | undefined = request;
+    let next: PreparedResponse | null = response;
+    while (current !== undefined && next !== null) {
+      inflight.shift();
+      const last = inflight.length === 0;
+      const close = !current.keepAlive || (this.closing && last && this.finalResponse === null);
+      const persistence = close ? Persistence.Close : current.minor === 1 ? Persistence.KeepAlive11 : Persistence.KeepAlive10;
+      this.write(next.bytes(persistence, current.method === 'HEAD'));
+      current.pending = null;
+      current = inflight[0];
+      next = current === undefined ? null : current.pending;
+    }
+    if (inflight.length === 0) {
+      if (this.closing) {
+        this.finish();
+        return;
+      }
+      this.idleSince = Date.now();
+    }
+    this.resumeReading();
+  }
+
+  private write(bytes: Buffer): void {
+    if (this.reading && ++this.writesThisRead === 2) this.socket.cork();
+    if (!this.socket.write(bytes) && !this.writeBlocked) {
+      this.writeBlocked = true;
+      this.blockedSince = Date.now();
+      this.pause();
+    }
+  }
+
+  private pause(): void {
+    if (this.paused) return;
+    this.paused = true;
+    this.socket.pause();
+  }
+
+  private resumeReading(): void {
+    if (this.reading || this.closing || this.writeBlocked) return;
+    if (this.inflight.length >= this.host.options.maxPipelined) return;
+    const held = this.unread;
+    if (held !== null) {
+      this.unread = null;
+      this.reading = true;
+      this.writesThisRead = 0;
+      this.process(held, this.unreadOffset);
+      this.endRead();
+      if (this.unread !== null || this.closing) return;
+    }
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+  }
+
+  /** Refuses the input: an error answer after the in-flight ones, then close. */
+  private refuse(status: number, reason: string): void {
+    this.host.stats.refused++;
+    this.closing = true;
+    this.unread = null;
+    this.finalResponse = textResponse(status, `${reason}\n`);
+    if (this.inflight.length === 0) this.finish();
+  }
+
+  /** Everything owed is written: send the final answer if any, end, and drain until the peer closes. */
+  private finish(): void {
+    if (this.ended || this.destroyed) return;
+    this.ended = true;
+    if (this.finalResponse !== null) this.write(this.finalResponse.bytes(Persistence.Close, false));
+    this.finalResponse = null;
+    this.socket.end();
+    // Keep reading (and discarding) so unread client bytes do not turn our FIN into a reset.
+    this.writeBlocked = false;
+    if (this.paused) {
+      this.paused = false;
+      this.socket.resume();
+    }
+    this.lingerDeadline = Date.now() + this.host.options.lingerTimeout;
+  }
+
+  /** Stops reading new requests, for server shutdown; in-flight answers are still written. */
+  shutdown(): void {
+    if (this.closing) return;
+    this.closing = true;
+    this.unread = null;
+    if (this.inflight.length === 0) this.finish();
+  }
+
+  destroy(): void {
+    if (!this.destroyed) this.socket.destroy();
+  }
+
+  /** Called by the server's sweep. */
+  checkTimeouts(now: number): void {
+    if (this.destroyed) return;
+    const options = this.host.options;
+    const stats = this.host.stats;
+    if (this.ended) {
+      if (now >= this.lingerDeadline) this.destroy();
+      return;
+    }
+    if (this.writeBlocked && now - this.blockedSince >= options.sendTimeout) {
+      stats.sendTimeouts++;
+      this.destroy();
+      return;
+    }
+    const head = this.inflight[0];
+    if (head !== undefined && now - head.startedAt >= options.handlerTimeout) {
+      stats.handlerTimeouts++;
+      // The late answer and the answers queued behind it are dropped with the connection.
+      for (const request of this.inflight) request.answered = true;
+      this.inflight = [head];
+      head.answered = false;
+      this.closing = true;
+      this.unread = null;
+      this.answer(head, textResponse(503, 'no answer in time\n'));
+      return;
+    }
+    if (this.requestDeadline !== 0 && now >= this.requestDeadline) {
+      stats.requestTimeouts++;
+      this.requestDeadline = 0;
+      this.refuse(408, 'request not received in time');
+      return;
+    }
+    if (this.inflight.length === 0 && !this.parser.inMessage && !this.closing && now - this.idleSince >= options.keepAliveTimeout) {
+      stats.idleTimeouts++;
+      this.destroy();
+    }
+  }
+}

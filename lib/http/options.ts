@@ -1,0 +1,55 @@
+// Limits and timeouts of the HTTP engine, and its counters.
+
+import type { ParserLimits } from './parser.js';
+
+export interface HttpServerOptions extends ParserLimits {
+  /** Open connections; one more is answered 503 and closed. */
+  maxConnections: number;
+  /** Requests read ahead of their answers on one connection; reading stops at the cap. */
+  maxPipelined: number;
+  /** ms for a request (head and body) to arrive once its first byte has (slowloris bound). */
+  headersTimeout: number;
+  /** ms an idle keep-alive connection stays open. */
+  keepAliveTimeout: number;
+  /** ms a handler may take to answer before the engine answers 503 and closes. */
+  handlerTimeout: number;
+  /** ms the socket may refuse writes (a client that does not read) before it is destroyed. */
+  sendTimeout: number;
+  /** ms to wait, after ending a connection, for the client to close it. */
+  lingerTimeout: number;
+}
+
+export const DEFAULT_HTTP_OPTIONS: Readonly<HttpServerOptions> = Object.freeze({
+  maxHeaderSize: 8 * 1024,
+  maxHeaders: 100,
+  maxBodySize: 64 * 1024,
+  maxConnections: 10_000,
+  maxPipelined: 16,
+  headersTimeout: 10_000,
+  keepAliveTimeout: 5_000,
+  handlerTimeout: 30_000,
+  sendTimeout: 10_000,
+  lingerTimeout: 2_000,
+});
+
+export function httpOptions(overrides: Partial<HttpServerOptions> = {}): HttpServerOptions {
+  const options = { ...DEFAULT_HTTP_OPTIONS, ...overrides };
+  for (const [key, value] of Object.entries(options)) {
+    if (!Number.isInteger(value) || value <= 0) throw new RangeError(`HTTP option ${key} must be a positive integer, got ${value}`);
+  }
+  return options;
+}
+
+/** Counters only; whoever reports them reads and resets what it needs. */
+export class HttpStats {
+  connections = 0;
+  connectionsRejected = 0;
+  requests = 0;
+  refused = 0;
+  requestTimeouts = 0;
+  idleTimeouts = 0;
+  handlerTimeouts = 0;
+  sendTimeouts = 0;
+  socketErrors = 0;
+  handlerErrors = 0;
+}

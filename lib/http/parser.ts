@@ -1,0 +1,526 @@
+// Incremental HTTP/1.1 request parser (RFC 9112), written over Buffers.
+//
+// One parser per connection. `execute` scans bytes with an explicit state machine and
+// stops at the end of each message, so the connection can dispatch the request (and
+// apply its pipelining cap) before parsing the next one. The request line and header
+// block are validated byte by byte as they arrive, so hostile input is refused at the
+// first bad byte instead of after a timeout. Field positions are recorded as offsets
+// from the start of the message; strings are made once, when the head is complete.
+// A head that spans reads is gathered into one scratch buffer, so a request split at
+// any offset parses exactly like the same request in one read.
+
+import { COLON, CR, FIELD_VALUE, HEX, HTAB, LF, SEMICOLON, SP, TARGET, TOKEN } from './chars.js';
+import { Request } from './request.js';
+
+export interface ParserLimits {
+  /** Bytes in the request line plus header block (and, separately, in a trailer block). */
+  maxHeaderSize: number;
+  /** Header lines in one message. */
+  maxHeaders: number;
+  /** Body bytes, with Content-Length or after de-chunking. */
+  maxBodySize: number;
+}
+
+const enum State {
+  MessageStart,
+  MessageStartLf,
+  Method,
+  Target,
+  Version,
+  RequestLineLf,
+  FieldStart,
+  FieldName,
+  FieldValueOws,
+  FieldValue,
+  FieldValueLf,
+  HeadEndLf,
+  BodyIdentity,
+  ChunkSize,
+  ChunkExt,
+  ChunkSizeLf,
+  ChunkData,
+  ChunkDataCr,
+  ChunkDataLf,
+  Failed,
+}
+
+const MAX_CHUNK_SIZE_DIGITS = 8;
+
+/** Methods a client sends every time, interned so the hot path makes no string for them. */
+const KNOWN_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH'];
+
+export class RequestParser {
+  /** The request that `execute` finished, until the caller takes it with `take()`. */
+  message: Request | null = null;
+  /** Set when the input is refused; the connection answers with it and closes. */
+  errorStatus = 0;
+  errorReason = '';
+  /** Set when a head asking `Expect: 100-continue` is complete and its body is still to come. */
+  continueRequested = false;
+
+  private readonly limits: ParserLimits;
+  private state = State.MessageStart;
+  private scratch: Buffer | null = null;
+  private scratchLength = 0; // > 0 while a head is being gathered across reads
+  private scanPosition = 0; // next scratch byte to scan
+  // Offsets below are relative to the first byte of the message.
+  private methodEnd = 0;
+  private targetStart = 0;
+  private targetEnd = 0;
+  private versionStart = 0;
+  private fieldCount = 0;
+  private readonly fields: Int32Array; // [nameStart, nameEnd, valueStart, valueEnd] per field
+  private valueStart = 0;
+  private inTrailers = false;
+  private trailerBytes = 0;
+  // Body state.
+  private request: Request | null = null;
+  private remaining = 0; // body bytes (identity) or chunk bytes still to read
+  private bodyLength = 0;
+  private bodyParts: Buffer[] = [];
+  private chunkSizeDigits = 0;
+
+  constructor(limits: ParserLimits) {
+    this.limits = limits;
+    this.fields = new Int32Array(limits.maxHeaders * 4);
+  }
+
+  /** True while a message has begun but is not complete (for timeouts and close handling). */
+  get inMessage(): boolean {
+    return this.state !== State.MessageStart || this.scratchLength > 0;
+  }
+
+  take(): Request {
+    const request = this.message as Request;
+    this.message = null;
+    return request;
+  }
+
+  /**
+   * Parses `buf[start..end)`. Returns the offset of the first byte not consumed: it is
+   * `end` unless a message completed (`message` set) or the input was refused
+   * (`errorStatus` set).
+   */
+  execute(buf: Buffer, start: number, end: number): number {
+    let i = start;
+    if (this.state === State.Failed) return i;
+    if (this.state <= State.MessageStartLf) {
+      i = this.skipEmptyLines(buf, i, end);
+      if (i === end || this.errorStatus !== 0) return i;
+    }
+    if (this.state < State.BodyIdentity && !this.inTrailers) {
+      if (this.scratchLength > 0) {
+        i = this.continueHead(buf, i, end);
+      } else {
+        const origin = i;
+        i = this.scanHead(buf, i, end, origin);
+        if (this.state < State.BodyIdentity && this.message === null) {
+          this.stash(buf, origin, end);
+          return end;
+        }
+      }
+      if (this.message !== null || this.errorStatus !== 0) return i;
+    }
+    return this.scanBody(buf, i, end);
+  }
+
+  /** RFC 9112 2.2: empty lines before a request line are ignored. */
+  private skipEmptyLines(buf: Buffer, i: number, end: number): number {
+    while (i < end) {
+      const c = buf[i] as number;
+      if (this.state === State.MessageStartLf) {
+        if (c !== LF) return this.fail(400, 'bare CR');
+        this.state = State.MessageStart;
+      } else if (c === CR) {
+        this.state = State.MessageStartLf;
+      } else if (c === LF) {
+        return this.fail(400, 'bare LF');
+      } else {
+        this.state = State.Method;
+        return i;
+      }
+      i++;
+    }
+    return i;
+  }
+
+  private fail(status: number, reason: string): number {
+    this.state = State.Failed;
+    this.errorStatus = status;
+    this.errorReason = reason;
+    return 0;
+  }
+
+  /** Keeps an unfinished head (message start .. end of read) for the next read. */
+  private stash(buf: Buffer, origin: number, end: number): void {
+    const length = end - origin;
+    if (length === 0) return;
+    if (this.scratch === null) this.scratch = Buffer.allocUnsafe(this.limits.maxHeaderSize);
+    buf.copy(this.scratch, 0, origin, end);
+    this.scratchLength = length;
+    this.scanPosition = length;
+  }
+
+  /** Appends a read to the gathered head and scans the new bytes. */
+  private continueHead(buf: Buffer, start: number, end: number): number {
+    const scratch = this.scratch as Buffer;
+    const before = this.scratchLength;
+    const copied = buf.copy(scratch, before, start, end);
+    this.scratchLength = before + copied;
+    const stop = this.scanHead(scratch, this.scanPosition, this.scratchLength, 0);
+    this.scanPosition = stop;
+    if (this.state === State.Failed) return start;
+    if (this.message !== null || this.state >= State.BodyIdentity) {
+      this.scratchLength = 0;
+      return start + (stop - before);
+    }
+    return start + copied; // head still open; a full scratch is caught by the size limit in scanHead
+  }
+
+  /**
+   * Runs the head states over `buf[i..end)`; `origin` is where the message starts in
+   * `buf`. Returns where it stopped.
+   */
+  private scanHead(buf: Buffer, i: number, end: number, origin: number): number {
+    const maxEnd = origin + this.limits.maxHeaderSize;
+    const limit = end < maxEnd ? end : maxEnd;
+    let state = this.state;
+    while (i < limit) {
+      switch (state) {
+        case State.Method: {
+          while (i < limit && TOKEN[buf[i] as number] === 1) i++;
+          if (i === limit) continue;
+          if (buf[i] !== SP || i === origin) return this.fail(400, 'invalid method');
+          this.methodEnd = i - origin;
+          this.targetStart = i + 1 - origin;
+          state = State.Target;
+          i++;
+          continue;
+        }
+        case State.Target: {
+          while (i < limit && TARGET[buf[i] as number] === 1) i++;
+          if (i === limit) continue;
+          if (buf[i] !== SP || i - origin === this.targetStart) return this.fail(400, 'invalid request target');
+          this.targetEnd = i - origin;
+          this.versionStart = i + 1 - origin;
+          state = State.Version;
+          i++;
+          continue;
+        }
+        case State.Version: {
+          while (i < limit && buf[i] !== CR && buf[i] !== LF && i - origin - this.versionStart < 8) i++;
+          if (i === limit) continue;
+          const status = versionStatus(buf, origin + this.versionStart, i);
+          if (status !== 0) return this.fail(status, status === 505 ? 'HTTP version not supported' : 'invalid HTTP version');
+          if (buf[i] !== CR) return this.fail(400, buf[i] === LF ? 'bare LF' : 'invalid HTTP version');
+          state = State.RequestLineLf;
+          i++;
+          continue;
+        }
+        case State.RequestLineLf:
+        case State.FieldValueLf:
+          if (buf[i] !== LF) return this.fail(400, 'bare CR');
+          if (state === State.FieldValueLf) this.fieldCount++;
+          state = State.FieldStart;
+          i++;
+          continue;
+        case State.FieldStart: {
+          const c = buf[i] as number;
+          if (c === CR) {
+            state = State.HeadEndLf;
+            i++;
+            continue;
+          }
+          if (c === SP || c === HTAB) return this.fail(400, this.fieldCount === 0 ? 'whitespace before first header' : 'obsolete line folding');
+          if (c === LF) return this.fail(400, 'bare LF');
+          if (TOKEN[c] !== 1) return this.fail(400, 'invalid header name');
+          if (this.fieldCount >= this.limits.maxHeaders) return this.fail(431, 'too many headers');
+          if (!this.inTrailers) this.fields[this.fieldCount * 4] = i - origin;
+          state = State.FieldName;
+          i++;
+          continue;
+        }
+        case State.FieldName: {
+          while (i < limit && TOKEN[buf[i] as number] === 1) i++;
+          if (i === limit) continue;
+          const c = buf[i];
+          if (c !== COLON) {
+            return this.fail(400, c === SP || c === HTAB ? 'whitespace between header name and colon' : 'invalid header name');
+          }
+          if (!this.inTrailers) this.fields[this.fieldCount * 4 + 1] = i - origin;
+          state = State.FieldValueOws;
+          i++;
+          continue;
+        }
+        case State.FieldValueOws: {
+          while (i < limit && (buf[i] === SP || buf[i] === HTAB)) i++;
+          if (i === limit) continue;
+          this.valueStart = i;
+          state = State.FieldValue;
+          continue;
+        }
+        case State.FieldValue: {
+          let c = 0;
+          while (i < limit && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
+          if (i === limit) continue;
+          if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid character in header value');
+          // Trailing OWS is not part of the value; the whole head is in `buf`, so look back.
+          let e = i;
+          while (e > this.valueStart && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
+          if (!this.inTrailers) {
+            const f = this.fieldCount * 4;
+            this.fields[f + 2] = this.valueStart - origin;
+            this.fields[f + 3] = e - origin;
+          }
+          state = State.FieldValueLf;
+          i++;
+          continue;
+        }
+        case State.HeadEndLf:
+          if (buf[i] !== LF) return this.fail(400, 'bare CR');
+          i++;
+          if (this.inTrailers) {
+            this.finishMessage();
+            return i;
+          }
+          this.state = state;
+          return this.headComplete(buf, origin, i);
+        default:
+          throw new Error(`parser state ${state} in head scan`);
+      }
+    }
+    this.state = state;
+    if (i >= maxEnd) {
+      if (state === State.Method || state === State.Target) return this.fail(414, 'request line too long');
+      return this.fail(431, this.inTrailers ? 'trailer section too large' : 'header section too large');
+    }
+    return i;
+  }
+
+  /** The head is complete in `buf[origin..headEnd)`: build the request and pick the framing. */
+  private headComplete(buf: Buffer, origin: number, headEnd: number): number {
+    const method = methodString(buf, origin, origin + this.methodEnd);
+    const target = buf.toString('latin1', origin + this.targetStart, origin + this.targetEnd);
+    const minor = (buf[origin + this.versionStart + 7] as number) - 0x30;
+    const count = this.fieldCount;
+    const headers: string[] = new Array(count * 2);
+    let contentLength = -1;
+    let chunked = false;
+    let transferEncoding = false;
+    let hostCount = 0;
+    let connectionClose = minor === 0;
+    let expectContinue = false;
+    for (let n = 0; n < count; n++) {
+      const f = n * 4;
+      const name = buf.toString('latin1', origin + (this.fields[f] as number), origin + (this.fields[f + 1] as number)).toLowerCase();
+      const value = buf.toString('latin1', origin + (this.fields[f + 2] as number), origin + (this.fields[f + 3] as number));
+      headers[n * 2] = name;
+      headers[n * 2 + 1] = value;
+      switch (name) {
+        case 'content-length': {
+          const length = parseContentLength(value);
+          if (length === -1) return this.fail(400, 'invalid Content-Length');
+          if (contentLength !== -1 && contentLength !== length) return this.fail(400, 'conflicting Content-Length values');
+          contentLength = length;
+          break;
+        }
+        case 'transfer-encoding':
+          if (transferEncoding) return this.fail(501, 'unsupported transfer coding');
+          transferEncoding = true;
+          chunked = value.toLowerCase() === 'chunked';
+          if (!chunked) return this.fail(501, 'unsupported transfer coding');
+          break;
+        case 'host':
+          hostCount++;
+          break;
+        case 'connection':
+          connectionClose = connectionOption(value, connectionClose, minor);
+          break;
+        case 'expect':
+          if (value.toLowerCase() !== '100-continue') return this.fail(417, 'unsupported expectation');
+          expectContinue = minor === 1;
+          break;
+      }
+    }
+    if (transferEncoding && contentLength !== -1) return this.fail(400, 'both Transfer-Encoding and Content-Length');
+    if (transferEncoding && minor === 0) return this.fail(400, 'Transfer-Encoding in an HTTP/1.0 request');
+    if (hostCount > 1 || (hostCount === 0 && minor === 1)) return this.fail(400, hostCount > 1 ? 'several Host headers' : 'missing Host header');
+    if (contentLength > this.limits.maxBodySize) return this.fail(413, 'body too large');
+
+    const request = new Request(method, target, minor, headers, !connectionClose);
+    if (!request.valid) return this.fail(request.method === 'CONNECT' ? 501 : 400, 'invalid request target');
+    this.continueRequested = expectContinue && (chunked || contentLength > 0);
+
+    if (chunked) {
+      this.request = request;
+      this.bodyLength = 0;
+      this.chunkSizeDigits = 0;
+      this.remaining = 0;
+      this.state = State.ChunkSize;
+      return headEnd;
+    }
+    if (contentLength > 0) {
+      this.request = request;
+      this.remaining = contentLength;
+      this.bodyLength = 0;
+      this.state = State.BodyIdentity;
+      return headEnd;
+    }
+    this.request = request;
+    this.finishMessage();
+    return headEnd;
+  }
+
+  private scanBody(buf: Buffer, i: number, end: number): number {
+    let state = this.state;
+    while (i < end) {
+      switch (state) {
+        case State.BodyIdentity:
+        case State.ChunkData: {
+          const take = Math.min(this.remaining, end - i);
+          this.bodyParts.push(buf.subarray(i, i + take));
+          this.remaining -= take;
+          i += take;
+          if (this.remaining > 0) continue;
+          if (state === State.BodyIdentity) {
+            this.finishMessage();
+            return i;
+          }
+          state = State.ChunkDataCr;
+          continue;
+        }
+        case State.ChunkSize: {
+          const c = buf[i] as number;
+          const digit = HEX[c] as number;
+          if (digit !== 255) {
+            if (++this.chunkSizeDigits > MAX_CHUNK_SIZE_DIGITS) return this.fail(413, 'chunk too large');
+            this.remaining = this.remaining * 16 + digit;
+            i++;
+            continue;
+          }
+          if (this.chunkSizeDigits === 0) return this.fail(400, 'invalid chunk size');
+          if (c === CR) state = State.ChunkSizeLf;
+          else if (c === SEMICOLON || c === SP || c === HTAB) state = State.ChunkExt;
+          else return this.fail(400, 'invalid chunk size');
+          i++;
+          continue;
+        }
+        case State.ChunkExt: {
+          let c = 0;
+          while (i < end && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
+          if (i === end) continue;
+          if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid chunk extension');
+          state = State.ChunkSizeLf;
+          i++;
+          continue;
+        }
+        case State.ChunkSizeLf: {
+          if (buf[i] !== LF) return this.fail(400, 'bare CR');
+          i++;
+          this.chunkSizeDigits = 0;
+          if (this.remaining === 0) {
+            // Last chunk: a trailer section follows; its fields are checked, then dropped.
+            this.state = State.FieldStart;
+            this.inTrailers = true;
+            this.fieldCount = 0;
+            return this.scanTrailers(buf, i, end);
+          }
+          this.bodyLength += this.remaining;
+          if (this.bodyLength > this.limits.maxBodySize) return this.fail(413, 'body too large');
+          state = State.ChunkData;
+          continue;
+        }
+        case State.ChunkDataCr:
+          if (buf[i] !== CR) return this.fail(400, 'missing CRLF after chunk data');
+          state = State.ChunkDataLf;
+          i++;
+          continue;
+        case State.ChunkDataLf:
+          if (buf[i] !== LF) return this.fail(400, 'bare CR');
+          state = State.ChunkSize;
+          i++;
+          continue;
+        case State.FieldStart:
+        case State.FieldName:
+        case State.FieldValueOws:
+        case State.FieldValue:
+        case State.FieldValueLf:
+        case State.HeadEndLf:
+          this.state = state;
+          return this.scanTrailers(buf, i, end);
+        default:
+          throw new Error(`parser state ${state} in body scan`);
+      }
+    }
+    this.state = state;
+    return i;
+  }
+
+  /**
+   * Trailers are checked in place and dropped, never gathered. The origin handed to the
+   * head scan only carries the size budget across reads.
+   */
+  private scanTrailers(buf: Buffer, i: number, end: number): number {
+    const origin = i - this.trailerBytes;
+    const stop = this.scanHead(buf, i, end, origin);
+    this.trailerBytes = stop - origin;
+    return stop;
+  }
+
+  private finishMessage(): void {
+    const request = this.request as Request;
+    const parts = this.bodyParts;
+    if (parts.length === 1) request.body = parts[0] as Buffer;
+    else if (parts.length > 1) request.body = Buffer.concat(parts);
+    this.bodyParts = [];
+    this.request = null;
+    this.message = request;
+    this.state = State.MessageStart;
+    this.fieldCount = 0;
+    this.inTrailers = false;
+    this.trailerBytes = 0;
+  }
+}
+
+/** 0 for HTTP/1.0 and HTTP/1.1, 505 for another well-formed version, 400 otherwise. */
+function versionStatus(buf: Buffer, start: number, end: number): number {
+  if (end - start !== 8) return 400;
+  if (buf[start] !== 0x48 || buf[start + 1] !== 0x54 || buf[start + 2] !== 0x54 || buf[start + 3] !== 0x50 || buf[start + 4] !== 0x2f) return 400;
+  const major = (buf[start + 5] as number) - 0x30;
+  const minor = (buf[start + 7] as number) - 0x30;
+  if (major < 0 || major > 9 || minor < 0 || minor > 9 || buf[start + 6] !== 0x2e) return 400;
+  return major === 1 && minor <= 1 ? 0 : 505;
+}
+
+function methodString(buf: Buffer, start: number, end: number): string {
+  for (const known of KNOWN_METHODS) {
+    if (known.length !== end - start) continue;
+    let n = 0;
+    while (n < known.length && buf[start + n] === known.charCodeAt(n)) n++;
+    if (n === known.length) return known;
+  }
+  return buf.toString('latin1', start, end);
+}
+
+/** A Content-Length value: 1*DIGIT, or a list of identical ones (RFC 9110 8.6); -1 when invalid. */
+function parseContentLength(value: string): number {
+  let result = -1;
+  for (const part of value.split(',')) {
+    const digits = part.trim();
+    if (digits.length === 0 || digits.length > 15 || !/^[0-9]+$/.test(digits)) return -1;
+    const n = Number(digits);
+    if (result !== -1 && n !== result) return -1;
+    result = n;
+  }
+  return result;
+}
+
+/** Applies one Connection header's options to the close decision. */
+function connectionOption(value: string, close: boolean, minor: number): boolean {
+  for (const raw of value.split(',')) {
+    const option = raw.trim().toLowerCase();
+    if (option === 'close') return true;
+    if (option === 'keep-alive' && minor === 0) close = false;
+  }
+  return close;
+}
