@@ -1,0 +1,157 @@
+// A real Kubernetes control plane for tests: Debian's etcd and a kube-apiserver built
+// from Debian's kubernetes source package (test/setup/install.sh), on free loopback
+// ports, with a static admin token and a kubeconfig for kubectl and the client.
+
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { request } from 'node:https';
+import { request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freePort } from './ports.js';
+import { run, TestProcess } from './processes.js';
+import { testCache } from './environment.js';
+
+export const ADMIN_TOKEN = 'k2i-test-admin-token';
+
+export class KubernetesControlPlane {
+  readonly dir: string;
+  readonly kubeconfig: string;
+  apiServerUrl = '';
+  caFile = '';
+  private etcd: TestProcess | null = null;
+  private apiServer: TestProcess | null = null;
+  private etcdClientPort = 0;
+  private etcdPeerPort = 0;
+  private apiPort = 0;
+
+  private constructor() {
+    this.dir = mkdtempSync(join(tmpdir(), 'k2i-kube-'));
+    this.kubeconfig = join(this.dir, 'kubeconfig');
+  }
+
+  /** Starts etcd and kube-apiserver; rejects with their logs when they do not come up. */
+  static async start(): Promise<KubernetesControlPlane> {
+    const plane = new KubernetesControlPlane();
+    try {
+      const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      writeFileSync(join(plane.dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
+      writeFileSync(join(plane.dir, 'sa.key'), privateKey.export({ type: 'pkcs1', format: 'pem' }));
+      writeFileSync(join(plane.dir, 'tokens.csv'), `${ADMIN_TOKEN},admin,1,"system:masters"\n`);
+      plane.etcdClientPort = await freePort();
+      plane.etcdPeerPort = await freePort();
+      plane.apiPort = await freePort();
+      await plane.startEtcd();
+      await plane.startApiServer();
+      plane.writeKubeconfig();
+      return plane;
+    } catch (error) {
+      await plane.stop();
+      throw error;
+    }
+  }
+
+  async startEtcd(): Promise<void> {
+    const client = `http://127.0.0.1:${this.etcdClientPort}`;
+    const peer = `http://127.0.0.1:${this.etcdPeerPort}`;
+    this.etcd = await TestProcess.start(
+      'etcd',
+      [
+        '--name', 't1', '--data-dir', join(this.dir, 'etcd-data'),
+        '--listen-client-urls', client, '--advertise-client-urls', client,
+        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
+        '--initial-cluster', `t1=${peer}`,
+      ],
+      { name: 'etcd', ready: () => httpOk(`${client}/health`) },
+    );
+  }
+
+  async startApiServer(): Promise<void> {
+    const binary = join(testCache(), 'bin', 'kube-apiserver');
+    this.apiServerUrl = `https://127.0.0.1:${this.apiPort}`;
+    this.apiServer = await TestProcess.start(
+      binary,
+      [
+        `--etcd-servers=http://127.0.0.1:${this.etcdClientPort}`,
+        '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${this.apiPort}`,
+        `--cert-dir=${join(this.dir, 'certs')}`,
+        '--service-account-issuer=https://kubernetes.default.svc',
+        `--service-account-key-file=${join(this.dir, 'sa.pub')}`,
+        `--service-account-signing-key-file=${join(this.dir, 'sa.key')}`,
+        `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
+        '--authorization-mode=RBAC', '--service-cluster-ip-range=10.96.0.0/24',
+        // No controller-manager runs, so the default ServiceAccount never exists.
+        '--disable-admission-plugins=ServiceAccount',
+      ],
+      { name: 'kube-apiserver', ready: () => this.ready(), readyTimeoutMs: 60_000 },
+    );
+    this.caFile = join(this.dir, 'certs', 'apiserver.crt');
+  }
+
+  /** Kills the API server (a crash, not a shutdown); etcd keeps running. */
+  async killApiServer(): Promise<void> {
+    await this.apiServer?.kill();
+    this.apiServer = null;
+  }
+
+  async killEtcd(): Promise<void> {
+    await this.etcd?.kill();
+    this.etcd = null;
+  }
+
+  private ready(): Promise<boolean> {
+    return new Promise((resolve) => {
+      const req = request(
+        `https://127.0.0.1:${this.apiPort}/readyz`,
+        { headers: { authorization: `Bearer ${ADMIN_TOKEN}` }, rejectUnauthorized: false, timeout: 1000 },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        },
+      );
+      req.on('error', () => resolve(false));
+      req.on('timeout', () => req.destroy());
+      req.end();
+    });
+  }
+
+  private writeKubeconfig(): void {
+    const ca = readFileSync(this.caFile).toString('base64');
+    writeFileSync(
+      this.kubeconfig,
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'test', cluster: { server: this.apiServerUrl, 'certificate-authority-data': ca } }],
+        users: [{ name: 'admin', user: { token: ADMIN_TOKEN } }],
+        contexts: [{ name: 'test', context: { cluster: 'test', user: 'admin' } }],
+        'current-context': 'test',
+      }),
+    );
+  }
+
+  /** Runs kubectl against this control plane; `input` goes to stdin (for `apply -f -`). */
+  kubectl(args: string[], input?: string): Promise<string> {
+    return run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], { input, env: { ...process.env, KUBECONFIG: this.kubeconfig } });
+  }
+
+  async stop(): Promise<void> {
+    await this.apiServer?.stop();
+    await this.etcd?.stop();
+    this.apiServer = null;
+    this.etcd = null;
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+export function httpOk(url: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = httpRequest(url, { timeout: 1000 }, (res) => {
+      res.resume();
+      resolve(res.statusCode === 200);
+    });
+    req.on('error', () => resolve(false));
+    req.on('timeout', () => req.destroy());
+    req.end();
+  });
+}

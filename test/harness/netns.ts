@@ -1,0 +1,107 @@
+// Network namespaces built as on a Kubernetes node: a node namespace with a bridge and
+// the metadata address on its loopback, and pod namespaces wired to the bridge by veth
+// pairs. Everything here lives inside the test's own namespaces and is deleted after.
+
+import { run } from './processes.js';
+import { runPrefix } from './environment.js';
+
+let counter = 0;
+
+export class NetworkNamespace {
+  readonly name: string;
+  private constructor(name: string) {
+    this.name = name;
+  }
+
+  static async create(label: string): Promise<NetworkNamespace> {
+    const name = `${runPrefix()}${label}${counter++}`;
+    await run('ip', ['netns', 'add', name]);
+    const ns = new NetworkNamespace(name);
+    await ns.ip('link', 'set', 'lo', 'up');
+    return ns;
+  }
+
+  /** The command prefix that runs a program inside this namespace. */
+  get prefix(): string[] {
+    return ['ip', 'netns', 'exec', this.name];
+  }
+
+  ip(...args: string[]): Promise<string> {
+    return run('ip', ['-n', this.name, ...args]);
+  }
+
+  exec(command: string, args: string[], options: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<string> {
+    return run('ip', ['netns', 'exec', this.name, command, ...args], options);
+  }
+
+  async delete(): Promise<void> {
+    // Processes left inside would keep the namespace alive through their sockets.
+    const pids = (await run('ip', ['netns', 'pids', this.name]).catch(() => '')).split(/\s+/).filter(Boolean);
+    for (const pid of pids) {
+      try {
+        process.kill(Number(pid), 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    }
+    await run('ip', ['netns', 'del', this.name]).catch(() => undefined);
+  }
+}
+
+export interface PodNetwork {
+  ns: NetworkNamespace;
+  ip: string;
+}
+
+export interface NodeTopology {
+  node: NetworkNamespace;
+  /** The node's address on the pod bridge, the DNAT target. */
+  nodeIp: string;
+  bridge: string;
+  pods: PodNetwork[];
+  delete(): Promise<void>;
+}
+
+export const METADATA_IP = '169.254.169.254';
+
+/**
+ * A node namespace (bridge `cni0` with 10.200.0.1/24, 169.254.169.254 on loopback) and
+ * `podCount` pod namespaces at 10.200.0.11, .12, ... routed through the node.
+ */
+export async function createNodeTopology(podCount: number): Promise<NodeTopology> {
+  const created: NetworkNamespace[] = [];
+  const topology: NodeTopology = {
+    node: undefined as unknown as NetworkNamespace,
+    nodeIp: '10.200.0.1',
+    bridge: 'cni0',
+    pods: [],
+    async delete() {
+      for (const ns of created.reverse()) await ns.delete();
+    },
+  };
+  try {
+    const node = await NetworkNamespace.create('node');
+    created.push(node);
+    topology.node = node;
+    await node.ip('addr', 'add', `${METADATA_IP}/32`, 'dev', 'lo');
+    await node.ip('link', 'add', 'cni0', 'type', 'bridge');
+    await node.ip('addr', 'add', '10.200.0.1/24', 'dev', 'cni0');
+    await node.ip('link', 'set', 'cni0', 'up');
+    for (let n = 0; n < podCount; n++) {
+      const pod = await NetworkNamespace.create('pod');
+      created.push(pod);
+      const ip = `10.200.0.${11 + n}`;
+      const hostSide = `veth${n}`;
+      await run('ip', ['link', 'add', hostSide, 'netns', node.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name]);
+      await node.ip('link', 'set', hostSide, 'master', 'cni0', 'up');
+      await pod.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+      await pod.ip('link', 'set', 'eth0', 'up');
+      await pod.ip('route', 'add', 'default', 'via', '10.200.0.1');
+      topology.pods.push({ ns: pod, ip });
+    }
+    return topology;
+  } catch (error) {
+    await topology.delete();
+    throw error;
+  }
+}
