@@ -255,7 +255,7 @@ export class RequestParser {
         case State.FieldValueOws: {
           while (i < limit && (buf[i] === SP || buf[i] === HTAB)) i++;
           if (i === limit) continue;
-          this.valueStart = i;
+          this.valueStart = i - origin;
           state = State.FieldValue;
           continue;
         }
@@ -265,11 +265,12 @@ export class RequestParser {
           if (i === limit) continue;
           if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid character in header value');
           // Trailing OWS is not part of the value; the whole head is in `buf`, so look back.
-          let e = i;
-          while (e > this.valueStart && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
           if (!this.inTrailers) {
+            const valueStart = origin + this.valueStart;
+            let e = i;
+            while (e > valueStart && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
             const f = this.fieldCount * 4;
-            this.fields[f + 2] = this.valueStart - origin;
+            this.fields[f + 2] = this.valueStart;
             this.fields[f + 3] = e - origin;
           }
           state = State.FieldValueLf;
