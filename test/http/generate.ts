@@ -72,6 +72,7 @@ function body(random: Random): string {
 /** A request from the grammar; mostly valid, sometimes with a wrong version or method. */
 export function grammarRequest(random: Random): string {
   let head = `${random.pick(METHODS)} ${random.pick(TARGETS)} ${random.pick(VERSIONS)}\r\n`;
+  if (random.int(10) !== 0) head += 'Host: 169.254.169.254\r\n';
   const count = random.int(6);
   for (let n = 0; n < count; n++) head += `${random.pick(HEADERS)}\r\n`;
   if (random.int(6) === 0) head += `${random.pick(SMUGGLING)}\r\n`;
