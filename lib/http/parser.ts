@@ -46,8 +46,20 @@ const enum State {
 
 const MAX_CHUNK_SIZE_DIGITS = 8;
 
-/** Methods a client sends every time, interned so the hot path makes no string for them. */
+/** Methods and header names that clients send every time, interned so the hot path makes no string for them. */
 const KNOWN_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH'];
+const KNOWN_HEADERS = [
+  'host', 'user-agent', 'accept', 'accept-encoding', 'connection', 'content-length', 'content-type',
+  'transfer-encoding', 'expect', 'x-aws-ec2-metadata-token', 'x-aws-ec2-metadata-token-ttl-seconds',
+  'x-forwarded-for', 'amz-sdk-invocation-id', 'amz-sdk-request',
+];
+
+declare module 'node:buffer' {
+  interface Buffer {
+    /** Node's own latin1 decoder, without `toString`'s argument handling. */
+    latin1Slice(start: number, end: number): string;
+  }
+}
 
 export class RequestParser {
   /** The request that `execute` finished, until the caller takes it with `take()`. */
@@ -70,7 +82,6 @@ export class RequestParser {
   private versionStart = 0;
   private fieldCount = 0;
   private readonly fields: Int32Array; // [nameStart, nameEnd, valueStart, valueEnd] per field
-  private valueStart = 0;
   private inTrailers = false;
   private trailerBytes = 0;
   // Body state.
@@ -179,129 +190,125 @@ export class RequestParser {
 
   /**
    * Runs the head states over `buf[i..end)`; `origin` is where the message starts in
-   * `buf`. Returns where it stopped.
+   * `buf`. Returns where it stopped. The states run in the order bytes arrive, so each
+   * stage falls through to the next without a dispatch; a stage that runs out of input
+   * saves its state, and the next read enters at that stage.
    */
   private scanHead(buf: Buffer, i: number, end: number, origin: number): number {
     const maxEnd = origin + this.limits.maxHeaderSize;
     const limit = end < maxEnd ? end : maxEnd;
     let state = this.state;
-    while (i < limit) {
-      switch (state) {
-        case State.Method: {
-          while (i < limit && TOKEN[buf[i] as number] === 1) i++;
-          if (i === limit) continue;
-          if (buf[i] !== SP || i === origin) return this.fail(400, 'invalid method');
-          this.methodEnd = i - origin;
-          this.targetStart = i + 1 - origin;
-          state = State.Target;
+    if (state === State.Method) {
+      while (i < limit && TOKEN[buf[i] as number] === 1) i++;
+      if (i === limit) return this.outOfInput(state, i, maxEnd);
+      if (buf[i] !== SP || i === origin) return this.fail(400, 'invalid method');
+      this.methodEnd = i - origin;
+      this.targetStart = ++i - origin;
+      state = State.Target;
+    }
+    if (state === State.Target) {
+      while (i < limit && TARGET[buf[i] as number] === 1) i++;
+      if (i === limit) return this.outOfInput(state, i, maxEnd);
+      if (buf[i] !== SP || i - origin === this.targetStart) return this.fail(400, 'invalid request target');
+      this.targetEnd = i - origin;
+      this.versionStart = ++i - origin;
+      state = State.Version;
+    }
+    if (state === State.Version) {
+      const versionEnd = origin + this.versionStart + 8;
+      while (i < limit && i < versionEnd && buf[i] !== CR && buf[i] !== LF) i++;
+      if (i === limit) return this.outOfInput(state, i, maxEnd);
+      const status = versionStatus(buf, origin + this.versionStart, i);
+      if (status !== 0) return this.fail(status, status === 505 ? 'HTTP version not supported' : 'invalid HTTP version');
+      if (buf[i] !== CR) return this.fail(400, buf[i] === LF ? 'bare LF' : 'invalid HTTP version');
+      i++;
+      state = State.RequestLineLf;
+    }
+    if (state === State.RequestLineLf) {
+      if (i === limit) return this.outOfInput(state, i, maxEnd);
+      if (buf[i++] !== LF) return this.fail(400, 'bare CR');
+      state = State.FieldStart;
+    }
+    // One header (or trailer) line per turn.
+    for (;;) {
+      if (state === State.FieldStart) {
+        if (i === limit) return this.outOfInput(state, i, maxEnd);
+        const c = buf[i] as number;
+        if (c === CR) {
           i++;
-          continue;
-        }
-        case State.Target: {
-          while (i < limit && TARGET[buf[i] as number] === 1) i++;
-          if (i === limit) continue;
-          if (buf[i] !== SP || i - origin === this.targetStart) return this.fail(400, 'invalid request target');
-          this.targetEnd = i - origin;
-          this.versionStart = i + 1 - origin;
-          state = State.Version;
-          i++;
-          continue;
-        }
-        case State.Version: {
-          while (i < limit && buf[i] !== CR && buf[i] !== LF && i - origin - this.versionStart < 8) i++;
-          if (i === limit) continue;
-          const status = versionStatus(buf, origin + this.versionStart, i);
-          if (status !== 0) return this.fail(status, status === 505 ? 'HTTP version not supported' : 'invalid HTTP version');
-          if (buf[i] !== CR) return this.fail(400, buf[i] === LF ? 'bare LF' : 'invalid HTTP version');
-          state = State.RequestLineLf;
-          i++;
-          continue;
-        }
-        case State.RequestLineLf:
-        case State.FieldValueLf:
-          if (buf[i] !== LF) return this.fail(400, 'bare CR');
-          if (state === State.FieldValueLf) this.fieldCount++;
-          state = State.FieldStart;
-          i++;
-          continue;
-        case State.FieldStart: {
-          const c = buf[i] as number;
-          if (c === CR) {
-            state = State.HeadEndLf;
-            i++;
-            continue;
+          state = State.HeadEndLf;
+        } else {
+          if (TOKEN[c] !== 1) {
+            if (c === SP || c === HTAB) return this.fail(400, this.fieldCount === 0 ? 'whitespace before first header' : 'obsolete line folding');
+            return this.fail(400, c === LF ? 'bare LF' : 'invalid header name');
           }
-          if (c === SP || c === HTAB) return this.fail(400, this.fieldCount === 0 ? 'whitespace before first header' : 'obsolete line folding');
-          if (c === LF) return this.fail(400, 'bare LF');
-          if (TOKEN[c] !== 1) return this.fail(400, 'invalid header name');
           if (this.fieldCount >= this.limits.maxHeaders) return this.fail(431, 'too many headers');
-          if (!this.inTrailers) this.fields[this.fieldCount * 4] = i - origin;
+          this.fields[this.fieldCount * 4] = i - origin;
+          i++;
           state = State.FieldName;
-          i++;
-          continue;
         }
-        case State.FieldName: {
-          while (i < limit && TOKEN[buf[i] as number] === 1) i++;
-          if (i === limit) continue;
-          const c = buf[i];
-          if (c !== COLON) {
-            return this.fail(400, c === SP || c === HTAB ? 'whitespace between header name and colon' : 'invalid header name');
-          }
-          if (!this.inTrailers) this.fields[this.fieldCount * 4 + 1] = i - origin;
-          state = State.FieldValueOws;
-          i++;
-          continue;
-        }
-        case State.FieldValueOws: {
-          while (i < limit && (buf[i] === SP || buf[i] === HTAB)) i++;
-          if (i === limit) continue;
-          this.valueStart = i - origin;
-          state = State.FieldValue;
-          continue;
-        }
-        case State.FieldValue: {
-          let c = 0;
-          while (i < limit && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
-          if (i === limit) continue;
-          if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid character in header value');
-          // Trailing OWS is not part of the value; the whole head is in `buf`, so look back.
-          if (!this.inTrailers) {
-            const valueStart = origin + this.valueStart;
-            let e = i;
-            while (e > valueStart && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
-            const f = this.fieldCount * 4;
-            this.fields[f + 2] = this.valueStart;
-            this.fields[f + 3] = e - origin;
-          }
-          state = State.FieldValueLf;
-          i++;
-          continue;
-        }
-        case State.HeadEndLf:
-          if (buf[i] !== LF) return this.fail(400, 'bare CR');
-          i++;
-          if (this.inTrailers) {
-            this.finishMessage();
-            return i;
-          }
-          this.state = state;
-          return this.headComplete(buf, origin, i);
-        default:
-          throw new Error(`parser state ${state} in head scan`);
       }
+      if (state === State.FieldName) {
+        while (i < limit && TOKEN[buf[i] as number] === 1) i++;
+        if (i === limit) return this.outOfInput(state, i, maxEnd);
+        const c = buf[i];
+        if (c !== COLON) return this.fail(400, c === SP || c === HTAB ? 'whitespace between header name and colon' : 'invalid header name');
+        this.fields[this.fieldCount * 4 + 1] = i++ - origin;
+        state = State.FieldValueOws;
+      }
+      if (state === State.FieldValueOws) {
+        while (i < limit && (buf[i] === SP || buf[i] === HTAB)) i++;
+        if (i === limit) return this.outOfInput(state, i, maxEnd);
+        this.fields[this.fieldCount * 4 + 2] = i - origin;
+        state = State.FieldValue;
+      }
+      if (state === State.FieldValue) {
+        let c = 0;
+        while (i < limit && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
+        if (i === limit) return this.outOfInput(state, i, maxEnd);
+        if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid character in header value');
+        // Trailing OWS is not part of the value; the whole head is in `buf`, so look back.
+        const f = this.fieldCount * 4;
+        const valueStart = origin + (this.fields[f + 2] as number);
+        let e = i;
+        while (e > valueStart && (buf[e - 1] === SP || buf[e - 1] === HTAB)) e--;
+        this.fields[f + 3] = e - origin;
+        i++;
+        state = State.FieldValueLf;
+      }
+      if (state === State.FieldValueLf) {
+        if (i === limit) return this.outOfInput(state, i, maxEnd);
+        if (buf[i++] !== LF) return this.fail(400, 'bare CR');
+        this.fieldCount++;
+        state = State.FieldStart;
+        continue;
+      }
+      // HeadEndLf: the blank line that ends the head.
+      if (i === limit) return this.outOfInput(state, i, maxEnd);
+      if (buf[i++] !== LF) return this.fail(400, 'bare CR');
+      if (this.inTrailers) {
+        this.finishMessage();
+        return i;
+      }
+      this.state = state;
+      return this.headComplete(buf, origin, i);
     }
+  }
+
+  /** The read ended inside the head: keep the state, or refuse if the head is too large. */
+  private outOfInput(state: State, i: number, maxEnd: number): number {
     this.state = state;
-    if (i >= maxEnd) {
-      if (state === State.Method || state === State.Target) return this.fail(414, 'request line too long');
-      return this.fail(431, this.inTrailers ? 'trailer section too large' : 'header section too large');
-    }
-    return i;
+    if (i < maxEnd) return i;
+    if (state === State.Method || state === State.Target) return this.fail(414, 'request line too long');
+    return this.fail(431, this.inTrailers ? 'trailer section too large' : 'header section too large');
   }
 
   /** The head is complete in `buf[origin..headEnd)`: build the request and pick the framing. */
   private headComplete(buf: Buffer, origin: number, headEnd: number): number {
+    // One string for the whole head; its parts are substrings, cheaper than a decode each.
+    const head = buf.latin1Slice(origin, headEnd);
     const method = methodString(buf, origin, origin + this.methodEnd);
-    const target = buf.toString('latin1', origin + this.targetStart, origin + this.targetEnd);
+    const target = head.slice(this.targetStart, this.targetEnd);
     const minor = (buf[origin + this.versionStart + 7] as number) - 0x30;
     const count = this.fieldCount;
     const headers: string[] = new Array(count * 2);
@@ -313,8 +320,8 @@ export class RequestParser {
     let expectContinue = false;
     for (let n = 0; n < count; n++) {
       const f = n * 4;
-      const name = buf.toString('latin1', origin + (this.fields[f] as number), origin + (this.fields[f + 1] as number)).toLowerCase();
-      const value = buf.toString('latin1', origin + (this.fields[f + 2] as number), origin + (this.fields[f + 3] as number));
+      const name = headerName(buf, head, origin, this.fields[f] as number, this.fields[f + 1] as number);
+      const value = head.slice(this.fields[f + 2] as number, this.fields[f + 3] as number);
       headers[n * 2] = name;
       headers[n * 2 + 1] = value;
       switch (name) {
@@ -493,6 +500,7 @@ function versionStatus(buf: Buffer, start: number, end: number): number {
   return major === 1 && minor <= 1 ? 0 : 505;
 }
 
+/** Methods are case-sensitive: only an exact match is interned. */
 function methodString(buf: Buffer, start: number, end: number): string {
   for (const known of KNOWN_METHODS) {
     if (known.length !== end - start) continue;
@@ -500,7 +508,21 @@ function methodString(buf: Buffer, start: number, end: number): string {
     while (n < known.length && buf[start + n] === known.charCodeAt(n)) n++;
     if (n === known.length) return known;
   }
-  return buf.toString('latin1', start, end);
+  return buf.latin1Slice(start, end);
+}
+
+/** A header name in lower case; names are case-insensitive, and known ones are interned. */
+function headerName(buf: Buffer, head: string, origin: number, nameStart: number, nameEnd: number): string {
+  const start = origin + nameStart;
+  const length = nameEnd - nameStart;
+  for (const known of KNOWN_HEADERS) {
+    if (known.length !== length) continue;
+    let n = 0;
+    // Token characters only: OR-ing 0x20 lower-cases letters and leaves '-' and digits alone.
+    while (n < length && ((buf[start + n] as number) | 0x20) === known.charCodeAt(n)) n++;
+    if (n === length) return known;
+  }
+  return head.slice(nameStart, nameEnd).toLowerCase();
 }
 
 /** A Content-Length value: 1*DIGIT, or a list of identical ones (RFC 9110 8.6); -1 when invalid. */
@@ -518,6 +540,9 @@ function parseContentLength(value: string): number {
 
 /** Applies one Connection header's options to the close decision. */
 function connectionOption(value: string, close: boolean, minor: number): boolean {
+  // The usual single option, decided without splitting the value.
+  if (value === 'keep-alive' || value === 'Keep-Alive') return minor === 0 ? false : close;
+  if (value === 'close' || value === 'Close') return true;
   for (const raw of value.split(',')) {
     const option = raw.trim().toLowerCase();
     if (option === 'close') return true;

@@ -1,0 +1,22 @@
+# Build stage: full dev install, compile to dist/.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json tsconfig.json ./
+RUN npm ci --no-audit --no-fund
+COPY lib lib
+COPY bin bin
+RUN npx tsc -p .
+
+# Runtime stage: production dependencies, the compiled program, and the iptables tools
+# that --iptables needs.
+FROM node:20-bookworm-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends iptables \
+ && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist/lib dist/lib
+COPY --from=build /app/dist/bin dist/bin
+ENTRYPOINT ["node", "/app/dist/bin/kube2iam.js"]

@@ -1,0 +1,124 @@
+// Shared pieces of the benchmark scenarios: servers in child processes pinned to one
+// core, wrk pinned to the other, on loopback only.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
+import { createServer } from 'node:net';
+import { readFileSync } from 'node:fs';
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
+
+/** Cores for the server under test and the load generator, when the machine has two. */
+const PIN = availableParallelism() >= 2 && spawnSync('taskset', ['-V']).status === 0;
+const SERVER_CPU = '0';
+const LOAD_CPU = '1';
+
+export function pinned(cpu: string, command: string, args: string[]): [string, string[]] {
+  return PIN ? ['taskset', ['-c', cpu, command, ...args]] : [command, args];
+}
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => (address !== null && typeof address === 'object' ? resolve(address.port) : reject(new Error('no port'))));
+    });
+  });
+}
+
+export class BenchServer {
+  readonly name: string;
+  readonly port: number;
+  private readonly child: ChildProcess;
+
+  private constructor(name: string, port: number, child: ChildProcess) {
+    this.name = name;
+    this.port = port;
+    this.child = child;
+  }
+
+  /** Starts `node script ...args PORT` on the server core and waits for its "ready" line. */
+  static async start(name: string, script: string, args: string[]): Promise<BenchServer> {
+    const port = await freePort();
+    const [command, argv] = pinned(SERVER_CPU, process.execPath, [script, ...args, String(port)]);
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+    let output = '';
+    await new Promise<void>((resolve, reject) => {
+      child.stdout?.on('data', (d: Buffer) => {
+        output += d.toString();
+        if (output.includes('ready')) resolve();
+      });
+      child.once('exit', (code) => reject(new Error(`${name} exited ${code} before it was ready`)));
+    });
+    return new BenchServer(name, port, child);
+  }
+
+  /** CPU time (user + system) the server has used so far, in ms, from /proc. */
+  cpuMs(): number {
+    const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+    // utime and stime are fields 14 and 15 of stat; after the ") " split they are at 11 and 12.
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+  }
+
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    this.child.kill('SIGKILL');
+    await once(this.child, 'exit');
+  }
+}
+
+export interface LoadResult {
+  requests: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+function toMs(value: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
+  if (m === null) throw new Error(`cannot read wrk latency ${value}`);
+  const n = Number(m[1]);
+  return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
+}
+
+/** wrk with keep-alive connections against a loopback URL, for `seconds`. */
+export function wrk(url: string, connections: number, seconds: number): LoadResult {
+  if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`load tests target loopback only: ${url}`);
+  const [command, args] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+  const run = spawnSync(command, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
+  if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr || run.error?.message}`);
+  const out = run.stdout;
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
+  const p50 = /^\s+50%\s+(\S+)/m.exec(out);
+  const p99 = /^\s+99%\s+(\S+)/m.exec(out);
+  if (rps === null || p50 === null || p99 === null) throw new Error(`cannot read wrk output:\n${out}`);
+  const errors = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const socketErrorCount = socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0);
+  const requests = /(\d+) requests in/.exec(out);
+  return {
+    requests: Number(requests?.[1] ?? 0),
+    requestsPerSecond: Number(rps[1]),
+    p50Ms: toMs(p50[1] as string),
+    p99Ms: toMs(p99[1] as string),
+    errors: Number(errors?.[1] ?? 0) + socketErrorCount,
+  };
+}
+
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 === 1 ? (sorted[mid] as number) : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
+/** One scenario's part of RESULTS.md and of the raw JSON. */
+export interface Section {
+  id: string;
+  title: string;
+  markdown: string;
+  raw: unknown;
+}

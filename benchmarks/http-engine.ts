@@ -1,0 +1,68 @@
+// Scenario: the HTTP engine against node:http and a floor, one fixed 1.2 KB response,
+// keep-alive, 32 connections, runs alternating between the three servers.
+
+import { fileURLToPath } from 'node:url';
+import { BenchServer, median, wrk, type LoadResult, type Section } from './harness.js';
+
+const SERVER_SCRIPT = fileURLToPath(new URL('./servers/fixed-response.js', import.meta.url));
+const KINDS = [
+  { kind: 'engine', label: 'this engine (lib/http)' },
+  { kind: 'node-http', label: 'node:http' },
+  { kind: 'floor', label: 'floor: bare net.Server writing a fixed buffer' },
+] as const;
+
+export interface HttpEngineOptions {
+  rounds: number;
+  seconds: number;
+  connections: number;
+}
+
+export async function httpEngineScenario(options: HttpEngineOptions): Promise<Section> {
+  const servers = await Promise.all(KINDS.map(({ kind }) => BenchServer.start(kind, SERVER_SCRIPT, [kind])));
+  const runs = new Map<string, Array<LoadResult & { cpuUsPerRequest: number }>>(KINDS.map(({ kind }) => [kind, []]));
+  try {
+    for (const server of servers) wrk(`http://127.0.0.1:${server.port}/`, options.connections, 2); // JIT warm-up
+    for (let round = 0; round < options.rounds; round++) {
+      // Rotate the order each round so no server always runs first or last.
+      for (let n = 0; n < servers.length; n++) {
+        const server = servers[(n + round) % servers.length] as BenchServer;
+        const cpuBefore = server.cpuMs();
+        const load = wrk(`http://127.0.0.1:${server.port}/`, options.connections, options.seconds);
+        const result = { ...load, cpuUsPerRequest: ((server.cpuMs() - cpuBefore) * 1000) / load.requests };
+        runs.get(server.name)?.push(result);
+        process.stderr.write(`  http-engine round ${round + 1} ${server.name}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms} ms, ${result.cpuUsPerRequest.toFixed(2)} us CPU/request\n`);
+      }
+    }
+  } finally {
+    await Promise.all(servers.map((s) => s.stop()));
+  }
+
+  const summary = KINDS.map(({ kind, label }) => {
+    const results = runs.get(kind) ?? [];
+    return {
+      kind,
+      label,
+      requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
+      p50Ms: median(results.map((r) => r.p50Ms)),
+      p99Ms: median(results.map((r) => r.p99Ms)),
+      cpuUsPerRequest: median(results.map((r) => r.cpuUsPerRequest)),
+      errors: results.reduce((sum, r) => sum + r.errors, 0),
+    };
+  });
+  const [engine, nodeHttp, floor] = summary as [typeof summary[0], typeof summary[0], typeof summary[0]];
+  const vsNode = engine.requestsPerSecond / nodeHttp.requestsPerSecond;
+  const vsFloor = engine.requestsPerSecond / floor.requestsPerSecond;
+  const rows = summary
+    .map((s) => `| ${s.label} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(2)} | ${(s.requestsPerSecond / nodeHttp.requestsPerSecond).toFixed(2)}x | ${(s.requestsPerSecond / floor.requestsPerSecond * 100).toFixed(0)}% | ${s.errors} |`)
+    .join('\n');
+  const markdown = [
+    `Fixed 1.2 KB response, keep-alive, ${options.connections} connections, wrk -t1, ${options.rounds} alternating rounds of ${options.seconds} s per server (median shown).`,
+    '',
+    '| Server | req/s | p50 ms | p99 ms | CPU µs/request | req/s vs node:http | req/s vs floor | errors |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|',
+    rows,
+    '',
+    `Targets: at least 1.5x node:http (measured ${vsNode.toFixed(2)}x: ${vsNode >= 1.5 ? 'met' : 'NOT met'}); at least 90% of the floor (measured ${(vsFloor * 100).toFixed(0)}%: ${vsFloor >= 0.9 ? 'met' : 'NOT met'}).`,
+  ].join('\n');
+  return { id: 'http-engine', title: 'HTTP engine: fixed response', markdown, raw: { options, runs: Object.fromEntries(runs), summary, vsNode, vsFloor } };
+}

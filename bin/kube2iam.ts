@@ -1,0 +1,42 @@
+#!/usr/bin/env node
+// Parses the flags and starts the app; stops it on SIGTERM or SIGINT.
+
+import { hideBin } from 'yargs/helpers';
+import { startApp } from '../lib/app.js';
+import { ConfigError, parseArgs } from '../lib/config.js';
+import { createLogger } from '../lib/log.js';
+
+const SHUTDOWN_GRACE_MS = 10_000;
+
+async function main(): Promise<void> {
+  let parsed;
+  try {
+    parsed = await parseArgs(hideBin(process.argv));
+  } catch (error) {
+    if (!(error instanceof ConfigError)) throw error;
+    process.stderr.write(`kube2iam: ${error.message.split('\n')[0]}\n`);
+    process.exit(2);
+  }
+  if (parsed.output !== undefined || parsed.config === undefined) {
+    process.stdout.write(`${parsed.output ?? ''}\n`);
+    return;
+  }
+  const log = createLogger(parsed.config);
+  const app = await startApp(parsed.config, log);
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    log.info({ signal }, 'shutting down');
+    const forced = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + 1000);
+    forced.unref();
+    void app.close().then(() => process.exit(0));
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`kube2iam: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+});

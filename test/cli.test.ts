@@ -1,0 +1,64 @@
+// The built program: flags, errors, serving, and shutdown on a signal.
+
+import t from 'tap';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { once } from 'node:events';
+import { VERSION } from '../lib/config.js';
+import { freePort } from './harness/ports.js';
+import { httpOk } from './harness/kubernetes.js';
+import { TestProcess } from './harness/processes.js';
+
+const PROGRAM = new URL('../dist/bin/kube2iam.js', import.meta.url).pathname;
+
+async function runProgram(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const child = spawn(process.execPath, [PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  return { code, stdout, stderr };
+}
+
+t.test('the version matches package.json', async (t) => {
+  const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
+  t.equal(VERSION, pkg.version);
+  const { code, stdout } = await runProgram(['--version']);
+  t.equal(code, 0);
+  t.equal(stdout.trim(), `Version: ${pkg.version}`);
+});
+
+t.test('--help lists the flags and exits 0', async (t) => {
+  const { code, stdout } = await runProgram(['--help']);
+  t.equal(code, 0);
+  t.match(stdout, /--app-port/);
+});
+
+for (const [args, pattern] of [
+  [['--no-such-flag'], /Unknown argument/],
+  [['--app-port', 'eighty'], /--app-port must be a port number/],
+  [['--app-port', '70000'], /--app-port must be a port number/],
+  [['--log-level', 'loud'], /--log-level must be one of/],
+  [['stray'], /Unknown argument|unexpected argument/],
+] as const) {
+  t.test(`bad flags ${args.join(' ')}: one line on stderr, exit 2`, async (t) => {
+    const { code, stderr } = await runProgram([...args]);
+    t.equal(code, 2);
+    t.match(stderr, pattern);
+    t.equal(stderr.trim().split('\n').length, 1, 'one line');
+  });
+}
+
+t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
+  const port = await freePort();
+  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json'], {
+    name: 'kube2iam',
+    ready: () => httpOk(`http://127.0.0.1:${port}/healthz`),
+  });
+  t.teardown(() => proc.kill());
+  const started = Date.now();
+  t.equal(await proc.stop(), 0, 'exit code 0');
+  t.ok(Date.now() - started < 3000, 'within the bound');
+  t.match(proc.log(), /"msg":"listening"/);
+});
