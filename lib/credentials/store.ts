@@ -1,0 +1,224 @@
+// CredentialStore: credentials for every (role ARN, external ID, session name) that an
+// indexed pod uses, fetched as soon as the pod is known and renewed ahead of expiry, so
+// a request is answered from memory and never waits for STS.
+//
+// - Keyed by every parameter sent to STS, never by role ARN alone: a pod only ever gets
+//   credentials fetched with its own parameters.
+// - Single-flight: one STS call per key at a time, however many pods or requests need it.
+// - Renewal: DurationSeconds is twice the session TTL, and an entry is renewed (with a
+//   little jitter) when less than the TTL remains, so answers carry at least the TTL.
+// - Failures: per-key exponential back-off with jitter, errors remembered for the error
+//   TTL, one token bucket for all STS calls of the node. While STS fails, the last good
+//   credentials are served until `staleMarginMs` before they expire; never after.
+// - Entries no pod uses any more are dropped, not renewed.
+
+import type { PreparedResponse } from '../http/index.js';
+import { credentialResponse } from './document.js';
+import { backoffDelay, TokenBucket } from './rate-limit.js';
+import { RefreshScheduler, type Scheduled } from './scheduler.js';
+import type { AssumeRoleRequest, RoleAssumer } from './sts.js';
+
+export type CredentialParameters = Omit<AssumeRoleRequest, 'durationSeconds'>;
+
+export interface CredentialStoreOptions {
+  /** kube2iam's --iam-role-session-ttl: credentials last twice this and are renewed when less remains. */
+  sessionTtlMs: number;
+  /** kube2iam's --iam-role-error-ttl: an error is answered, and not retried, for this long. */
+  errorTtlMs: number;
+  /** Credentials this close to expiry are never served. */
+  staleMarginMs: number;
+  /** STS calls per second for the whole node, and the burst allowed. */
+  stsRatePerSecond: number;
+  stsBurst: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  /** Renewals are spread over this fraction of the TTL before their due time. */
+  renewalJitter: number;
+  random: () => number;
+}
+
+export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'> = {
+  staleMarginMs: 60_000,
+  stsRatePerSecond: 20,
+  stsBurst: 40,
+  backoffBaseMs: 1_000,
+  backoffMaxMs: 60_000,
+  renewalJitter: 0.1,
+  random: Math.random,
+};
+
+/** The parameters as one string; the only identity an entry has. */
+export function credentialKey(p: CredentialParameters): string {
+  return JSON.stringify([p.roleArn, p.externalId, p.sessionName]);
+}
+
+export class CredentialEntry implements Scheduled {
+  readonly key: string;
+  readonly parameters: CredentialParameters;
+  /** The credential document, ready to write; null until the first success. */
+  response: PreparedResponse | null = null;
+  expiresAt = 0;
+  /** `response` may be served until this time. */
+  servableUntil = 0;
+  /** The last STS failure, one line; null after a success. */
+  lastError: string | null = null;
+  errorUntil = 0;
+  failures = 0;
+  users = 0;
+  dropped = false;
+  /** The STS call in flight, if any (single-flight). */
+  fetching: Promise<void> | null = null;
+  dueAt = 0;
+  heapIndex = -1;
+
+  constructor(key: string, parameters: CredentialParameters) {
+    this.key = key;
+    this.parameters = parameters;
+  }
+
+  /** The document to answer with at `now`, or null when there are no servable credentials. */
+  current(now: number): PreparedResponse | null {
+    return now < this.servableUntil ? this.response : null;
+  }
+}
+
+export class CredentialStats {
+  stsCalls = 0;
+  stsErrors = 0;
+  stsLatencyTotalMs = 0;
+  stsLatencyMaxMs = 0;
+  renewals = 0;
+  rateLimited = 0;
+  dropped = 0;
+}
+
+export class CredentialStore {
+  readonly stats = new CredentialStats();
+  private readonly options: CredentialStoreOptions;
+  private readonly assumer: RoleAssumer;
+  private readonly entries = new Map<string, CredentialEntry>();
+  private readonly owners = new Map<string, CredentialEntry>();
+  private readonly scheduler: RefreshScheduler<CredentialEntry>;
+  private readonly bucket: TokenBucket;
+  private closed = false;
+
+  constructor(assumer: RoleAssumer, options: Partial<CredentialStoreOptions> & Pick<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'>) {
+    this.assumer = assumer;
+    this.options = { ...DEFAULT_STORE_OPTIONS, ...options };
+    this.scheduler = new RefreshScheduler((entry, now) => this.due(entry, now));
+    this.bucket = new TokenBucket(this.options.stsRatePerSecond, this.options.stsBurst, Date.now());
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  /**
+   * `owner` (a pod) uses credentials with these parameters from now on. A new key is
+   * fetched at once. Returns the entry the owner's requests are answered from.
+   */
+  acquire(owner: string, parameters: CredentialParameters): CredentialEntry {
+    const key = credentialKey(parameters);
+    const previous = this.owners.get(owner);
+    if (previous !== undefined) {
+      if (previous.key === key) return previous;
+      this.unuse(previous);
+    }
+    let entry = this.entries.get(key);
+    if (entry === undefined) {
+      entry = new CredentialEntry(key, parameters);
+      this.entries.set(key, entry);
+      this.due(entry, Date.now());
+    }
+    entry.users++;
+    this.owners.set(owner, entry);
+    return entry;
+  }
+
+  /** `owner` is gone or no longer uses credentials. */
+  release(owner: string): void {
+    const entry = this.owners.get(owner);
+    if (entry === undefined) return;
+    this.owners.delete(owner);
+    this.unuse(entry);
+  }
+
+  /** The entry `owner` is answered from, if it has one. */
+  entryOf(owner: string): CredentialEntry | undefined {
+    return this.owners.get(owner);
+  }
+
+  close(): void {
+    this.closed = true;
+    this.scheduler.close();
+    this.assumer.close();
+  }
+
+  private unuse(entry: CredentialEntry): void {
+    if (--entry.users > 0) return;
+    entry.dropped = true;
+    this.entries.delete(entry.key);
+    this.scheduler.cancel(entry);
+    this.stats.dropped++;
+  }
+
+  /** The entry's fetch or renewal is due: start it unless a limit says later. */
+  private due(entry: CredentialEntry, now: number): void {
+    if (entry.dropped || entry.fetching !== null || this.closed) return;
+    if (now < entry.errorUntil) {
+      this.scheduler.schedule(entry, entry.errorUntil);
+      return;
+    }
+    if (!this.bucket.take(now)) {
+      this.stats.rateLimited++;
+      this.scheduler.schedule(entry, this.bucket.nextAt(now));
+      return;
+    }
+    this.fetch(entry, now);
+  }
+
+  private fetch(entry: CredentialEntry, started: number): void {
+    const o = this.options;
+    const renewal = entry.response !== null;
+    this.stats.stsCalls++;
+    if (renewal) this.stats.renewals++;
+    entry.fetching = this.assumer
+      .assumeRole({ ...entry.parameters, durationSeconds: Math.round((2 * o.sessionTtlMs) / 1000) })
+      .then(
+        (credentials) => {
+          const now = Date.now();
+          this.recordLatency(now - started);
+          if (entry.dropped) return;
+          entry.response = credentialResponse(credentials, new Date(now));
+          entry.expiresAt = credentials.expiration.getTime();
+          entry.servableUntil = entry.expiresAt - o.staleMarginMs;
+          entry.lastError = null;
+          entry.errorUntil = 0;
+          entry.failures = 0;
+          // Renew when less than the TTL remains, spread a little earlier; if STS granted
+          // less than asked, renew at half of what it granted.
+          const renewAt = entry.expiresAt - o.sessionTtlMs - o.random() * o.renewalJitter * o.sessionTtlMs;
+          this.scheduler.schedule(entry, Math.max(renewAt, now + (entry.expiresAt - now) / 2));
+        },
+        (error: unknown) => {
+          const now = Date.now();
+          this.recordLatency(now - started);
+          this.stats.stsErrors++;
+          if (entry.dropped) return;
+          entry.failures++;
+          entry.lastError = `assume role ${entry.parameters.roleArn}: ${error instanceof Error ? error.message : String(error)}`;
+          entry.errorUntil = now + o.errorTtlMs;
+          const delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
+          this.scheduler.schedule(entry, now + delay);
+        },
+      )
+      .finally(() => {
+        entry.fetching = null;
+      });
+  }
+
+  private recordLatency(ms: number): void {
+    this.stats.stsLatencyTotalMs += ms;
+    if (ms > this.stats.stsLatencyMaxMs) this.stats.stsLatencyMaxMs = ms;
+  }
+}
