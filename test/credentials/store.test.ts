@@ -1,0 +1,272 @@
+// The credential store against a real STS emulator (moto_server).
+
+import t from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CredentialStore, type CredentialEntry, type CredentialStoreOptions } from '../../lib/credentials/store.js';
+import { StsRoleAssumer, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
+import type { AssumedCredentials } from '../../lib/credentials/document.js';
+import { MotoServer } from '../harness/moto.js';
+import { run } from '../harness/processes.js';
+
+const ACCOUNT = '123456789012';
+const role = (name: string): string => `arn:aws:iam::${ACCOUNT}:role/${name}`;
+const KEYS = { accessKeyId: 'AKIDNODE', secretAccessKey: 'node-secret' };
+
+/** The real STS client, with every call it made recorded; the calls still go to moto. */
+class RecordingAssumer implements RoleAssumer {
+  readonly calls: Array<{ at: number; request: AssumeRoleRequest; expiration?: number; error?: string }> = [];
+  private readonly inner: StsRoleAssumer;
+  constructor(inner: StsRoleAssumer) {
+    this.inner = inner;
+  }
+  async assumeRole(request: AssumeRoleRequest): Promise<AssumedCredentials> {
+    const call: (typeof this.calls)[number] = { at: Date.now(), request };
+    this.calls.push(call);
+    try {
+      const credentials = await this.inner.assumeRole(request);
+      call.expiration = credentials.expiration.getTime();
+      return credentials;
+    } catch (error) {
+      call.error = (error as Error).message;
+      throw error;
+    }
+  }
+  close(): void {
+    this.inner.close();
+  }
+}
+
+function storeFor(moto: MotoServer, options: Partial<CredentialStoreOptions> = {}, keys = KEYS): { store: CredentialStore; sts: RecordingAssumer } {
+  const sts = new RecordingAssumer(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: keys, maxAttempts: 1 }));
+  const store = new CredentialStore(sts, { sessionTtlMs: 15 * 60_000, errorTtlMs: 0, ...options });
+  return { store, sts };
+}
+
+async function settled(entry: CredentialEntry): Promise<void> {
+  await entry.fetching;
+}
+
+function document(entry: CredentialEntry): Record<string, string> | null {
+  const response = entry.current(Date.now());
+  if (response === null) return null;
+  const bytes = response.bytes(0, false).toString();
+  return JSON.parse(bytes.slice(bytes.indexOf('\r\n\r\n') + 4)) as Record<string, string>;
+}
+
+t.test('a pod known to the store gets its credentials from memory: AssumeRole round trip', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto);
+  t.teardown(() => store.close());
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  await settled(entry);
+  const doc = document(entry);
+  t.equal(doc?.Code, 'Success');
+  t.equal(doc?.Type, 'AWS-HMAC');
+  t.match(doc?.AccessKeyId, /^ASIA/);
+  t.ok(doc?.Token);
+  t.match(doc?.Expiration, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$/);
+  const request = sts.calls[0]?.request;
+  t.same(request, { roleArn: role('app'), sessionName: 'demo.web', externalId: null, durationSeconds: 1800 }, 'DurationSeconds is twice the TTL');
+  const validFor = (sts.calls[0]?.expiration ?? 0) - Date.now();
+  t.ok(validFor > 29 * 60_000, `the answer carries ${Math.round(validFor / 60_000)} minutes`);
+});
+
+t.test('single-flight: many pods needing one key at once make one STS call', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto);
+  t.teardown(() => store.close());
+  const entries = Array.from({ length: 50 }, (_, n) => store.acquire(`pod-${n}`, { roleArn: role('shared'), sessionName: 'demo.web', externalId: null }));
+  await Promise.all(entries.map(settled));
+  t.equal(sts.calls.length, 1, 'one STS call');
+  t.ok(entries.every((e) => e === entries[0]), 'one shared entry');
+  t.equal(store.stats.stsCalls, 1);
+});
+
+t.test('external IDs are part of the key: a pod never gets credentials fetched with another pod’s', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto);
+  t.teardown(() => store.close());
+  const withId = store.acquire('pod-a', { roleArn: role('partner'), sessionName: 'demo.web', externalId: 'secret-id' });
+  const without = store.acquire('pod-b', { roleArn: role('partner'), sessionName: 'demo.web', externalId: null });
+  const otherId = store.acquire('pod-c', { roleArn: role('partner'), sessionName: 'demo.web', externalId: 'other-id' });
+  await Promise.all([withId, without, otherId].map(settled));
+  t.equal(new Set([withId, without, otherId]).size, 3, 'three entries');
+  t.equal(sts.calls.length, 3, 'three STS calls');
+  t.same(sts.calls.map((c) => c.request.externalId).sort(), [null, 'other-id', 'secret-id'].sort());
+  const keys = [withId, without, otherId].map((e) => document(e)?.AccessKeyId);
+  t.equal(new Set(keys).size, 3, 'three different credentials');
+});
+
+t.test('credentials are renewed ahead of expiry, and every answer carries at least the TTL', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const ttl = 1500;
+  const { store, sts } = storeFor(moto, { sessionTtlMs: ttl, staleMarginMs: 200 });
+  t.teardown(() => store.close());
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  await settled(entry);
+  const first = document(entry)?.AccessKeyId;
+  const minimum = { validity: Infinity };
+  const deadline = Date.now() + 4200;
+  while (Date.now() < deadline) {
+    const valid = entry.expiresAt - Date.now();
+    if (entry.current(Date.now()) !== null) minimum.validity = Math.min(minimum.validity, valid);
+    await sleep(20);
+  }
+  t.ok(sts.calls.length >= 3, `${sts.calls.length} STS calls in 4.2 s with 3 s credentials`);
+  for (let n = 1; n < sts.calls.length; n++) {
+    const left = (sts.calls[n - 1]?.expiration ?? 0) - (sts.calls[n]?.at ?? 0);
+    t.ok(left <= ttl + 50 && left >= ttl * 0.85 - 50, `renewal ${n} with ${left} ms left (TTL ${ttl})`);
+  }
+  t.ok(minimum.validity >= ttl * 0.85 - 100, `every answer had at least ${minimum.validity} ms left`);
+  t.not(document(entry)?.AccessKeyId, first, 'renewed credentials are new ones');
+  t.equal(store.stats.stsErrors, 0);
+});
+
+t.test('while STS is down the last good credentials are served until shortly before expiry, then recovered', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const ttl = 2000;
+  const margin = 1000;
+  const { store, sts } = storeFor(moto, { sessionTtlMs: ttl, staleMarginMs: margin, backoffBaseMs: 200, backoffMaxMs: 400, renewalJitter: 0 });
+  t.teardown(() => store.close());
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  await settled(entry);
+  const good = document(entry)?.AccessKeyId;
+  const expiresAt = entry.expiresAt;
+  await moto.stop();
+
+  await sleep(Math.max(0, expiresAt - ttl - Date.now()) + 400); // past the renewal time
+  t.ok(store.stats.stsErrors >= 1, 'the renewal failed');
+  t.equal(document(entry)?.AccessKeyId, good, 'still serving the last good credentials');
+  t.match(entry.lastError ?? '', /assume role arn:aws:iam::123456789012:role\/app/);
+
+  await sleep(Math.max(0, expiresAt - margin - Date.now()) + 50);
+  t.equal(entry.current(Date.now()), null, 'never served within the margin of expiry');
+  const errorsBefore = store.stats.stsErrors;
+  await sleep(900);
+  t.ok(store.stats.stsErrors > errorsBefore, 'retries continue with back-off');
+  const retryGaps = sts.calls.slice(1).map((c, n) => c.at - (sts.calls[n]?.at ?? 0));
+  t.ok(retryGaps.slice(1).every((gap) => gap >= 90), `retries spaced by back-off: ${retryGaps.join(', ')} ms`);
+
+  await moto.start();
+  const restarted = Date.now();
+  while (entry.current(Date.now()) === null && Date.now() - restarted < 5000) await sleep(20);
+  t.ok(entry.current(Date.now()) !== null, `recovered ${Date.now() - restarted} ms after STS came back`);
+  t.not(document(entry)?.AccessKeyId, good, 'with new credentials');
+  t.equal(entry.lastError, null);
+});
+
+t.test('entries no pod uses are dropped, not renewed', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto, { sessionTtlMs: 1000 });
+  t.teardown(() => store.close());
+  const a = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  store.acquire('pod-b', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  await settled(a);
+  store.release('pod-a');
+  t.equal(store.size, 1, 'still used by pod-b');
+  store.release('pod-b');
+  t.equal(store.size, 0, 'dropped with its last user');
+  t.ok(a.dropped);
+  const calls = sts.calls.length;
+  await sleep(1500);
+  t.equal(sts.calls.length, calls, 'no renewal after the drop');
+  t.equal(store.entryOf('pod-a'), undefined);
+});
+
+t.test('a pod that changes role moves to the new key and releases the old one', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store } = storeFor(moto);
+  t.teardown(() => store.close());
+  const first = store.acquire('pod-a', { roleArn: role('one'), sessionName: 'demo.web', externalId: null });
+  const second = store.acquire('pod-a', { roleArn: role('two'), sessionName: 'demo.web', externalId: null });
+  await settled(second);
+  t.not(first, second);
+  t.ok(first.dropped, 'old key dropped');
+  t.equal(store.entryOf('pod-a'), second);
+  t.equal(store.size, 1);
+});
+
+t.test('the node-wide STS rate limit spreads a burst of new keys', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto, { stsRatePerSecond: 10, stsBurst: 3 });
+  t.teardown(() => store.close());
+  const entries = Array.from({ length: 10 }, (_, n) => store.acquire(`pod-${n}`, { roleArn: role(`r${n}`), sessionName: `ns.w${n}`, externalId: null }));
+  const started = Date.now();
+  while (entries.some((e) => e.response === null) && Date.now() - started < 5000) await sleep(10);
+  t.ok(entries.every((e) => e.response !== null), 'all fetched');
+  const span = (sts.calls.at(-1)?.at ?? 0) - (sts.calls[0]?.at ?? 0);
+  t.ok(span >= 600, `10 calls at 10/s with a burst of 3 took ${span} ms`);
+  t.ok(store.stats.rateLimited > 0);
+});
+
+t.test('the endpoint can come from AWS_ENDPOINT_URL_STS, as with every AWS SDK', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const saved = process.env.AWS_ENDPOINT_URL_STS;
+  process.env.AWS_ENDPOINT_URL_STS = moto.endpoint;
+  t.teardown(() => {
+    if (saved === undefined) delete process.env.AWS_ENDPOINT_URL_STS;
+    else process.env.AWS_ENDPOINT_URL_STS = saved;
+  });
+  const sts = new StsRoleAssumer({ region: 'us-east-1', credentials: KEYS, maxAttempts: 1 });
+  t.teardown(() => sts.close());
+  const credentials = await sts.assumeRole({ roleArn: role('app'), sessionName: 'demo.web', externalId: null, durationSeconds: 900 });
+  t.match(credentials.accessKeyId, /^ASIA/);
+});
+
+t.test('AccessDenied from IAM-enforcing STS is a clear error and does not disturb other roles', async (t) => {
+  const moto = await MotoServer.start({ initialNoAuthActionCount: 3 });
+  t.teardown(() => moto.stop());
+  // The three unauthenticated calls moto allows create the node's IAM user and policy.
+  const aws = (args: string[]): Promise<string> =>
+    run('aws', ['--endpoint-url', moto.endpoint, '--region', 'us-east-1', '--output', 'json', ...args], {
+      env: { ...process.env, AWS_ACCESS_KEY_ID: 'bootstrap', AWS_SECRET_ACCESS_KEY: 'bootstrap', AWS_EC2_METADATA_DISABLED: 'true' },
+    });
+  await aws(['iam', 'create-user', '--user-name', 'node']);
+  const key = (JSON.parse(await aws(['iam', 'create-access-key', '--user-name', 'node'])) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } }).AccessKey;
+  await aws([
+    'iam', 'put-user-policy', '--user-name', 'node', '--policy-name', 'assume',
+    '--policy-document', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `arn:aws:iam::${ACCOUNT}:role/allowed-*` }] }),
+  ]);
+  const { store } = storeFor(moto, { backoffBaseMs: 60_000 }, { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey });
+  t.teardown(() => store.close());
+  const allowed = store.acquire('pod-a', { roleArn: role('allowed-app'), sessionName: 'demo.a', externalId: null });
+  const denied = store.acquire('pod-b', { roleArn: role('denied-app'), sessionName: 'demo.b', externalId: null });
+  await Promise.all([settled(allowed), settled(denied)]);
+  t.ok(document(allowed)?.AccessKeyId, 'the allowed role has credentials');
+  t.equal(denied.current(Date.now()), null, 'the denied role has none');
+  t.match(denied.lastError ?? '', /^assume role arn:aws:iam::123456789012:role\/denied-app: AccessDenied: .*not authorized to perform: sts:AssumeRole/);
+  t.equal(denied.lastError?.includes('\n'), false, 'one line');
+});
+
+t.test('InvalidClientTokenId (the node’s own key unknown to STS) is a clear error', async (t) => {
+  const moto = await MotoServer.start({ initialNoAuthActionCount: 0 });
+  t.teardown(() => moto.stop());
+  const { store } = storeFor(moto, { backoffBaseMs: 60_000 }, { accessKeyId: 'AKIDUNKNOWN', secretAccessKey: 'nope' });
+  t.teardown(() => store.close());
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  await settled(entry);
+  t.equal(entry.current(Date.now()), null);
+  t.match(entry.lastError ?? '', /InvalidClientTokenId/);
+});
+
+t.test('errors are remembered for the error TTL: no new STS call before it ends', async (t) => {
+  const moto = await MotoServer.start({ initialNoAuthActionCount: 0 });
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto, { errorTtlMs: 800, backoffBaseMs: 10, backoffMaxMs: 20 }, { accessKeyId: 'AKIDUNKNOWN', secretAccessKey: 'nope' });
+  t.teardown(() => store.close());
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  await settled(entry);
+  await sleep(600);
+  t.equal(sts.calls.length, 1, 'no retry within the error TTL');
+  await sleep(600);
+  t.equal(sts.calls.length, 2, 'one retry after it');
+});
