@@ -3,12 +3,30 @@
 // against this same schema.
 
 import yargs from 'yargs';
+import { normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
+import { formatDuration, parseDuration } from './duration.js';
+
+export interface CredentialConfig {
+  rolePolicy: RolePolicy;
+  /** Pod annotation holding the role. */
+  roleKey: string;
+  /** Pod annotation holding the STS external ID. */
+  externalIdKey: string;
+  sessionTtlMs: number;
+  errorTtlMs: number;
+  stsRatePerSecond: number;
+}
 
 export interface Config {
   appPort: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   logFormat: 'text' | 'json';
+  credentials: CredentialConfig;
 }
+
+/** STS takes DurationSeconds 900..43200, and DurationSeconds is twice the session TTL. */
+const MIN_SESSION_TTL_MS = 450_000;
+const MAX_SESSION_TTL_MS = 21_600_000;
 
 export const VERSION = '0.1.0';
 
@@ -32,6 +50,14 @@ export async function parseArgs(argv: string[]): Promise<ParseResult> {
     .option('app-port', { type: 'string', default: '8181', describe: 'HTTP port to listen on (also the iptables DNAT target port)' })
     .option('log-level', { type: 'string', default: 'info', describe: `Log level: ${LOG_LEVELS.join(', ')}` })
     .option('log-format', { type: 'string', default: 'text', describe: 'Log format: text or json' })
+    .option('base-role-arn', { type: 'string', default: '', describe: 'Prefix for role names that are not full ARNs, e.g. arn:aws:iam::123456789012:role/' })
+    .option('default-role', { type: 'string', default: '', describe: 'Role for pods without the role annotation (name or ARN); empty: none' })
+    .option('iam-role-key', { type: 'string', default: 'iam.amazonaws.com/role', describe: 'Pod annotation that names the role' })
+    .option('iam-external-id', { type: 'string', default: 'iam.amazonaws.com/external-id', describe: 'Pod annotation that holds the STS external ID' })
+    .option('iam-role-session-ttl', { type: 'string', default: '15m', describe: 'Credentials are renewed when less than this remains; STS DurationSeconds is twice this (7m30s..6h)' })
+    .option('iam-role-error-ttl', { type: 'string', default: '0', describe: 'How long an STS error is answered without trying STS again' })
+    .option('sts-rate-limit', { type: 'number', default: 20, describe: 'STS calls per second from this node at most (bursts of twice that)' })
+    .option('use-regional-sts-endpoint', { type: 'boolean', default: false, describe: 'Kept for kube2iam compatibility: the regional endpoint of AWS_REGION is always used' })
     .version('version', 'Print the version and exit', `Version: ${VERSION}`)
     .help('help')
     .strict()
@@ -56,5 +82,45 @@ export async function parseArgs(argv: string[]): Promise<ParseResult> {
   const logLevel = level === 'warning' ? 'warn' : level === 'panic' ? 'fatal' : (level as Config['logLevel']);
   // kube2iam: "json" (any case) selects JSON; anything else is text.
   const logFormat = String(args.logFormat).toLowerCase() === 'json' ? 'json' : 'text';
-  return { config: { appPort, logLevel, logFormat } };
+  return { config: { appPort, logLevel, logFormat, credentials: credentialConfig(args) } };
+}
+
+function credentialConfig(args: Record<string, unknown>): CredentialConfig {
+  let baseRoleArn: string | null = null;
+  if (String(args.baseRoleArn) !== '') {
+    try {
+      baseRoleArn = normalizeBaseRoleArn(String(args.baseRoleArn));
+    } catch (error) {
+      throw new ConfigError((error as Error).message);
+    }
+  }
+  let defaultRoleArn: string | null = null;
+  if (String(args.defaultRole) !== '') {
+    const resolved = resolveRoleName(String(args.defaultRole), baseRoleArn);
+    if (resolved.kind !== 'role') throw new ConfigError(`--default-role: ${resolved.reason}`);
+    defaultRoleArn = resolved.arn;
+  }
+  const sessionTtlMs = duration(args.iamRoleSessionTtl, '--iam-role-session-ttl');
+  if (sessionTtlMs < MIN_SESSION_TTL_MS || sessionTtlMs > MAX_SESSION_TTL_MS) {
+    throw new ConfigError(`--iam-role-session-ttl must be between ${formatDuration(MIN_SESSION_TTL_MS)} and ${formatDuration(MAX_SESSION_TTL_MS)} (STS DurationSeconds 900..43200), got ${String(args.iamRoleSessionTtl)}`);
+  }
+  const stsRatePerSecond = Number(args.stsRateLimit);
+  if (!Number.isFinite(stsRatePerSecond) || stsRatePerSecond <= 0) throw new ConfigError(`--sts-rate-limit must be a positive number, got ${String(args.stsRateLimit)}`);
+  for (const [flag, value] of [['--iam-role-key', args.iamRoleKey], ['--iam-external-id', args.iamExternalId]] as const) {
+    if (String(value).trim() === '') throw new ConfigError(`${flag} must not be empty`);
+  }
+  return {
+    rolePolicy: { baseRoleArn, defaultRoleArn },
+    roleKey: String(args.iamRoleKey),
+    externalIdKey: String(args.iamExternalId),
+    sessionTtlMs,
+    errorTtlMs: duration(args.iamRoleErrorTtl, '--iam-role-error-ttl'),
+    stsRatePerSecond,
+  };
+}
+
+function duration(value: unknown, flag: string): number {
+  const ms = parseDuration(String(value));
+  if (ms === null) throw new ConfigError(`${flag} must be a duration such as 500ms, 2s or 15m, got ${JSON.stringify(value)}`);
+  return ms;
 }

@@ -1,0 +1,65 @@
+import t from 'tap';
+import { ConfigError, parseArgs, type Config } from '../lib/config.js';
+import { formatDuration, parseDuration } from '../lib/duration.js';
+
+async function config(args: string[]): Promise<Config> {
+  const parsed = await parseArgs(args);
+  if (parsed.config === undefined) throw new Error('no config');
+  return parsed.config;
+}
+
+t.test('Go durations', async (t) => {
+  const table: Array<[string, number | null]> = [
+    ['500ms', 500], ['2s', 2000], ['15m', 900_000], ['1h30m', 5_400_000], ['1.5s', 1500], ['0', 0], ['0s', 0],
+    ['250us', 0], ['', null], ['15', null], ['m', null], ['-1s', null], ['1d', null], ['1s ', 1000], ['s1', null],
+  ];
+  for (const [text, ms] of table) t.equal(parseDuration(text), ms, JSON.stringify(text));
+  t.equal(formatDuration(450_000), '450s');
+  t.equal(formatDuration(900_000), '15m');
+});
+
+t.test('kube2iam defaults', async (t) => {
+  const c = await config([]);
+  t.equal(c.appPort, 8181);
+  t.same(c.credentials, {
+    rolePolicy: { baseRoleArn: null, defaultRoleArn: null },
+    roleKey: 'iam.amazonaws.com/role',
+    externalIdKey: 'iam.amazonaws.com/external-id',
+    sessionTtlMs: 900_000,
+    errorTtlMs: 0,
+    stsRatePerSecond: 20,
+  });
+});
+
+t.test('credential flags resolve and validate at start', async (t) => {
+  const c = await config([
+    '--base-role-arn', 'arn:aws:iam::123456789012:role', '--default-role', 'fallback',
+    '--iam-role-key', 'example.com/role', '--iam-external-id=example.com/xid',
+    '--iam-role-session-ttl', '30m', '--iam-role-error-ttl', '10s', '--sts-rate-limit', '5', '--use-regional-sts-endpoint',
+  ]);
+  t.same(c.credentials.rolePolicy, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: 'arn:aws:iam::123456789012:role/fallback' });
+  t.equal(c.credentials.roleKey, 'example.com/role');
+  t.equal(c.credentials.externalIdKey, 'example.com/xid');
+  t.equal(c.credentials.sessionTtlMs, 1_800_000);
+  t.equal(c.credentials.errorTtlMs, 10_000);
+  t.equal(c.credentials.stsRatePerSecond, 5);
+  const full = await config(['--default-role', 'arn:aws:iam::999999999999:role/other']);
+  t.equal(full.credentials.rolePolicy.defaultRoleArn, 'arn:aws:iam::999999999999:role/other', 'a full ARN needs no base');
+});
+
+for (const [args, pattern] of [
+  [['--base-role-arn', 'arn:aws:s3:::bucket'], /--base-role-arn/],
+  [['--default-role', 'fallback'], /--default-role: .*--base-role-arn is not set/],
+  [['--iam-role-session-ttl', '5m'], /between 450s and 6h/],
+  [['--iam-role-session-ttl', '7h'], /between 450s and 6h/],
+  [['--iam-role-session-ttl', 'soon'], /must be a duration/],
+  [['--iam-role-error-ttl', '10'], /--iam-role-error-ttl must be a duration/],
+  [['--sts-rate-limit', '0'], /--sts-rate-limit must be a positive number/],
+  [['--iam-role-key', ' '], /--iam-role-key must not be empty/],
+] as const) {
+  t.test(`refused: ${args.join(' ')}`, async (t) => {
+    const error: unknown = await parseArgs([...args]).then(() => null, (e: unknown) => e);
+    t.ok(error instanceof ConfigError, 'a ConfigError (one line, exit 2)');
+    t.match((error as Error).message, pattern);
+  });
+}
