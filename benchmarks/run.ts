@@ -1,10 +1,12 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
-//   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs.
+//   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
+//   BENCH_ONLY=http|credentials runs one group and only prints it.
 
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { credentialScenarios } from './credentials.js';
 import { httpEngineScenario } from './http-engine.js';
 import type { Section } from './harness.js';
 
@@ -15,7 +17,9 @@ const connections = 32;
 async function main(): Promise<void> {
   const started = new Date();
   const sections: Section[] = [];
-  sections.push(await httpEngineScenario({ rounds, seconds, connections }));
+  const only = process.env.BENCH_ONLY; // a scenario group to run alone: http, credentials
+  if (only === undefined || only === 'http') sections.push(await httpEngineScenario({ rounds, seconds, connections }));
+  if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
 
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const markdown = [
@@ -27,10 +31,11 @@ async function main(): Promise<void> {
     '',
     ...sections.flatMap((s) => [`## ${s.title}`, '', s.markdown, '']),
   ].join('\n');
+  process.stdout.write(`${markdown}\n`);
+  if (only !== undefined) return; // a partial run does not replace the full table
   const dir = fileURLToPath(new URL('../../benchmarks/', import.meta.url));
   writeFileSync(`${dir}RESULTS.md`, markdown);
   writeFileSync(`${dir}results.json`, `${JSON.stringify({ date: started.toISOString(), machine, sections: sections.map(({ id, raw }) => ({ id, raw })) }, null, 2)}\n`);
-  process.stdout.write(`${markdown}\n`);
 }
 
 main().catch((error: unknown) => {

@@ -12,7 +12,7 @@
 //   credentials are served until `staleMarginMs` before they expire; never after.
 // - Entries no pod uses any more are dropped, not renewed.
 
-import type { PreparedResponse } from '../http/index.js';
+import { textResponse, type PreparedResponse } from '../http/index.js';
 import { credentialResponse } from './document.js';
 import { backoffDelay, TokenBucket } from './rate-limit.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
@@ -62,6 +62,8 @@ export class CredentialEntry implements Scheduled {
   servableUntil = 0;
   /** The last STS failure, one line; null after a success. */
   lastError: string | null = null;
+  /** `lastError` as a 500 answer, rendered once per failure. */
+  errorResponse: PreparedResponse | null = null;
   errorUntil = 0;
   failures = 0;
   users = 0;
@@ -193,6 +195,7 @@ export class CredentialStore {
           entry.expiresAt = credentials.expiration.getTime();
           entry.servableUntil = entry.expiresAt - o.staleMarginMs;
           entry.lastError = null;
+          entry.errorResponse = null;
           entry.errorUntil = 0;
           entry.failures = 0;
           // Renew when less than the TTL remains, spread a little earlier; if STS granted
@@ -206,7 +209,8 @@ export class CredentialStore {
           this.stats.stsErrors++;
           if (entry.dropped) return;
           entry.failures++;
-          entry.lastError = `assume role ${entry.parameters.roleArn}: ${error instanceof Error ? error.message : String(error)}`;
+          entry.lastError = `assume role ${entry.parameters.roleArn}: ${error instanceof Error ? error.message : String(error)}`.replace(/[\r\n]+/g, ' ');
+          entry.errorResponse = textResponse(500, `${entry.lastError}\n`);
           entry.errorUntil = now + o.errorTtlMs;
           const delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
           this.scheduler.schedule(entry, now + delay);

@@ -245,6 +245,9 @@ t.test('AccessDenied from IAM-enforcing STS is a clear error and does not distur
   t.equal(denied.current(Date.now()), null, 'the denied role has none');
   t.match(denied.lastError ?? '', /^assume role arn:aws:iam::123456789012:role\/denied-app: AccessDenied: .*not authorized to perform: sts:AssumeRole/);
   t.equal(denied.lastError?.includes('\n'), false, 'one line');
+  const answer = denied.errorResponse?.bytes(0, false).toString() ?? '';
+  t.match(answer, /^HTTP\/1\.1 500 Internal Server Error\r\n/, 'answered 500');
+  t.ok(answer.endsWith(`\r\n\r\n${denied.lastError}\n`), 'with the one-line reason');
 });
 
 t.test('InvalidClientTokenId (the node’s own key unknown to STS) is a clear error', async (t) => {
