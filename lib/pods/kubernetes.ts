@@ -1,0 +1,75 @@
+// The connection to the Kubernetes API, as kube2iam makes it: --kubeconfig wins, then
+// --api-server with --api-token, else the in-cluster service account.
+
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+
+export interface KubernetesConnection {
+  kubeconfig: string | null;
+  apiServer: string | null;
+  apiToken: string | null;
+  /** Skip TLS verification of the API server (testing only). */
+  insecure: boolean;
+}
+
+export function loadKubeConfig(connection: KubernetesConnection): KubeConfig {
+  const kc = new KubeConfig();
+  if (connection.kubeconfig !== null) {
+    kc.loadFromFile(connection.kubeconfig);
+  } else if (connection.apiServer !== null && connection.apiToken !== null) {
+    kc.loadFromOptions({
+      clusters: [{ name: 'cluster', server: connection.apiServer, skipTLSVerify: connection.insecure }],
+      users: [{ name: 'kube2iam', token: connection.apiToken }],
+      contexts: [{ name: 'kube2iam', cluster: 'cluster', user: 'kube2iam' }],
+      currentContext: 'kube2iam',
+    });
+    return kc;
+  } else {
+    kc.loadFromCluster();
+  }
+  if (connection.insecure) {
+    const cluster = kc.getCurrentCluster();
+    if (cluster !== null) {
+      kc.clusters = kc.clusters.map((c) => (c.name === cluster.name ? { ...c, skipTLSVerify: true } : c));
+    }
+  }
+  return kc;
+}
+
+/** One page of a list: raw items and where to continue. */
+export interface ListPage {
+  items: unknown[];
+  resourceVersion: string;
+  continueToken: string | undefined;
+}
+
+export type ListFunction = (continueToken: string | undefined, limit: number) => Promise<ListPage>;
+
+export function podLister(kc: KubeConfig, fieldSelector: string | undefined): ListFunction {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (continueToken, limit) => {
+    const list = await core.listPodForAllNamespaces({ fieldSelector, limit, _continue: continueToken });
+    return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue || undefined };
+  };
+}
+
+export function namespaceLister(kc: KubeConfig): ListFunction {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (continueToken, limit) => {
+    const list = await core.listNamespace({ limit, _continue: continueToken });
+    return { items: list.items, resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?._continue || undefined };
+  };
+}
+
+/**
+ * --resolve-duplicate-cache-ips: asks the API server which pods hold an IP now, and names
+ * the one that is running, not terminating and not on the host network, if there is
+ * exactly one (kube2iam takes the first, which can be the wrong one).
+ */
+export function duplicateResolver(kc: KubeConfig): (ip: string) => Promise<string | null> {
+  const core = kc.makeApiClient(CoreV1Api);
+  return async (ip) => {
+    const pods = (await core.listPodForAllNamespaces({ fieldSelector: `status.podIP=${ip}` })).items;
+    const running = pods.filter((p) => p.status?.phase === 'Running' && p.spec?.hostNetwork !== true && p.metadata?.deletionTimestamp == null);
+    return running.length === 1 ? (running[0]?.metadata?.uid ?? null) : null;
+  };
+}

@@ -1,0 +1,148 @@
+// RoleAssignment decides, on pod and namespace events, which credentials each pod gets:
+// its role (annotation or default), the namespace allow-list, its external ID and its
+// session name. It tells the credential store which keys are in use, so credentials are
+// fetched as soon as a pod is known (even before it has an IP) and dropped when no pod
+// uses them. A request then only reads the decision.
+//
+// The default role is exempt from namespace allow-lists, as in kube2iam: the operator
+// chose it for every pod, so a namespace cannot forbid it, and an annotation naming it
+// gets nothing a pod without the annotation would not.
+
+import type { PreparedResponse } from '../http/index.js';
+import { textResponse } from '../http/index.js';
+import { roleListingResponse } from '../credentials/document.js';
+import { resolvePodRole, roleListingName, type RolePolicy } from '../credentials/roles.js';
+import { sessionName } from '../credentials/session-name.js';
+import type { CredentialEntry, CredentialStore } from '../credentials/store.js';
+import type { PodIndex, PodIndexObserver } from './index.js';
+import { compileNamespacePolicy, roleAllowed, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
+import { podIsActive, type PodRecord } from './pod.js';
+
+export interface RestrictionConfig {
+  enabled: boolean;
+  format: RestrictionFormat;
+  /** Namespace annotation holding the allow-list. */
+  key: string;
+}
+
+export type Assignment =
+  | {
+      kind: 'role';
+      roleArn: string;
+      /** What the role listing shows, and the name a credential request must use. */
+      name: string;
+      listing: PreparedResponse;
+      entry: CredentialEntry;
+    }
+  | { kind: 'none'; reason: string; response: PreparedResponse };
+
+export interface AssignmentLog {
+  warn(fields: object, message: string): void;
+}
+
+export class RoleAssignment implements PodIndexObserver {
+  private readonly store: CredentialStore;
+  private readonly index: PodIndex;
+  private readonly policy: RolePolicy;
+  private readonly restrictions: RestrictionConfig;
+  private readonly log: AssignmentLog;
+  private readonly assignments = new Map<string, Assignment>();
+  private readonly namespaces = new Map<string, NamespacePolicy>();
+  private readonly listings = new Map<string, PreparedResponse>();
+
+  constructor(store: CredentialStore, index: PodIndex, policy: RolePolicy, restrictions: RestrictionConfig, log: AssignmentLog) {
+    this.store = store;
+    this.index = index;
+    this.policy = policy;
+    this.restrictions = restrictions;
+    this.log = log;
+    index.observe(this);
+  }
+
+  /** The decision for a pod; undefined for pods that cannot use credentials (finished, hostNetwork). */
+  of(uid: string): Assignment | undefined {
+    return this.assignments.get(uid);
+  }
+
+  podUpdated(pod: PodRecord, previous: PodRecord | undefined): void {
+    if (previous !== undefined && !affectsAssignment(pod, previous)) return;
+    this.assign(pod);
+  }
+
+  podRemoved(pod: PodRecord): void {
+    this.assignments.delete(pod.uid);
+    this.store.release(pod.uid);
+  }
+
+  /** A namespace was added or changed: its allow-list is compiled once, here. */
+  namespaceUpdated(name: string, annotations: Record<string, string> | undefined): void {
+    if (!this.restrictions.enabled) return;
+    const text = annotations?.[this.restrictions.key];
+    const policy = compileNamespacePolicy(text, this.restrictions.format, this.policy.baseRoleArn);
+    if (policy.problem !== null) this.log.warn({ namespace: name, annotation: this.restrictions.key }, `${policy.problem}; every role is denied in this namespace`);
+    this.namespaces.set(name, policy);
+    for (const pod of this.index.inNamespace(name)) this.assign(pod);
+  }
+
+  namespaceRemoved(name: string): void {
+    if (!this.restrictions.enabled || !this.namespaces.delete(name)) return;
+    for (const pod of this.index.inNamespace(name)) this.assign(pod);
+  }
+
+  /** Namespaces not listed are gone (a re-list). */
+  replaceNamespaces(namespaces: ReadonlyArray<{ name: string; annotations: Record<string, string> | undefined }>): void {
+    const listed = new Set(namespaces.map((n) => n.name));
+    for (const name of [...this.namespaces.keys()]) if (!listed.has(name)) this.namespaceRemoved(name);
+    for (const n of namespaces) this.namespaceUpdated(n.name, n.annotations);
+  }
+
+  private assign(pod: PodRecord): void {
+    if (!podIsActive(pod)) {
+      this.podRemoved(pod);
+      return;
+    }
+    const resolution = resolvePodRole(pod.role, this.policy);
+    if (resolution.kind !== 'role') {
+      this.deny(pod, resolution.reason);
+      return;
+    }
+    const arn = resolution.arn;
+    if (this.restrictions.enabled && arn !== this.policy.defaultRoleArn && !roleAllowed(this.namespaces.get(pod.namespace), arn)) {
+      this.deny(pod, `role ${arn} is not allowed in namespace ${pod.namespace}`);
+      return;
+    }
+    const externalId = pod.externalId?.trim() ?? '';
+    const entry = this.store.acquire(pod.uid, {
+      roleArn: arn,
+      externalId: externalId === '' ? null : externalId,
+      sessionName: sessionName(pod.namespace, pod.workload),
+    });
+    const name = roleListingName(arn, this.policy.baseRoleArn);
+    this.assignments.set(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
+  }
+
+  private deny(pod: PodRecord, reason: string): void {
+    this.store.release(pod.uid);
+    const current = this.assignments.get(pod.uid);
+    if (current?.kind === 'none' && current.reason === reason) return;
+    this.assignments.set(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
+  }
+
+  private listing(name: string): PreparedResponse {
+    let response = this.listings.get(name);
+    if (response === undefined) {
+      response = roleListingResponse(name);
+      this.listings.set(name, response);
+    }
+    return response;
+  }
+}
+
+function affectsAssignment(pod: PodRecord, previous: PodRecord): boolean {
+  return (
+    pod.role !== previous.role ||
+    pod.externalId !== previous.externalId ||
+    pod.workload !== previous.workload ||
+    podIsActive(pod) !== podIsActive(previous)
+  );
+}

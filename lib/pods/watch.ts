@@ -1,0 +1,185 @@
+// ResourceWatch: list, then watch from the list's resourceVersion, for as long as the
+// proxy runs. The client's informer stops on errors; this loop never does:
+// - 410 Gone (as an event or a status) re-lists; the new list replaces the old state;
+// - any other error or a closed stream restarts the watch from the last
+//   resourceVersion, after an exponential back-off;
+// - a watch that stays silent longer than bookmarks allow is abandoned and restarted,
+//   so a half-open connection cannot freeze the index.
+// The consumer keeps serving its last known state throughout.
+
+import { Watch, type KubeConfig } from '@kubernetes/client-node';
+import type { ListFunction } from './kubernetes.js';
+
+export interface WatchConsumer {
+  /** A complete list: objects not in it are gone. */
+  replaceAll(items: unknown[]): void;
+  added(item: unknown): void;
+  modified(item: unknown): void;
+  deleted(item: unknown): void;
+}
+
+export interface WatchOptions {
+  /** Page size of lists. */
+  pageSize: number;
+  /** Seconds after which the server ends a watch (it is then resumed). */
+  watchSeconds: number;
+  backoffBaseMs: number;
+  backoffMaxMs: number;
+  onError: (error: unknown, restarts: number) => void;
+}
+
+export const DEFAULT_WATCH_OPTIONS: Omit<WatchOptions, 'onError'> = {
+  pageSize: 500,
+  watchSeconds: 300,
+  backoffBaseMs: 250,
+  backoffMaxMs: 30_000,
+};
+
+class Gone extends Error {}
+
+export class ResourceWatch {
+  /** The first complete list has been applied. */
+  synced = false;
+  restarts = 0;
+  relists = 0;
+  events = 0;
+  private readonly kc: KubeConfig;
+  private readonly path: string;
+  private readonly fieldSelector: string | undefined;
+  private readonly list: ListFunction;
+  private readonly consumer: WatchConsumer;
+  private readonly options: WatchOptions;
+  private resourceVersion = '';
+  private stopped = false;
+  private controller: AbortController | null = null;
+  private sleepTimer: NodeJS.Timeout | null = null;
+  private wakeSleep: (() => void) | null = null;
+  private syncWaiters: Array<() => void> = [];
+
+  constructor(kc: KubeConfig, path: string, fieldSelector: string | undefined, list: ListFunction, consumer: WatchConsumer, options: WatchOptions) {
+    this.kc = kc;
+    this.path = path;
+    this.fieldSelector = fieldSelector;
+    this.list = list;
+    this.consumer = consumer;
+    this.options = options;
+  }
+
+  start(): void {
+    void this.run();
+  }
+
+  /** Resolves once the first list has been applied. */
+  whenSynced(): Promise<void> {
+    if (this.synced) return Promise.resolve();
+    return new Promise((resolve) => this.syncWaiters.push(resolve));
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.controller?.abort();
+    if (this.sleepTimer !== null) clearTimeout(this.sleepTimer);
+    this.wakeSleep?.();
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        if (this.resourceVersion === '') await this.relist();
+        const delivered = await this.watchOnce();
+        if (delivered) failures = 0;
+      } catch (error) {
+        if (this.stopped) break;
+        if (error instanceof Gone) {
+          this.resourceVersion = '';
+          continue;
+        }
+        failures++;
+        this.restarts++;
+        this.options.onError(error, this.restarts);
+        const step = Math.min(this.options.backoffMaxMs, this.options.backoffBaseMs * 2 ** (failures - 1));
+        await this.sleep(step / 2 + (Math.random() * step) / 2);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const items: unknown[] = [];
+    let continueToken: string | undefined;
+    let resourceVersion = '';
+    do {
+      const page = await this.list(continueToken, this.options.pageSize);
+      for (const item of page.items) items.push(item);
+      continueToken = page.continueToken;
+      resourceVersion = page.resourceVersion;
+    } while (continueToken !== undefined);
+    if (this.stopped) return;
+    this.consumer.replaceAll(items);
+    this.resourceVersion = resourceVersion;
+    if (this.synced) this.relists++;
+    this.synced = true;
+    for (const resolve of this.syncWaiters) resolve();
+    this.syncWaiters = [];
+  }
+
+  /** One watch request; resolves when it ends normally, with whether it delivered anything. */
+  private watchOnce(): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      let delivered = false;
+      let finished = false;
+      // No event or bookmark for this long means the connection is dead.
+      const silenceMs = (this.options.watchSeconds + 30) * 1000;
+      const watchdog = setTimeout(() => this.controller?.abort(), silenceMs);
+      const finish = (error: unknown): void => {
+        if (finished) return;
+        finished = true;
+        clearTimeout(watchdog);
+        this.controller = null;
+        if (error === null || error === undefined || this.stopped) resolve(delivered);
+        else reject(isGone(error) ? new Gone() : error);
+      };
+      const onEvent = (type: string, object: { metadata?: { resourceVersion?: string }; code?: number } | undefined): void => {
+        if (finished) return;
+        watchdog.refresh();
+        if (type === 'ERROR') {
+          finish(object?.code === 410 ? new Gone() : new Error(`watch error event: ${JSON.stringify(object)}`));
+          this.controller?.abort();
+          return;
+        }
+        const version = object?.metadata?.resourceVersion;
+        if (version !== undefined) this.resourceVersion = version;
+        if (type === 'BOOKMARK') return;
+        delivered = true;
+        this.events++;
+        if (type === 'ADDED') this.consumer.added(object);
+        else if (type === 'MODIFIED') this.consumer.modified(object);
+        else if (type === 'DELETED') this.consumer.deleted(object);
+      };
+      new Watch(this.kc)
+        .watch(
+          this.path,
+          { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, fieldSelector: this.fieldSelector, timeoutSeconds: this.options.watchSeconds },
+          onEvent,
+          finish,
+        )
+        .then((controller) => {
+          if (finished) controller.abort();
+          else this.controller = controller;
+        }, finish);
+    });
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      this.wakeSleep = resolve;
+      this.sleepTimer = setTimeout(resolve, ms);
+    });
+  }
+}
+
+function isGone(error: unknown): boolean {
+  if (error instanceof Gone) return true;
+  const e = error as { statusCode?: number; code?: number; body?: unknown };
+  return e.statusCode === 410 || e.code === 410;
+}
