@@ -130,6 +130,11 @@ export class KubernetesControlPlane {
     );
   }
 
+  /** Runs etcdctl (v3) against this control plane's etcd, e.g. to change state while the API server is down. */
+  etcdctl(args: string[]): Promise<string> {
+    return run('etcdctl', ['--endpoints', `http://127.0.0.1:${this.etcdClientPort}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+  }
+
   /** Runs kubectl against this control plane; `input` goes to stdin (for `apply -f -`). */
   kubectl(args: string[], input?: string): Promise<string> {
     return run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], { input, env: { ...process.env, KUBECONFIG: this.kubeconfig } });

@@ -1,0 +1,123 @@
+// The pod side of the proxy wired as the app wires it, against a real API server and a
+// real STS emulator, plus helpers that drive pods through kube-apiserver as a kubelet
+// would (status patches).
+
+import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CredentialStore } from '../../lib/credentials/store.js';
+import { StsRoleAssumer } from '../../lib/credentials/sts.js';
+import { CallerResolver } from '../../lib/pods/callers.js';
+import { PodIndex } from '../../lib/pods/index.js';
+import { loadKubeConfig } from '../../lib/pods/kubernetes.js';
+import { RoleAssignment, type RestrictionConfig } from '../../lib/pods/role-assignment.js';
+import { ClusterSource } from '../../lib/pods/sources.js';
+import type { KubernetesControlPlane } from '../harness/kubernetes.js';
+import type { MotoServer } from '../harness/moto.js';
+import { KEYS } from './fixtures.js';
+
+export const BASE = 'arn:aws:iam::123456789012:role/';
+
+export interface StackOptions {
+  node?: string | null;
+  restrictions?: Partial<RestrictionConfig>;
+  defaultRole?: string | null;
+  waitMs?: number;
+  resolveDuplicate?: ((ip: string) => Promise<string | null>) | null;
+}
+
+export class PodStack {
+  readonly kc: KubeConfig;
+  readonly core: CoreV1Api;
+  readonly index = new PodIndex();
+  readonly store: CredentialStore;
+  readonly assignment: RoleAssignment;
+  readonly source: ClusterSource;
+  readonly callers: CallerResolver;
+  readonly warnings: string[] = [];
+  readonly watchErrors: unknown[] = [];
+
+  constructor(plane: KubernetesControlPlane, moto: MotoServer, options: StackOptions = {}) {
+    this.kc = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
+    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.store = new CredentialStore(
+      new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'x' }, maxAttempts: 1 }),
+      { sessionTtlMs: 900_000, errorTtlMs: 0, stsRatePerSecond: 500, stsBurst: 500 },
+    );
+    this.assignment = new RoleAssignment(
+      this.store,
+      this.index,
+      { baseRoleArn: BASE, defaultRoleArn: options.defaultRole ?? null },
+      { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles', ...options.restrictions },
+      { warn: (_fields, message) => this.warnings.push(message) },
+    );
+    this.source = new ClusterSource(this.kc, this.index, this.assignment, KEYS, options.node ?? null, {
+      backoffBaseMs: 100,
+      backoffMaxMs: 1000,
+      onError: (error) => this.watchErrors.push(error),
+    });
+    this.callers = new CallerResolver(this.index, { waitMs: options.waitMs ?? 2000, resolveDuplicate: options.resolveDuplicate ?? null });
+  }
+
+  stop(): void {
+    this.source.stop();
+    this.store.close();
+  }
+
+  async namespace(name: string, allowedRoles?: string[]): Promise<void> {
+    const annotations = allowedRoles === undefined ? undefined : { 'iam.amazonaws.com/allowed-roles': JSON.stringify(allowedRoles) };
+    await this.core.createNamespace({ body: { metadata: { name, annotations } } });
+  }
+
+  async annotateNamespace(name: string, allowedRoles: string[]): Promise<void> {
+    await this.core.patchNamespace(
+      { name, body: { metadata: { annotations: { 'iam.amazonaws.com/allowed-roles': JSON.stringify(allowedRoles) } } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  async createPod(namespace: string, name: string, options: { role?: string; externalId?: string; hostNetwork?: boolean; node?: string } = {}): Promise<string> {
+    const annotations: Record<string, string> = {};
+    if (options.role !== undefined) annotations[KEYS.role] = options.role;
+    if (options.externalId !== undefined) annotations[KEYS.externalId] = options.externalId;
+    const created = await this.core.createNamespacedPod({
+      namespace,
+      body: {
+        metadata: { name, annotations },
+        spec: { nodeName: options.node ?? 'node-1', hostNetwork: options.hostNetwork, containers: [{ name: 'app', image: 'busybox' }] },
+      },
+    });
+    return created.metadata?.uid ?? '';
+  }
+
+  /** What the kubelet reports: the pod's phase and IP. */
+  async setStatus(namespace: string, name: string, phase: string, ip?: string): Promise<void> {
+    await this.core.patchNamespacedPodStatus(
+      { name, namespace, body: { status: { phase, ...(ip === undefined ? {} : { podIP: ip, podIPs: [{ ip }] }) } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
+  }
+
+  /** Graceful delete: with no kubelet to confirm, the pod stays terminating. */
+  async terminate(namespace: string, name: string): Promise<void> {
+    await this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 30 });
+  }
+
+  async forceDelete(namespace: string, name: string): Promise<void> {
+    await this.core.deleteNamespacedPod({ name, namespace, gracePeriodSeconds: 0 });
+  }
+
+  ownerName(ip: string): string | null | undefined {
+    const slot = this.index.lookup(ip);
+    return slot === undefined ? undefined : (slot.owner?.name ?? null);
+  }
+}
+
+/** Polls `condition` until it holds or `timeoutMs` passes; returns whether it held. */
+export async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (condition()) return true;
+    await sleep(10);
+  }
+  return condition();
+}
