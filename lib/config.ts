@@ -5,6 +5,8 @@
 import yargs from 'yargs';
 import { normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
 import { formatDuration, parseDuration } from './duration.js';
+import type { KubernetesConnection } from './pods/kubernetes.js';
+import type { RestrictionConfig } from './pods/role-assignment.js';
 
 export interface CredentialConfig {
   rolePolicy: RolePolicy;
@@ -17,11 +19,24 @@ export interface CredentialConfig {
   stsRatePerSecond: number;
 }
 
+export interface PodConfig {
+  /** --node: watch only this node's pods. */
+  node: string | null;
+  connection: KubernetesConnection;
+  /** --pods-file: pods and namespaces from a file instead of the API server. */
+  podsFile: string | null;
+  restrictions: RestrictionConfig;
+  /** --backoff-max-elapsed-time: how long a request from an unknown IP waits for its pod. */
+  waitMs: number;
+  resolveDuplicates: boolean;
+}
+
 export interface Config {
   appPort: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   logFormat: 'text' | 'json';
   credentials: CredentialConfig;
+  pods: PodConfig;
 }
 
 /** STS takes DurationSeconds 900..43200, and DurationSeconds is twice the session TTL. */
@@ -58,6 +73,19 @@ export async function parseArgs(argv: string[]): Promise<ParseResult> {
     .option('iam-role-error-ttl', { type: 'string', default: '0', describe: 'How long an STS error is answered without trying STS again' })
     .option('sts-rate-limit', { type: 'number', default: 20, describe: 'STS calls per second from this node at most (bursts of twice that)' })
     .option('use-regional-sts-endpoint', { type: 'boolean', default: false, describe: 'Kept for kube2iam compatibility: the regional endpoint of AWS_REGION is always used' })
+    .option('node', { type: 'string', default: '', describe: 'Watch only the pods of this node (spec.nodeName)' })
+    .option('kubeconfig', { type: 'string', default: '', describe: 'Path to a kubeconfig; wins over --api-server' })
+    .option('api-server', { type: 'string', default: '', describe: 'API server URL, with --api-token; default: in-cluster' })
+    .option('api-token', { type: 'string', default: '', describe: 'Bearer token for --api-server' })
+    .option('insecure', { type: 'boolean', default: false, describe: 'Skip TLS verification of the API server (testing only)' })
+    .option('pods-file', { type: 'string', default: '', describe: 'Read pods and namespaces from this YAML or JSON file (kubectl get pods,namespaces -o yaml) instead of the API server; reloaded on change' })
+    .option('namespace-restrictions', { type: 'boolean', default: false, describe: 'Allow only the roles a namespace lists in its allowed-roles annotation' })
+    .option('namespace-restriction-format', { type: 'string', default: 'glob', describe: 'Allow-list patterns: glob (* wildcard) or regexp (whole-ARN match)' })
+    .option('namespace-key', { type: 'string', default: 'iam.amazonaws.com/allowed-roles', describe: 'Namespace annotation holding the JSON array of allowed roles' })
+    .option('backoff-max-elapsed-time', { type: 'string', default: '2s', describe: 'How long a request from an IP with no known pod waits for the pod to appear' })
+    .option('backoff-max-interval', { type: 'string', default: '1s', describe: 'Kept for kube2iam compatibility: waiting is woken by watch events, not by polling' })
+    .option('resolve-duplicate-cache-ips', { type: 'boolean', default: false, describe: 'Settle an IP claimed by several live pods with a live API lookup' })
+    .option('cache-resync-period', { type: 'string', default: '30m', describe: 'Kept for kube2iam compatibility: the watch re-lists on its own when needed' })
     .version('version', 'Print the version and exit', `Version: ${VERSION}`)
     .help('help')
     .strict()
@@ -82,7 +110,39 @@ export async function parseArgs(argv: string[]): Promise<ParseResult> {
   const logLevel = level === 'warning' ? 'warn' : level === 'panic' ? 'fatal' : (level as Config['logLevel']);
   // kube2iam: "json" (any case) selects JSON; anything else is text.
   const logFormat = String(args.logFormat).toLowerCase() === 'json' ? 'json' : 'text';
-  return { config: { appPort, logLevel, logFormat, credentials: credentialConfig(args) } };
+  return { config: { appPort, logLevel, logFormat, credentials: credentialConfig(args), pods: podConfig(args) } };
+}
+
+function podConfig(args: Record<string, unknown>): PodConfig {
+  const text = (value: unknown): string | null => (String(value).trim() === '' ? null : String(value).trim());
+  const format = String(args.namespaceRestrictionFormat).toLowerCase();
+  if (format !== 'glob' && format !== 'regexp') {
+    throw new ConfigError(`--namespace-restriction-format must be glob or regexp, got ${JSON.stringify(args.namespaceRestrictionFormat)}`);
+  }
+  const connection: KubernetesConnection = {
+    kubeconfig: text(args.kubeconfig),
+    apiServer: text(args.apiServer),
+    apiToken: text(args.apiToken),
+    insecure: args.insecure === true,
+  };
+  if ((connection.apiServer === null) !== (connection.apiToken === null) && connection.kubeconfig === null) {
+    throw new ConfigError('--api-server and --api-token go together');
+  }
+  const podsFile = text(args.podsFile);
+  if (podsFile !== null && (connection.kubeconfig !== null || connection.apiServer !== null)) {
+    throw new ConfigError('--pods-file replaces the API server: drop --kubeconfig and --api-server');
+  }
+  duration(args.backoffMaxInterval, '--backoff-max-interval');
+  duration(args.cacheResyncPeriod, '--cache-resync-period');
+  if (String(args.namespaceKey).trim() === '') throw new ConfigError('--namespace-key must not be empty');
+  return {
+    node: text(args.node),
+    connection,
+    podsFile,
+    restrictions: { enabled: args.namespaceRestrictions === true, format, key: String(args.namespaceKey) },
+    waitMs: duration(args.backoffMaxElapsedTime, '--backoff-max-elapsed-time'),
+    resolveDuplicates: args.resolveDuplicateCacheIps === true,
+  };
 }
 
 function credentialConfig(args: Record<string, unknown>): CredentialConfig {

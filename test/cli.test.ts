@@ -10,6 +10,7 @@ import { httpOk } from './harness/kubernetes.js';
 import { TestProcess } from './harness/processes.js';
 
 const PROGRAM = new URL('../dist/bin/kube2iam.js', import.meta.url).pathname;
+const EXAMPLE_PODS = new URL('../manifests/examples/pods.yaml', import.meta.url).pathname;
 
 async function runProgram(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -17,7 +18,9 @@ async function runProgram(args: string[]): Promise<{ code: number | null; stdout
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000); // a hang fails the test, not the run
   const [code] = (await once(child, 'exit')) as [number | null];
+  clearTimeout(timer);
   return { code, stdout, stderr };
 }
 
@@ -41,6 +44,9 @@ for (const [args, pattern] of [
   [['--app-port', '70000'], /--app-port must be a port number/],
   [['--log-level', 'loud'], /--log-level must be one of/],
   [['stray'], /Unknown argument|unexpected argument/],
+  [['--namespace-restriction-format', 'fuzzy'], /--namespace-restriction-format must be glob or regexp/],
+  [['--api-server', 'https://127.0.0.1:1'], /--api-server and --api-token go together/],
+  [['--iam-role-session-ttl', '1m'], /--iam-role-session-ttl must be between/],
 ] as const) {
   t.test(`bad flags ${args.join(' ')}: one line on stderr, exit 2`, async (t) => {
     const { code, stderr } = await runProgram([...args]);
@@ -52,7 +58,7 @@ for (const [args, pattern] of [
 
 t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   const port = await freePort();
-  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json'], {
+  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json', '--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/'], {
     name: 'kube2iam',
     ready: () => httpOk(`http://127.0.0.1:${port}/healthz`),
   });
@@ -61,4 +67,17 @@ t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   t.equal(await proc.stop(), 0, 'exit code 0');
   t.ok(Date.now() - started < 3000, 'within the bound');
   t.match(proc.log(), /"msg":"listening"/);
+});
+
+t.test('without a cluster, a kubeconfig or a pods file: one line saying so, exit 1', async (t) => {
+  const { code, stderr } = await runProgram(['--app-port', String(await freePort())]);
+  t.equal(code, 1);
+  t.match(stderr, /no Kubernetes API: .*--pods-file/);
+  t.equal(stderr.trim().split('\n').length, 1);
+});
+
+t.test('a pods file that does not exist: one line, exit 1', async (t) => {
+  const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml']);
+  t.equal(code, 1);
+  t.match(stderr, /ENOENT|no such file/);
 });

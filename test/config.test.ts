@@ -29,6 +29,31 @@ t.test('kube2iam defaults', async (t) => {
     errorTtlMs: 0,
     stsRatePerSecond: 20,
   });
+  t.same(c.pods, {
+    node: null,
+    connection: { kubeconfig: null, apiServer: null, apiToken: null, insecure: false },
+    podsFile: null,
+    restrictions: { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' },
+    waitMs: 2000,
+    resolveDuplicates: false,
+  });
+});
+
+t.test('pod flags', async (t) => {
+  const c = await config([
+    '--node', 'ip-10-0-0-1', '--api-server', 'https://10.96.0.1', '--api-token', 'tok', '--insecure',
+    '--namespace-restrictions', '--namespace-restriction-format', 'RegExp', '--namespace-key', 'example.com/roles',
+    '--backoff-max-elapsed-time', '500ms', '--backoff-max-interval', '1s', '--resolve-duplicate-cache-ips', '--cache-resync-period', '10m',
+  ]);
+  t.same(c.pods, {
+    node: 'ip-10-0-0-1',
+    connection: { kubeconfig: null, apiServer: 'https://10.96.0.1', apiToken: 'tok', insecure: true },
+    podsFile: null,
+    restrictions: { enabled: true, format: 'regexp', key: 'example.com/roles' },
+    waitMs: 500,
+    resolveDuplicates: true,
+  });
+  t.equal((await config(['--pods-file', 'pods.yaml'])).pods.podsFile, 'pods.yaml');
 });
 
 t.test('credential flags resolve and validate at start', async (t) => {
@@ -56,6 +81,11 @@ for (const [args, pattern] of [
   [['--iam-role-error-ttl', '10'], /--iam-role-error-ttl must be a duration/],
   [['--sts-rate-limit', '0'], /--sts-rate-limit must be a positive number/],
   [['--iam-role-key', ' '], /--iam-role-key must not be empty/],
+  [['--namespace-restriction-format', 'fuzzy'], /glob or regexp/],
+  [['--api-token', 'x'], /--api-server and --api-token go together/],
+  [['--pods-file', 'p.yaml', '--kubeconfig', 'k'], /--pods-file replaces the API server/],
+  [['--backoff-max-elapsed-time', 'long'], /--backoff-max-elapsed-time must be a duration/],
+  [['--cache-resync-period', '30'], /--cache-resync-period must be a duration/],
 ] as const) {
   t.test(`refused: ${args.join(' ')}`, async (t) => {
     const error: unknown = await parseArgs([...args]).then(() => null, (e: unknown) => e);

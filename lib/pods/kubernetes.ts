@@ -1,7 +1,10 @@
 // The connection to the Kubernetes API, as kube2iam makes it: --kubeconfig wins, then
 // --api-server with --api-token, else the in-cluster service account.
 
+import { existsSync } from 'node:fs';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+
+const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
 export interface KubernetesConnection {
   kubeconfig: string | null;
@@ -24,6 +27,10 @@ export function loadKubeConfig(connection: KubernetesConnection): KubeConfig {
     });
     return kc;
   } else {
+    // loadFromCluster does not fail outside a cluster; it would watch "https://undefined".
+    if (process.env.KUBERNETES_SERVICE_HOST === undefined || !existsSync(SERVICE_ACCOUNT_TOKEN)) {
+      throw new Error('not running in a Kubernetes cluster (no KUBERNETES_SERVICE_HOST or service account token)');
+    }
     kc.loadFromCluster();
   }
   if (connection.insecure) {
