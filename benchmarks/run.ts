@@ -1,13 +1,15 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|credentials runs one group and only prints it.
+//   BENCH_ONLY=http|credentials|pods runs one group and only prints it;
+//   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario.
 
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { credentialScenarios } from './credentials.js';
 import { httpEngineScenario } from './http-engine.js';
+import { podIndexScenario } from './pod-index.js';
 import type { Section } from './harness.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
@@ -20,6 +22,9 @@ async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY; // a scenario group to run alone: http, credentials
   if (only === undefined || only === 'http') sections.push(await httpEngineScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
+  if (only === undefined || only === 'pods') {
+    sections.push(await podIndexScenario({ pods: Number(process.env.BENCH_PODS ?? 10_000), roles: 500, eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
+  }
 
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const markdown = [

@@ -22,20 +22,24 @@ interface NamespaceObject {
 
 /** The index side of pod objects: conversion, and the consumer of a pod watch. */
 class PodFeed implements WatchConsumer {
+  private listed: PodRecord[] = [];
   constructor(
     private readonly index: PodIndex,
     private readonly keys: AnnotationKeys,
   ) {}
-  records(items: unknown[]): PodRecord[] {
-    const records: PodRecord[] = [];
+  listPage(items: unknown[]): void {
     for (const item of items) {
       const record = podRecord(item as PodObject, this.keys);
-      if (record !== null) records.push(record);
+      if (record !== null) this.listed.push(record);
     }
-    return records;
   }
-  replaceAll(items: unknown[]): void {
-    this.index.replace(this.records(items));
+  listEnd(): void {
+    const listed = this.listed;
+    this.listed = [];
+    this.index.replace(listed);
+  }
+  listAborted(): void {
+    this.listed = [];
   }
   added(item: unknown): void {
     const record = podRecord(item as PodObject, this.keys);
@@ -51,14 +55,21 @@ class PodFeed implements WatchConsumer {
 }
 
 class NamespaceFeed implements WatchConsumer {
+  private listed: Array<{ name: string; annotations: Record<string, string> | undefined }> = [];
   constructor(private readonly assignment: RoleAssignment) {}
-  replaceAll(items: unknown[]): void {
-    const namespaces: Array<{ name: string; annotations: Record<string, string> | undefined }> = [];
+  listPage(items: unknown[]): void {
     for (const item of items as NamespaceObject[]) {
       const name = item.metadata?.name;
-      if (name != null) namespaces.push({ name, annotations: item.metadata?.annotations ?? undefined });
+      if (name != null) this.listed.push({ name, annotations: item.metadata?.annotations ?? undefined });
     }
-    this.assignment.replaceNamespaces(namespaces);
+  }
+  listEnd(): void {
+    const listed = this.listed;
+    this.listed = [];
+    this.assignment.replaceNamespaces(listed);
+  }
+  listAborted(): void {
+    this.listed = [];
   }
   added(item: unknown): void {
     const meta = (item as NamespaceObject).metadata;
@@ -149,8 +160,10 @@ export class PodsFileSource implements PodSource {
 
   private load(): void {
     const { pods, namespaces } = parsePodsFile(readFileSync(this.path, 'utf8'));
-    this.namespaces.replaceAll(namespaces);
-    this.pods.replaceAll(pods);
+    this.namespaces.listPage(namespaces);
+    this.namespaces.listEnd();
+    this.pods.listPage(pods);
+    this.pods.listEnd();
     this.loads++;
   }
 

@@ -11,8 +11,15 @@ import { Watch, type KubeConfig } from '@kubernetes/client-node';
 import type { ListFunction } from './kubernetes.js';
 
 export interface WatchConsumer {
-  /** A complete list: objects not in it are gone. */
-  replaceAll(items: unknown[]): void;
+  /**
+   * One page of a list, to be converted at once so the raw objects of a large list are
+   * never all held together.
+   */
+  listPage(items: unknown[]): void;
+  /** The list is complete: objects not in it are gone. */
+  listEnd(): void;
+  /** A list broke off; the pages taken so far are dropped. */
+  listAborted(): void;
   added(item: unknown): void;
   modified(item: unknown): void;
   deleted(item: unknown): void;
@@ -105,17 +112,21 @@ export class ResourceWatch {
   }
 
   private async relist(): Promise<void> {
-    const items: unknown[] = [];
     let continueToken: string | undefined;
     let resourceVersion = '';
-    do {
-      const page = await this.list(continueToken, this.options.pageSize);
-      for (const item of page.items) items.push(item);
-      continueToken = page.continueToken;
-      resourceVersion = page.resourceVersion;
-    } while (continueToken !== undefined);
+    try {
+      do {
+        const page = await this.list(continueToken, this.options.pageSize);
+        this.consumer.listPage(page.items);
+        continueToken = page.continueToken;
+        resourceVersion = page.resourceVersion;
+      } while (continueToken !== undefined && !this.stopped);
+    } catch (error) {
+      this.consumer.listAborted();
+      throw error;
+    }
     if (this.stopped) return;
-    this.consumer.replaceAll(items);
+    this.consumer.listEnd();
     this.resourceVersion = resourceVersion;
     if (this.synced) this.relists++;
     this.synced = true;

@@ -1,0 +1,171 @@
+// Scenario: the pod index against a real kube-apiserver. 10,000 pods are listed, then
+// pods change at 200 events per second; measured: the proxy's RSS, the lag from the API
+// server's answer to the index having the change, and the cost of a caller lookup.
+
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Pool } from 'undici';
+import { ADMIN_TOKEN, KubernetesControlPlane } from '../test/harness/kubernetes.js';
+import { MotoServer } from '../test/harness/moto.js';
+import { freePort, median, type Section } from './harness.js';
+
+const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
+const ipOf = (n: number): string => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
+
+async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  await Promise.all(Array.from({ length: concurrency }, async () => {
+    while (next < items.length) await work(items[next++] as T);
+  }));
+}
+
+function rssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
+}
+
+export interface PodIndexOptions {
+  pods: number;
+  roles: number;
+  eventsPerSecond: number;
+  seconds: number;
+}
+
+export async function podIndexScenario(options: PodIndexOptions): Promise<Section> {
+  const plane = await KubernetesControlPlane.start();
+  const moto = await MotoServer.start();
+  try {
+    // The load generator speaks plain HTTP to the API server, so that it takes as little
+    // of the machine's two cores as it can from the API server and the proxy.
+    const api = new Pool(plane.apiServerUrl, { connections: 16, connect: { ca: readFileSync(plane.caFile) } });
+    const call = async (method: 'POST' | 'PATCH', path: string, body: unknown): Promise<void> => {
+      const response = await api.request({
+        method,
+        path,
+        body: JSON.stringify(body),
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
+      });
+      await response.body.dump();
+      if (response.statusCode >= 300) throw new Error(`${method} ${path}: ${response.statusCode}`);
+    };
+    const setIp = (n: number, ip: string, phase?: string): Promise<void> =>
+      call('PATCH', `/api/v1/namespaces/bench/pods/pod-${n}/status`, { status: { ...(phase === undefined ? {} : { phase }), podIP: ip, podIPs: [{ ip }] } });
+    await call('POST', '/api/v1/namespaces', { metadata: { name: 'bench' } });
+    const names = Array.from({ length: options.pods }, (_, n) => n);
+    const loadStarted = Date.now();
+    await pool(names, 16, async (n) => {
+      await call('POST', '/api/v1/namespaces/bench/pods', {
+        metadata: { name: `pod-${n}`, annotations: { 'iam.amazonaws.com/role': `role-${n % options.roles}` } },
+        spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'example/app' }] },
+      });
+      await setIp(n, ipOf(n), 'Running');
+    });
+    const loadSeconds = (Date.now() - loadStarted) / 1000;
+    process.stderr.write(`  pod-index: ${options.pods} pods created in ${loadSeconds.toFixed(0)} s\n`);
+
+    const port = await freePort();
+    const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), PROXY, '--kubeconfig', plane.kubeconfig, '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+      env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
+    });
+    const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
+    const seen = new Map<string, number>();
+    let syncLine = '';
+    let lookupLine = '';
+    let memoryLine = '';
+    lines.on('line', (line) => {
+      if (line.startsWith('synced ')) syncLine = line;
+      else if (line.startsWith('lookup ')) lookupLine = line;
+      else if (line.startsWith('memory ')) memoryLine = line;
+      else {
+        const [name, ip, at] = line.split(' ');
+        seen.set(`${name} ${ip}`, Number(at));
+      }
+    });
+    try {
+      while (syncLine === '') await sleep(50);
+      const [, syncMs] = syncLine.split(' ');
+      await sleep(2000); // let the start-up prefetch settle
+      const rssAtList = rssMb(child.pid as number);
+
+      // Churn: each event moves one pod to a new IP; the index must follow.
+      const sent: Array<{ key: string; start: number; end: number }> = [];
+      const intervalMs = 1000 / options.eventsPerSecond;
+      const churnStarted = Date.now();
+      const inflight = new Set<Promise<void>>();
+      let n = 0;
+      const rssSamples: number[] = [];
+      while (Date.now() - churnStarted < options.seconds * 1000) {
+        const target = churnStarted + n * intervalMs;
+        if (Date.now() < target) await sleep(target - Date.now());
+        const pod = (n * 7919) % options.pods;
+        const ip = ipOf(options.pods + n);
+        const start = Date.now();
+        const patch = setIp(pod, ip)
+          .then(() => {
+            sent.push({ key: `pod-${pod} ${ip}`, start, end: Date.now() });
+          })
+          .finally(() => inflight.delete(patch));
+        inflight.add(patch);
+        if (n % options.eventsPerSecond === 0) rssSamples.push(rssMb(child.pid as number));
+        n++;
+      }
+      await Promise.all(inflight);
+      const achieved = sent.length / options.seconds;
+      await sleep(1000);
+      child.stdin?.write('lookup\n');
+      while (lookupLine === '') await sleep(20);
+      child.stdin?.write('memory\n');
+      while (memoryLine === '') await sleep(20);
+      const rssAfter = rssMb(child.pid as number);
+
+      const lagFromAnswer: number[] = [];
+      const lagFromRequest: number[] = [];
+      let missing = 0;
+      for (const s of sent) {
+        const at = seen.get(s.key);
+        if (at === undefined) {
+          missing++;
+          continue;
+        }
+        lagFromAnswer.push(Math.max(0, at - s.end));
+        lagFromRequest.push(at - s.start);
+      }
+      const p = (values: number[], q: number): number => [...values].sort((a, b) => a - b)[Math.min(values.length - 1, Math.floor(q * values.length))] ?? NaN;
+      const lookupNs = Number(lookupLine.split(' ')[1]);
+      const rssMax = Math.max(rssAtList, rssAfter, ...rssSamples);
+      const markdown = [
+        `${options.pods} pods (${options.roles} roles) listed from kube-apiserver, then ${achieved.toFixed(0)} pod events/s for ${options.seconds} s, each moving a pod to a new IP.`,
+        '',
+        '| Measure | Value | Target |',
+        '|---|---:|---:|',
+        `| RSS after the list of ${options.pods} pods | ${rssAtList.toFixed(0)} MB | at most 150 MB |`,
+        `| RSS during and after the churn (max) | ${rssMax.toFixed(0)} MB | at most 150 MB |`,
+        `| lag p50 / p99 / max, from the API server's answer to the index | ${p(lagFromAnswer, 0.5)} / ${p(lagFromAnswer, 0.99)} / ${p(lagFromAnswer, 1)} ms | p99 at most 50 ms |`,
+        `| lag p99 from the start of the API request (upper bound) | ${p(lagFromRequest, 0.99)} ms | |`,
+        `| events the index never saw | ${missing} of ${sent.length} | 0 |`,
+        `| caller lookup (IP to pod to assignment) | ${lookupNs.toFixed(0)} ns | |`,
+        `| time from start to synced (${options.pods} pods) | ${syncMs} ms | |`,
+        '',
+        `Proxy memory at the end (MB): ${memoryLine.slice('memory '.length)}. The proxy runs with ${process.env.BENCH_NODE_FLAGS ?? 'no extra Node flags'}.`,
+      ].join('\n');
+      return {
+        id: 'pod-index',
+        title: 'Pod index: 10,000 pods and churn through a real API server',
+        markdown,
+        raw: { options, loadSeconds, syncMs: Number(syncMs), rssAtList, rssAfter, rssSamples, achieved, missing, lookupNs, lagMedian: median(lagFromAnswer), lagP99: p(lagFromAnswer, 0.99), lagFromRequestP99: p(lagFromRequest, 0.99) },
+      };
+    } finally {
+      await api.close();
+      child.kill('SIGTERM');
+      await sleep(500);
+      child.kill('SIGKILL');
+    }
+  } finally {
+    await moto.stop();
+    await plane.stop();
+  }
+}
