@@ -72,6 +72,8 @@ export class CredentialEntry implements Scheduled {
   fetching: Promise<void> | null = null;
   dueAt = 0;
   heapIndex = -1;
+  /** Waiting in the store's queue for an STS token. */
+  queued = false;
 
   constructor(key: string, parameters: CredentialParameters) {
     this.key = key;
@@ -102,6 +104,10 @@ export class CredentialStore {
   private readonly owners = new Map<string, CredentialEntry>();
   private readonly scheduler: RefreshScheduler<CredentialEntry>;
   private readonly bucket: TokenBucket;
+  /** Due entries waiting for a token, first come first served; drained by one timer. */
+  private queue: CredentialEntry[] = [];
+  private queueHead = 0;
+  private drainTimer: NodeJS.Timeout | null = null;
   private closed = false;
 
   constructor(assumer: RoleAssumer, options: Partial<CredentialStoreOptions> & Pick<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'>) {
@@ -150,9 +156,17 @@ export class CredentialStore {
     return this.owners.get(owner);
   }
 
+  /** Entries with a call in flight or waiting for a token (for tests and stats). */
+  get pending(): number {
+    let n = this.queue.length - this.queueHead;
+    for (const entry of this.entries.values()) if (entry.fetching !== null) n++;
+    return n;
+  }
+
   close(): void {
     this.closed = true;
     this.scheduler.close();
+    if (this.drainTimer !== null) clearTimeout(this.drainTimer);
     this.assumer.close();
   }
 
@@ -166,18 +180,45 @@ export class CredentialStore {
 
   /** The entry's fetch or renewal is due: start it unless a limit says later. */
   private due(entry: CredentialEntry, now: number): void {
-    if (entry.dropped || entry.fetching !== null || this.closed) return;
+    if (entry.dropped || entry.fetching !== null || entry.queued || this.closed) return;
     if (now < entry.errorUntil) {
       this.scheduler.schedule(entry, entry.errorUntil);
       return;
     }
-    if (!this.bucket.take(now)) {
-      this.stats.rateLimited++;
-      this.scheduler.schedule(entry, this.bucket.nextAt(now));
+    if (this.queueHead === this.queue.length && this.bucket.take(now)) {
+      this.fetch(entry, now);
       return;
     }
-    this.fetch(entry, now);
+    // Out of tokens: wait in line, so a burst costs one timer, not a reschedule per entry.
+    this.stats.rateLimited++;
+    entry.queued = true;
+    this.queue.push(entry);
+    this.armDrain(now);
   }
+
+  private armDrain(now: number): void {
+    if (this.drainTimer !== null || this.closed) return;
+    this.drainTimer = setTimeout(this.drain, Math.max(1, this.bucket.nextAt(now) - now));
+    this.drainTimer.unref();
+  }
+
+  private readonly drain = (): void => {
+    this.drainTimer = null;
+    const now = Date.now();
+    while (this.queueHead < this.queue.length) {
+      const entry = this.queue[this.queueHead] as CredentialEntry;
+      if (!entry.dropped && !this.bucket.take(now)) break;
+      this.queueHead++;
+      entry.queued = false;
+      if (!entry.dropped) this.fetch(entry, now);
+    }
+    if (this.queueHead === this.queue.length) {
+      this.queue = [];
+      this.queueHead = 0;
+    } else {
+      this.armDrain(now);
+    }
+  };
 
   private fetch(entry: CredentialEntry, started: number): void {
     const o = this.options;

@@ -178,3 +178,15 @@ t.test('the API server killed and restarted: the index keeps serving, then catch
   await stack.setStatus(ns, 'after', 'Running', '10.100.7.3');
   t.ok(await eventually(() => stack.ownerName('10.100.7.3') === 'after'), 'new events flow again');
 });
+
+t.test('--api-server with --api-token (and --insecure) reaches the API server without a kubeconfig', async (t) => {
+  const { ADMIN_TOKEN } = await import('../harness/kubernetes.js');
+  const { loadKubeConfig, podLister } = await import('../../lib/pods/kubernetes.js');
+  const kc = loadKubeConfig({ kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: ADMIN_TOKEN, insecure: true });
+  const page = await podLister(kc, undefined)(undefined, 10);
+  t.ok(page.resourceVersion !== '', 'listed pods');
+  const strict = loadKubeConfig({ kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: ADMIN_TOKEN, insecure: false });
+  await t.rejects(podLister(strict, undefined)(undefined, 10), 'without --insecure the self-signed certificate is refused');
+  const wrongToken = loadKubeConfig({ kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: 'wrong', insecure: true });
+  await t.rejects(podLister(wrongToken, undefined)(undefined, 10), 'a wrong token is refused');
+});
