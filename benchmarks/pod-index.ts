@@ -13,6 +13,8 @@ import { MotoServer } from '../test/harness/moto.js';
 import { freePort, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
+/** The Node options the container image runs the proxy with, so the figures are the shipped ones. */
+const IMAGE_NODE_OPTIONS = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))?.[1] ?? '';
 const ipOf = (n: number): string => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
 
 async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
@@ -62,8 +64,15 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
     const names = Array.from({ length: options.pods }, (_, n) => n);
     const loadStarted = Date.now();
     await pool(names, 16, async (n) => {
+      // Pods of Deployments: one workload (and so one set of credentials) per role.
+      const workload = n % options.roles;
       await call('POST', '/api/v1/namespaces/bench/pods', {
-        metadata: { name: `pod-${n}`, annotations: { 'iam.amazonaws.com/role': `role-${n % options.roles}` } },
+        metadata: {
+          name: `pod-${n}`,
+          annotations: { 'iam.amazonaws.com/role': `role-${workload}` },
+          labels: { 'pod-template-hash': '5d9f7' },
+          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `app-${workload}-5d9f7`, uid: `rs-${workload}`, controller: true }],
+        },
         spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'example/app' }] },
       });
       await setIp(n, ipOf(n), 'Running');
@@ -72,7 +81,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
     process.stderr.write(`  pod-index: ${options.pods} pods created in ${loadSeconds.toFixed(0)} s\n`);
 
     const port = await freePort();
-    const child = spawn(process.execPath, [...(process.env.BENCH_NODE_FLAGS ?? '').split(' ').filter(Boolean), PROXY, '--kubeconfig', plane.kubeconfig, '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100'], {
+    const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS.split(' ').filter(Boolean), PROXY, '--kubeconfig', plane.kubeconfig, '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100'], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
     });
@@ -158,7 +167,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
         `| time from start to synced (${options.pods} pods listed) | ${syncMs} ms | |`,
         `| time from start to every role's credentials fetched (${options.roles} roles, --sts-rate-limit 100) | ${prefetchedMs} ms | |`,
         '',
-        `Proxy memory at the end (MB): ${memoryLine.slice('memory '.length)}. The proxy runs with ${process.env.BENCH_NODE_FLAGS ?? 'no extra Node flags'}.`,
+        `Proxy memory at the end (MB): ${memoryLine.slice('memory '.length)}. The proxy runs with the container image's Node options: \`${IMAGE_NODE_OPTIONS}\`.`,
       ].join('\n');
       return {
         id: 'pod-index',

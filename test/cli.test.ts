@@ -81,3 +81,12 @@ t.test('a pods file that does not exist: one line, exit 1', async (t) => {
   t.equal(code, 1);
   t.match(stderr, /ENOENT|no such file/);
 });
+
+t.test('the container image’s NODE_OPTIONS are accepted by this Node', async (t) => {
+  const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
+  const options = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1];
+  t.ok(options, 'the Dockerfile sets NODE_OPTIONS');
+  const child = spawn(process.execPath, [PROGRAM, '--version'], { env: { ...process.env, NODE_OPTIONS: options }, stdio: 'ignore' });
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 0);
+});

@@ -26,6 +26,7 @@ const syncedAfter = Date.now() - started;
 while (app.store.pending > 0 && Date.now() - started < 120_000) await new Promise((r) => setTimeout(r, 100));
 reporting = true;
 process.stdout.write(`synced ${syncedAfter} ${app.index.size} ${Date.now() - started}\n`);
+process.stderr.write(`  pod-index proxy: ${JSON.stringify(app.store.stats)}\n`);
 
 /** Cost of what a request does to name its caller: IP lookup, then the pod's assignment. */
 function lookupCost(): number {
