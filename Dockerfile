@@ -18,7 +18,7 @@ ENV NODE_ENV=production AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
 # A small young generation and a bounded old one keep RSS near 135 MB with 10,000 pods
 # (benchmarks/RESULTS.md measures the proxy with exactly these options). Raise
 # --max-old-space-size for a cluster-wide watch (no --node) of many more pods.
-ENV NODE_OPTIONS="--max-semi-space-size=1 --max-old-space-size=96"
+ENV NODE_OPTIONS="--max-semi-space-size=1 --max-old-space-size=128"
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/lib dist/lib

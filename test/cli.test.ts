@@ -86,7 +86,13 @@ t.test('the container image’s NODE_OPTIONS are accepted by this Node', async (
   const dockerfile = readFileSync(new URL('../Dockerfile', import.meta.url), 'utf8');
   const options = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(dockerfile)?.[1];
   t.ok(options, 'the Dockerfile sets NODE_OPTIONS');
-  const child = spawn(process.execPath, [PROGRAM, '--version'], { env: { ...process.env, NODE_OPTIONS: options }, stdio: 'ignore' });
-  const [code] = (await once(child, 'exit')) as [number | null];
-  t.equal(code, 0);
+  // `env -i`: the container's environment. tap adds its own loaders to NODE_OPTIONS of
+  // every child it sees spawned, which would not be the image's options.
+  const child = spawn('env', ['-i', `PATH=${process.env.PATH ?? ''}`, `NODE_OPTIONS=${options ?? ''}`, process.execPath, PROGRAM, '--version'], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+  t.equal(code, 0, `exit ${code} ${signal ?? ''} ${stderr.slice(-1500)}`);
 });

@@ -20,65 +20,85 @@ interface NamespaceObject {
   metadata?: { name?: string; annotations?: Record<string, string> | null } | null;
 }
 
-/** The index side of pod objects: conversion, and the consumer of a pod watch. */
-class PodFeed implements WatchConsumer {
-  private listed: PodRecord[] = [];
-  constructor(
-    private readonly index: PodIndex,
-    private readonly keys: AnnotationKeys,
-  ) {}
+/**
+ * Turns watched objects into what the proxy keeps. A list is gathered page by page as
+ * converted values and applied whole at its end; single events apply at once.
+ */
+abstract class Feed<T> implements WatchConsumer {
+  private listed: T[] = [];
+  protected abstract convert(item: unknown): T | null;
+  protected abstract replace(values: T[]): void;
+  protected abstract upsert(value: T): void;
+  protected abstract remove(item: unknown): void;
+
   listPage(items: unknown[]): void {
     for (const item of items) {
-      const record = podRecord(item as PodObject, this.keys);
-      if (record !== null) this.listed.push(record);
+      const value = this.convert(item);
+      if (value !== null) this.listed.push(value);
     }
   }
   listEnd(): void {
     const listed = this.listed;
     this.listed = [];
-    this.index.replace(listed);
+    this.replace(listed);
   }
   listAborted(): void {
     this.listed = [];
   }
   added(item: unknown): void {
-    const record = podRecord(item as PodObject, this.keys);
-    if (record !== null) this.index.upsert(record);
+    const value = this.convert(item);
+    if (value !== null) this.upsert(value);
   }
   modified(item: unknown): void {
     this.added(item);
   }
   deleted(item: unknown): void {
+    this.remove(item);
+  }
+}
+
+class PodFeed extends Feed<PodRecord> {
+  constructor(
+    private readonly index: PodIndex,
+    private readonly keys: AnnotationKeys,
+  ) {
+    super();
+  }
+  protected convert(item: unknown): PodRecord | null {
+    return podRecord(item as PodObject, this.keys);
+  }
+  protected replace(records: PodRecord[]): void {
+    this.index.replace(records);
+  }
+  protected upsert(record: PodRecord): void {
+    this.index.upsert(record);
+  }
+  protected remove(item: unknown): void {
     const uid = (item as PodObject).metadata?.uid;
     if (uid != null) this.index.remove(uid);
   }
 }
 
-class NamespaceFeed implements WatchConsumer {
-  private listed: Array<{ name: string; annotations: Record<string, string> | undefined }> = [];
-  constructor(private readonly assignment: RoleAssignment) {}
-  listPage(items: unknown[]): void {
-    for (const item of items as NamespaceObject[]) {
-      const name = item.metadata?.name;
-      if (name != null) this.listed.push({ name, annotations: item.metadata?.annotations ?? undefined });
-    }
+interface NamespaceRecord {
+  name: string;
+  annotations: Record<string, string> | undefined;
+}
+
+class NamespaceFeed extends Feed<NamespaceRecord> {
+  constructor(private readonly assignment: RoleAssignment) {
+    super();
   }
-  listEnd(): void {
-    const listed = this.listed;
-    this.listed = [];
-    this.assignment.replaceNamespaces(listed);
-  }
-  listAborted(): void {
-    this.listed = [];
-  }
-  added(item: unknown): void {
+  protected convert(item: unknown): NamespaceRecord | null {
     const meta = (item as NamespaceObject).metadata;
-    if (meta?.name != null) this.assignment.namespaceUpdated(meta.name, meta.annotations ?? undefined);
+    return meta?.name == null ? null : { name: meta.name, annotations: meta.annotations ?? undefined };
   }
-  modified(item: unknown): void {
-    this.added(item);
+  protected replace(namespaces: NamespaceRecord[]): void {
+    this.assignment.replaceNamespaces(namespaces);
   }
-  deleted(item: unknown): void {
+  protected upsert(namespace: NamespaceRecord): void {
+    this.assignment.namespaceUpdated(namespace.name, namespace.annotations);
+  }
+  protected remove(item: unknown): void {
     const name = (item as NamespaceObject).metadata?.name;
     if (name != null) this.assignment.namespaceRemoved(name);
   }

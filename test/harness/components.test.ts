@@ -24,19 +24,7 @@ t.test('etcd and kube-apiserver start, serve kubectl, and stop', async (t) => {
   const plane = await KubernetesControlPlane.start();
   t.teardown(() => plane.stop());
   await plane.kubectl(['create', 'namespace', 'demo']);
-  await plane.kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'app1', namespace: 'demo', annotations: { 'iam.amazonaws.com/role': 'app-role' } },
-      spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] },
-    }),
-  );
-  await plane.kubectl([
-    'patch', 'pod', 'app1', '-n', 'demo', '--subresource=status', '--type=merge',
-    '-p', JSON.stringify({ status: { phase: 'Running', podIP: '10.200.0.11', podIPs: [{ ip: '10.200.0.11' }] } }),
-  ]);
+  await plane.kubectlRunningPod('demo', 'app1', { 'iam.amazonaws.com/role': 'app-role' }, '10.200.0.11');
   const pod = JSON.parse(await plane.kubectl(['get', 'pod', 'app1', '-n', 'demo', '-o', 'json'])) as {
     status: { podIP: string; phase: string };
     metadata: { annotations: Record<string, string> };

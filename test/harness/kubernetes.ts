@@ -130,6 +130,23 @@ export class KubernetesControlPlane {
     );
   }
 
+  /** With kubectl, as a user would: applies an annotated pod, then reports it Running with `ip`, as its kubelet would. */
+  async kubectlRunningPod(namespace: string, name: string, annotations: Record<string, string>, ip: string): Promise<void> {
+    await this.kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name, namespace, annotations },
+        spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] },
+      }),
+    );
+    await this.kubectl([
+      'patch', 'pod', name, '-n', namespace, '--subresource=status', '--type=merge',
+      '-p', JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
+    ]);
+  }
+
   /** Runs etcdctl (v3) against this control plane's etcd, e.g. to change state while the API server is down. */
   etcdctl(args: string[]): Promise<string> {
     return run('etcdctl', ['--endpoints', `http://127.0.0.1:${this.etcdClientPort}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });

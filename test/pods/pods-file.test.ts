@@ -74,16 +74,7 @@ t.test('a file written by kubectl get pods,namespaces -o yaml from a real API se
   t.teardown(() => plane.stop());
   await plane.kubectl(['create', 'namespace', 'team']);
   await plane.kubectl(['annotate', 'namespace', 'team', 'iam.amazonaws.com/allowed-roles=["team-*"]']);
-  await plane.kubectl(
-    ['apply', '-f', '-'],
-    JSON.stringify({
-      apiVersion: 'v1',
-      kind: 'Pod',
-      metadata: { name: 'worker', namespace: 'team', annotations: { 'iam.amazonaws.com/role': 'team-worker' } },
-      spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] },
-    }),
-  );
-  await plane.kubectl(['patch', 'pod', 'worker', '-n', 'team', '--subresource=status', '--type=merge', '-p', JSON.stringify({ status: { phase: 'Running', podIP: '10.9.0.1', podIPs: [{ ip: '10.9.0.1' }] } })]);
+  await plane.kubectlRunningPod('team', 'worker', { 'iam.amazonaws.com/role': 'team-worker' }, '10.9.0.1');
   const dir = mkdtempSync(join(tmpdir(), 'k2i-podsfile-'));
   const path = join(dir, 'pods.yaml');
   writeFileSync(path, await plane.kubectl(['get', 'pods,namespaces', '-A', '-o', 'yaml']));
