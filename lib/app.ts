@@ -35,7 +35,7 @@ export async function startApp(config: Config, log: Logger, host?: string): Prom
   const assignment = new RoleAssignment(store, index, credentials.rolePolicy, pods.restrictions, log);
   const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
   let source: PodSource;
-  let resolveDuplicate = null;
+  let resolveDuplicate: ((ip: string) => Promise<string | null>) | null = null;
   if (pods.podsFile !== null) {
     source = new PodsFileSource(pods.podsFile, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
   } else {
