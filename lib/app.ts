@@ -53,7 +53,7 @@ export async function startApp(config: Config, log: Logger, host?: string): Prom
   }
   const callers = new CallerResolver(index, { waitMs: pods.waitMs, resolveDuplicate });
 
-  const server = new HttpServer(createRouter({ ready: () => source.synced }), {}, {
+  const server = new HttpServer(createRouter({ ready: () => source.synced, callers, assignment }), {}, {
     onHandlerError: (error, request) => log.error({ err: error, path: request.path }, 'handler failed'),
   });
   const address = await server.listen(config.appPort, host);
