@@ -99,8 +99,18 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
         seen.set(`${name} ${ip}`, Number(at));
       }
     });
+    // The proxy's answers come as lines; a proxy that died must fail the run, not hang it.
+    const line = async (get: () => string, timeoutMs: number): Promise<string> => {
+      const deadline = Date.now() + timeoutMs;
+      while (get() === '') {
+        if (child.exitCode !== null || child.signalCode !== null) throw new Error(`the proxy exited (${child.exitCode ?? child.signalCode})`);
+        if (Date.now() > deadline) throw new Error('the proxy did not answer in time');
+        await sleep(20);
+      }
+      return get();
+    };
     try {
-      while (syncLine === '') await sleep(50);
+      await line(() => syncLine, 300_000);
       const [, syncMs, , prefetchedMs] = syncLine.split(' ');
       const rssAtList = rssMb(child.pid as number);
 
@@ -132,9 +142,9 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
       const achieved = sent.length / options.seconds;
       await sleep(1000);
       child.stdin?.write('lookup\n');
-      while (lookupLine === '') await sleep(20);
+      await line(() => lookupLine, 60_000);
       child.stdin?.write('memory\n');
-      while (memoryLine === '') await sleep(20);
+      await line(() => memoryLine, 10_000);
       const rssAfter = rssMb(child.pid as number);
 
       const lagFromAnswer: number[] = [];
