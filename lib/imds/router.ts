@@ -44,26 +44,34 @@ const enum Route {
   Other,
 }
 
-/** The route of a path under any version segment, and the role name for credentials. */
-function route(path: string): { route: Route; role: string } {
-  const slash = path.indexOf('/', 1);
-  if (slash === -1) return { route: Route.Other, role: '' };
-  const rest = path.slice(slash);
+/**
+ * The route of a path under any version segment. Compares in place (startsWith at an
+ * offset) so a credential request makes no substring to be routed.
+ */
+function routeOf(path: string, versionEnd: number): Route {
+  if (versionEnd === -1) return Route.Other;
   for (const blocked of BLOCKED) {
-    if (rest === blocked || rest.startsWith(`${blocked}/`)) return { route: Route.Blocked, role: '' };
+    if (path.startsWith(blocked, versionEnd) && (path.length === versionEnd + blocked.length || path.charCodeAt(versionEnd + blocked.length) === 0x2f)) {
+      return Route.Blocked;
+    }
   }
-  if (rest === CREDENTIALS || rest === `${CREDENTIALS}/`) return { route: Route.Listing, role: '' };
-  if (rest.startsWith(`${CREDENTIALS}/`)) return { route: Route.Credentials, role: rest.slice(CREDENTIALS.length + 1) };
-  return { route: Route.Other, role: '' };
+  if (!path.startsWith(CREDENTIALS, versionEnd)) return Route.Other;
+  const after = versionEnd + CREDENTIALS.length;
+  if (path.length === after || (path.length === after + 1 && path.charCodeAt(after) === 0x2f)) return Route.Listing;
+  return path.charCodeAt(after) === 0x2f ? Route.Credentials : Route.Other;
 }
 
 export function createRouter(deps: RouterDependencies): Handler {
-  const answer = (request: Request, pod: PodRecord, kind: Route, role: string): void => {
+  /** `roleAt`: where the requested role name starts in the path (credential requests). */
+  const answer = (request: Request, pod: PodRecord, kind: Route, roleAt: number): void => {
     const assignment = deps.assignment.of(pod.uid);
     if (assignment === undefined) return request.send(NOT_ELIGIBLE);
     if (assignment.kind === 'none') return request.send(assignment.response);
     if (kind === Route.Listing) return request.send(assignment.listing);
-    if (role !== assignment.name) return request.respondText(403, `Invalid role ${role}\n`);
+    const path = request.path;
+    if (path.length !== roleAt + assignment.name.length || !path.startsWith(assignment.name, roleAt)) {
+      return request.respondText(403, `Invalid role ${path.slice(roleAt)}\n`);
+    }
     const entry = assignment.entry;
     const current = entry.current(Date.now());
     if (current !== null) return request.send(current);
@@ -85,7 +93,9 @@ export function createRouter(deps: RouterDependencies): Handler {
       request.send(deps.ready() ? HEALTHY : SYNCING);
       return;
     }
-    const { route: kind, role } = route(request.path);
+    const path = request.path;
+    const versionEnd = path.indexOf('/', 1);
+    const kind = routeOf(path, versionEnd);
     if (kind === Route.Blocked) {
       request.send(NOT_SERVED);
       return;
@@ -96,12 +106,13 @@ export function createRouter(deps: RouterDependencies): Handler {
     }
     const ip = normalizeIp(request.remoteAddress);
     const pod = ip === null ? null : deps.callers.known(ip);
+    const roleAt = versionEnd + CREDENTIALS.length + 1;
     if (pod !== null) {
-      answer(request, pod, kind, role);
+      answer(request, pod, kind, roleAt);
       return;
     }
     void deps.callers.resolve(request.remoteAddress).then((caller) => {
-      if (caller.kind === 'pod') answer(request, caller.pod, kind, role);
+      if (caller.kind === 'pod') answer(request, caller.pod, kind, roleAt);
       else request.respondText(404, `${caller.reason}\n`);
     });
   };
