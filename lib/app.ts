@@ -4,13 +4,18 @@ import type { Config } from './config.js';
 import { CredentialStore } from './credentials/store.js';
 import { StsRoleAssumer } from './credentials/sts.js';
 import { HttpServer } from './http/index.js';
-import { createRouter } from './imds/router.js';
+import { CredentialAnswerStats, createRouter, Route, ROUTE_NAMES } from './imds/router.js';
+import { TokenRegistry } from './imds/tokens.js';
 import type { Logger } from './log.js';
+import { discoverRolePolicy } from './node/instance-profile.js';
+import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver } from './pods/callers.js';
 import { PodIndex } from './pods/index.js';
 import { duplicateResolver, loadKubeConfig } from './pods/kubernetes.js';
 import { RoleAssignment } from './pods/role-assignment.js';
 import { ClusterSource, PodsFileSource, type PodSource } from './pods/sources.js';
+import { CounterDeltas, RequestStats, StatsReporter } from './stats.js';
+import { MetadataUpstream } from './upstream/metadata.js';
 
 export interface App {
   port: number;
@@ -19,11 +24,30 @@ export interface App {
   assignment: RoleAssignment;
   callers: CallerResolver;
   source: PodSource;
-  close(): Promise<void>;
+  stats: StatsReporter;
+  /** Stops accepting, lets in-flight requests finish (up to `graceMs`), and stops everything else. */
+  close(graceMs?: number): Promise<void>;
 }
 
-export async function startApp(config: Config, log: Logger, host?: string): Promise<App> {
-  const { credentials, pods } = config;
+export interface AppOptions {
+  /** Listen address; all interfaces when omitted, as kube2iam. */
+  host?: string;
+  /** Where stats lines go (stdout). */
+  statsOut?: NodeJS.WritableStream;
+}
+
+export async function startApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
+  const { credentials, pods, serve } = config;
+  const upstream = new MetadataUpstream(serve.metadataAddr);
+  let rolePolicy;
+  try {
+    rolePolicy = await discoverRolePolicy(credentials.rolePolicy, config.autoDiscover, upstream);
+  } catch (error) {
+    await upstream.close();
+    throw error;
+  }
+  if (rolePolicy !== credentials.rolePolicy) log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
+
   const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   const store = new CredentialStore(new StsRoleAssumer({ region }), {
     sessionTtlMs: credentials.sessionTtlMs,
@@ -32,9 +56,10 @@ export async function startApp(config: Config, log: Logger, host?: string): Prom
     stsBurst: Math.max(1, Math.ceil(credentials.stsRatePerSecond * 2)),
   });
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, credentials.rolePolicy, pods.restrictions, log);
+  const assignment = new RoleAssignment(store, index, rolePolicy, pods.restrictions, log);
   const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
   let source: PodSource;
+  let watchRestarts = (): number => 0;
   let resolveDuplicate: ((ip: string) => Promise<string | null>) | null = null;
   if (pods.podsFile !== null) {
     source = new PodsFileSource(pods.podsFile, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
@@ -44,22 +69,81 @@ export async function startApp(config: Config, log: Logger, host?: string): Prom
       kc = loadKubeConfig(pods.connection);
     } catch (error) {
       store.close();
+      await upstream.close();
       throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
     }
-    source = new ClusterSource(kc, index, assignment, keys, pods.node, {
+    const cluster = new ClusterSource(kc, index, assignment, keys, pods.node, {
       onError: (error, restarts) => log.warn({ err: error, restarts }, 'Kubernetes watch failed; retrying, serving the last known pods'),
     });
+    watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
+    source = cluster;
     if (pods.resolveDuplicates) resolveDuplicate = duplicateResolver(kc);
   }
   const callers = new CallerResolver(index, { waitMs: pods.waitMs, resolveDuplicate });
+  const tokens = new TokenRegistry();
+  const answerStats = new CredentialAnswerStats();
+  const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
 
-  const server = new HttpServer(createRouter({ ready: () => source.synced, callers, assignment }), {}, {
+  let server: HttpServer | null = null;
+  const unavailable = (): string | null => (server?.shuttingDown === true ? 'shutting down' : source.synced ? null : 'pods not listed yet');
+  const router = createRouter(
+    { unavailable, callers, assignment, upstream, tokens, stats: answerStats },
+    { imdsv2Required: serve.imdsv2Required, allowRoute: serve.allowRoute, hostIp: serve.hostIp, debug: serve.debug },
+  );
+  server = new HttpServer(router, {}, {
     onHandlerError: (error, request) => log.error({ err: error, path: request.path }, 'handler failed'),
+    onAnswered: (request, status, ms) => requestStats.record(request.route, status, ms),
   });
-  const address = await server.listen(config.appPort, host);
-  log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes' }, 'listening');
+  const http = server;
+
+  const deltas = new CounterDeltas();
+  const stats = new StatsReporter(
+    serve.statsIntervalMs,
+    (seconds) => {
+      const sts = deltas.take('sts', store.stats);
+      const latency = requestStats.credentialLatency;
+      const line = {
+        seconds,
+        requests: requestStats.take(),
+        credentialLatencyMs: { count: latency.count, p50: round(latency.quantile(0.5)), p99: round(latency.quantile(0.99)), max: round(latency.maxMs) },
+        store: { ...deltas.take('answers', answerStats), roles: store.size, pending: store.pending },
+        sts: { calls: sts.stsCalls, errors: sts.stsErrors, renewals: sts.renewals, rateLimited: sts.rateLimited, latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0, latencyMaxMs: round(store.stats.stsLatencyMaxMs) },
+        pods: { indexed: index.size, ips: index.ipCount, synced: source.synced },
+        watch: { restarts: deltas.take('watch', { restarts: watchRestarts() }).restarts },
+        upstream: deltas.take('upstream', upstream.stats),
+        http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
+        tokens: tokens.size,
+      };
+      latency.reset();
+      return line;
+    },
+    options.statsOut ?? process.stdout,
+    config.logFormat,
+  );
+
+  const address = await server.listen(config.appPort, options.host);
+  log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr }, 'listening');
   if (region === undefined) log.warn('AWS_REGION is not set: STS calls fail until it is');
+
+  let rule: MetadataDnatRule | null = null;
+  if (config.iptables !== null) {
+    // After listening, so pods redirected by the rule never find the port closed.
+    rule = new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: address.port });
+    try {
+      const outcome = await rule.ensure();
+      log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');
+    } catch (error) {
+      await server.close(0);
+      source.stop();
+      store.close();
+      await upstream.close();
+      throw error;
+    }
+  }
+  stats.start();
   void source.whenSynced().then(() => log.info({ pods: index.size }, 'pods synced'));
+
+  const removeRule = config.iptables?.removeOnExit === true ? rule : null;
   return {
     port: address.port,
     index,
@@ -67,10 +151,24 @@ export async function startApp(config: Config, log: Logger, host?: string): Prom
     assignment,
     callers,
     source,
-    async close() {
-      await server.close();
+    stats,
+    async close(graceMs?: number) {
+      await http.close(graceMs);
+      stats.stop();
       source.stop();
       store.close();
+      await upstream.close();
+      if (removeRule !== null) {
+        const removed = await removeRule.remove().catch((error: unknown) => {
+          log.error({ err: error }, 'iptables rule not removed');
+          return 0;
+        });
+        log.info({ removed }, 'iptables rule removed');
+      }
     },
   };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }

@@ -1,10 +1,11 @@
 // Command-line flags, named and defaulted as kube2iam names them, and their validation.
-// Later work adds the rest of kube2iam's flags here; a DaemonSet's arguments are checked
-// against this same schema.
+// One schema (FLAGS) drives the parser, the environment fallbacks, --help and the README's
+// flag table; a DaemonSet's arguments are checked against it too.
 
 import yargs from 'yargs';
 import { normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
 import { formatDuration, parseDuration } from './duration.js';
+import { dnatRuleArgs, IptablesError } from './node/iptables.js';
 import type { KubernetesConnection } from './pods/kubernetes.js';
 import type { RestrictionConfig } from './pods/role-assignment.js';
 
@@ -31,12 +32,35 @@ export interface PodConfig {
   resolveDuplicates: boolean;
 }
 
+export interface ServeConfig {
+  /** --metadata-addr: host[:port] of the metadata service other paths pass through to. */
+  metadataAddr: string;
+  imdsv2Required: boolean;
+  allowRoute: RegExp | null;
+  /** --host-ip, '' when not given. */
+  hostIp: string;
+  debug: boolean;
+  /** 0: no stats line. */
+  statsIntervalMs: number;
+}
+
+export interface IptablesConfig {
+  hostInterface: string;
+  hostIp: string;
+  removeOnExit: boolean;
+}
+
 export interface Config {
   appPort: number;
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   logFormat: 'text' | 'json';
   credentials: CredentialConfig;
+  /** --auto-discover-*: taken from the metadata service at start. */
+  autoDiscover: { baseArn: boolean; defaultRole: boolean };
   pods: PodConfig;
+  serve: ServeConfig;
+  /** null unless --iptables. */
+  iptables: IptablesConfig | null;
 }
 
 /** STS takes DurationSeconds 900..43200, and DurationSeconds is twice the session TTL. */
@@ -56,36 +80,84 @@ export interface ParseResult {
   output?: string;
 }
 
-export async function parseArgs(argv: string[]): Promise<ParseResult> {
+
+interface FlagSpec {
+  type: 'string' | 'boolean' | 'number';
+  default: string | boolean | number;
+  describe: string;
+  /** Accepted so kube2iam's arguments work unchanged, but has no effect here. */
+  compat?: boolean;
+}
+
+/** Every flag: kube2iam's, with kube2iam's names and defaults, then this proxy's own. */
+export const FLAGS: Readonly<Record<string, FlagSpec>> = {
+  'app-port': { type: 'string', default: '8181', describe: 'HTTP port to listen on (also the iptables DNAT target port)' },
+  'base-role-arn': { type: 'string', default: '', describe: 'Prefix for role names that are not full ARNs, e.g. arn:aws:iam::123456789012:role/' },
+  'default-role': { type: 'string', default: '', describe: 'Role for pods without the role annotation (name or ARN); empty: none' },
+  'auto-discover-base-arn': { type: 'boolean', default: false, describe: "Take --base-role-arn from the node's instance profile (metadata iam/info)" },
+  'auto-discover-default-role': { type: 'boolean', default: false, describe: "Use the node's own instance role as --default-role (and discover the base ARN)" },
+  'iam-role-key': { type: 'string', default: 'iam.amazonaws.com/role', describe: 'Pod annotation that names the role' },
+  'iam-external-id': { type: 'string', default: 'iam.amazonaws.com/external-id', describe: 'Pod annotation that holds the STS external ID' },
+  'iam-role-session-ttl': { type: 'string', default: '15m', describe: 'Credentials are renewed when less than this remains; STS DurationSeconds is twice this (7m30s..6h)' },
+  'iam-role-error-ttl': { type: 'string', default: '0', describe: 'How long an STS error is answered without trying STS again' },
+  'use-regional-sts-endpoint': { type: 'boolean', default: false, compat: true, describe: 'The regional endpoint of AWS_REGION is always used' },
+  'namespace-restrictions': { type: 'boolean', default: false, describe: 'Allow only the roles a namespace lists in its allowed-roles annotation' },
+  'namespace-restriction-format': { type: 'string', default: 'glob', describe: 'Allow-list patterns: glob (* wildcard) or regexp (whole-ARN match)' },
+  'namespace-key': { type: 'string', default: 'iam.amazonaws.com/allowed-roles', describe: 'Namespace annotation holding the JSON array of allowed roles' },
+  iptables: { type: 'boolean', default: false, describe: 'Add the iptables DNAT rule that sends pods\' metadata traffic here (needs --host-ip and NET_ADMIN)' },
+  'host-interface': { type: 'string', default: 'docker0', describe: 'Interface pod traffic arrives on, for the iptables rule: a name, a wildcard such as cali+, or !name for all but one' },
+  'host-ip': { type: 'string', default: '', describe: "This node's IP: the iptables DNAT target; shown by /healthz" },
+  'metadata-addr': { type: 'string', default: '169.254.169.254', describe: 'host[:port] of the EC2 metadata service that other paths pass through to' },
+  node: { type: 'string', default: '', describe: 'Watch only the pods of this node (spec.nodeName)' },
+  kubeconfig: { type: 'string', default: '', describe: 'Path to a kubeconfig; wins over --api-server' },
+  'api-server': { type: 'string', default: '', describe: 'API server URL, with --api-token; default: in-cluster' },
+  'api-token': { type: 'string', default: '', describe: 'Bearer token for --api-server' },
+  insecure: { type: 'boolean', default: false, describe: 'Skip TLS verification of the API server (testing only)' },
+  'backoff-max-interval': { type: 'string', default: '1s', compat: true, describe: 'Waiting for a pod is woken by watch events, not by polling' },
+  'backoff-max-elapsed-time': { type: 'string', default: '2s', describe: 'How long a request from an IP with no known pod waits for the pod to appear' },
+  'resolve-duplicate-cache-ips': { type: 'boolean', default: false, describe: 'Settle an IP claimed by several live pods with a live API lookup' },
+  'cache-resync-period': { type: 'string', default: '30m', compat: true, describe: 'The watch re-lists on its own when needed' },
+  'metrics-port': { type: 'string', default: '8181', compat: true, describe: 'No Prometheus endpoint: stats go to stdout every --stats-interval' },
+  debug: { type: 'boolean', default: false, describe: "Serve /debug/store: every pod IP with its role (shows the node's pods to any caller)" },
+  verbose: { type: 'boolean', default: false, describe: 'Debug-level logging (overrides --log-level)' },
+  'log-level': { type: 'string', default: 'info', describe: `Log level: ${LOG_LEVELS.join(', ')}` },
+  'log-format': { type: 'string', default: 'text', describe: 'Log format: text or json' },
+  'pods-file': { type: 'string', default: '', describe: 'Read pods and namespaces from this YAML or JSON file (kubectl get pods,namespaces -o yaml) instead of the API server; reloaded on change' },
+  'sts-rate-limit': { type: 'number', default: 20, describe: 'STS calls per second from this node at most (bursts of twice that)' },
+  'stats-interval': { type: 'string', default: '60s', describe: 'Print one stats line on stdout this often; 0 turns it off' },
+  'imdsv2-required': { type: 'boolean', default: false, describe: 'Credential routes need an IMDSv2 token issued through this proxy to the same pod IP, else 401' },
+  'allow-route-regexp': { type: 'string', default: '', describe: 'Pass through only paths matching this regexp (others get 404), the token PUT included' },
+  'iptables-remove-on-exit': { type: 'boolean', default: false, describe: 'Delete the iptables rule on shutdown (by default it stays, so pods cannot reach the node\'s credentials while the proxy is down)' },
+};
+
+/** The environment variable that sets a flag when the command line does not: KUBE2IAM_APP_PORT. */
+export function envName(flag: string): string {
+  return `KUBE2IAM_${flag.toUpperCase().replace(/-/g, '_')}`;
+}
+
+/** Only variables named after a flag are read, so unrelated KUBE2IAM_* ones (Service links) cannot break the start. */
+function envDefault(flag: string, spec: FlagSpec, env: NodeJS.ProcessEnv): string | boolean | number {
+  const value = env[envName(flag)];
+  if (value === undefined) return spec.default;
+  if (spec.type !== 'boolean') return value;
+  if (/^(true|1)$/i.test(value)) return true;
+  if (/^(false|0|)$/i.test(value)) return false;
+  throw new ConfigError(`${envName(flag)} must be true or false, got ${JSON.stringify(value)}`);
+}
+
+export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<ParseResult> {
   let output: string | undefined;
-  const parser = yargs(argv)
+  let parser = yargs(argv)
     .scriptName('kube2iam')
     .usage('$0 [flags]\n\nPer-pod AWS IAM credentials for Kubernetes through the EC2 metadata address.')
+    .epilog('Every flag can also be set by an environment variable named KUBE2IAM_<FLAG> (KUBE2IAM_APP_PORT, KUBE2IAM_HOST_IP, ...); the command line wins.')
     .parserConfiguration({ 'camel-case-expansion': true, 'strip-aliased': true })
-    .option('app-port', { type: 'string', default: '8181', describe: 'HTTP port to listen on (also the iptables DNAT target port)' })
-    .option('log-level', { type: 'string', default: 'info', describe: `Log level: ${LOG_LEVELS.join(', ')}` })
-    .option('log-format', { type: 'string', default: 'text', describe: 'Log format: text or json' })
-    .option('base-role-arn', { type: 'string', default: '', describe: 'Prefix for role names that are not full ARNs, e.g. arn:aws:iam::123456789012:role/' })
-    .option('default-role', { type: 'string', default: '', describe: 'Role for pods without the role annotation (name or ARN); empty: none' })
-    .option('iam-role-key', { type: 'string', default: 'iam.amazonaws.com/role', describe: 'Pod annotation that names the role' })
-    .option('iam-external-id', { type: 'string', default: 'iam.amazonaws.com/external-id', describe: 'Pod annotation that holds the STS external ID' })
-    .option('iam-role-session-ttl', { type: 'string', default: '15m', describe: 'Credentials are renewed when less than this remains; STS DurationSeconds is twice this (7m30s..6h)' })
-    .option('iam-role-error-ttl', { type: 'string', default: '0', describe: 'How long an STS error is answered without trying STS again' })
-    .option('sts-rate-limit', { type: 'number', default: 20, describe: 'STS calls per second from this node at most (bursts of twice that)' })
-    .option('use-regional-sts-endpoint', { type: 'boolean', default: false, describe: 'Kept for kube2iam compatibility: the regional endpoint of AWS_REGION is always used' })
-    .option('node', { type: 'string', default: '', describe: 'Watch only the pods of this node (spec.nodeName)' })
-    .option('kubeconfig', { type: 'string', default: '', describe: 'Path to a kubeconfig; wins over --api-server' })
-    .option('api-server', { type: 'string', default: '', describe: 'API server URL, with --api-token; default: in-cluster' })
-    .option('api-token', { type: 'string', default: '', describe: 'Bearer token for --api-server' })
-    .option('insecure', { type: 'boolean', default: false, describe: 'Skip TLS verification of the API server (testing only)' })
-    .option('pods-file', { type: 'string', default: '', describe: 'Read pods and namespaces from this YAML or JSON file (kubectl get pods,namespaces -o yaml) instead of the API server; reloaded on change' })
-    .option('namespace-restrictions', { type: 'boolean', default: false, describe: 'Allow only the roles a namespace lists in its allowed-roles annotation' })
-    .option('namespace-restriction-format', { type: 'string', default: 'glob', describe: 'Allow-list patterns: glob (* wildcard) or regexp (whole-ARN match)' })
-    .option('namespace-key', { type: 'string', default: 'iam.amazonaws.com/allowed-roles', describe: 'Namespace annotation holding the JSON array of allowed roles' })
-    .option('backoff-max-elapsed-time', { type: 'string', default: '2s', describe: 'How long a request from an IP with no known pod waits for the pod to appear' })
-    .option('backoff-max-interval', { type: 'string', default: '1s', describe: 'Kept for kube2iam compatibility: waiting is woken by watch events, not by polling' })
-    .option('resolve-duplicate-cache-ips', { type: 'boolean', default: false, describe: 'Settle an IP claimed by several live pods with a live API lookup' })
-    .option('cache-resync-period', { type: 'string', default: '30m', describe: 'Kept for kube2iam compatibility: the watch re-lists on its own when needed' })
+    .env(false);
+  for (const [flag, spec] of Object.entries(FLAGS)) {
+    const describe = spec.compat === true ? `Kept for kube2iam compatibility: ${spec.describe}` : spec.describe;
+    parser = parser.option(flag, { type: spec.type, default: envDefault(flag, spec, env), describe });
+  }
+  parser = parser
     .version('version', 'Print the version and exit', `Version: ${VERSION}`)
     .help('help')
     .strict()
@@ -99,18 +171,68 @@ export async function parseArgs(argv: string[]): Promise<ParseResult> {
   if (output !== undefined) return { output };
   if (args._.length > 0) throw new ConfigError(`unexpected argument: ${String(args._[0])}`);
 
-  const appPort = Number(args.appPort);
-  if (!/^\d+$/.test(String(args.appPort)) || appPort < 1 || appPort > 65535) {
-    throw new ConfigError(`--app-port must be a port number (1-65535), got ${JSON.stringify(args.appPort)}`);
-  }
-  const level = String(args.logLevel).toLowerCase();
+  const appPort = port(args.appPort, '--app-port');
+  port(args.metricsPort, '--metrics-port');
+  const level = args.verbose === true ? 'debug' : String(args.logLevel).toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(args.logLevel)}`);
   }
   const logLevel = level === 'warning' ? 'warn' : level === 'panic' ? 'fatal' : (level as Config['logLevel']);
   // kube2iam: "json" (any case) selects JSON; anything else is text.
   const logFormat = String(args.logFormat).toLowerCase() === 'json' ? 'json' : 'text';
-  return { config: { appPort, logLevel, logFormat, credentials: credentialConfig(args), pods: podConfig(args) } };
+  const credentials = credentialConfig(args);
+  const autoDiscover = { baseArn: args.autoDiscoverBaseArn === true, defaultRole: args.autoDiscoverDefaultRole === true };
+  if (autoDiscover.baseArn && credentials.rolePolicy.baseRoleArn !== null) throw new ConfigError('--auto-discover-base-arn and --base-role-arn exclude each other');
+  if (autoDiscover.defaultRole && credentials.rolePolicy.defaultRoleArn !== null) throw new ConfigError('--auto-discover-default-role and --default-role exclude each other');
+  const serve = serveConfig(args);
+  return { config: { appPort, logLevel, logFormat, credentials, autoDiscover, pods: podConfig(args), serve, iptables: iptablesConfig(args, serve, appPort) } };
+}
+
+function port(value: unknown, flag: string): number {
+  const n = Number(value);
+  if (!/^\d+$/.test(String(value)) || n < 1 || n > 65535) throw new ConfigError(`${flag} must be a port number (1-65535), got ${JSON.stringify(value)}`);
+  return n;
+}
+
+function serveConfig(args: Record<string, unknown>): ServeConfig {
+  const metadataAddr = String(args.metadataAddr).trim();
+  let url: URL | null = null;
+  try {
+    url = new URL(`http://${metadataAddr}`);
+  } catch {
+    // reported below
+  }
+  if (url === null || metadataAddr === '' || url.host !== metadataAddr.toLowerCase() || url.username !== '' || url.pathname !== '/') {
+    throw new ConfigError(`--metadata-addr must be host or host:port, got ${JSON.stringify(args.metadataAddr)}`);
+  }
+  let allowRoute: RegExp | null = null;
+  const pattern = String(args.allowRouteRegexp);
+  if (pattern !== '') {
+    try {
+      allowRoute = new RegExp(pattern);
+    } catch (error) {
+      throw new ConfigError(`--allow-route-regexp is not a valid regexp: ${(error as Error).message}`);
+    }
+  }
+  const imdsv2Required = args.imdsv2Required === true;
+  if (imdsv2Required && allowRoute !== null && !allowRoute.test('/latest/api/token')) {
+    throw new ConfigError('--imdsv2-required needs the token path: --allow-route-regexp must match /latest/api/token');
+  }
+  const hostIp = String(args.hostIp).trim();
+  return { metadataAddr, imdsv2Required, allowRoute, hostIp, debug: args.debug === true, statsIntervalMs: duration(args.statsInterval, '--stats-interval') };
+}
+
+function iptablesConfig(args: Record<string, unknown>, serve: ServeConfig, appPort: number): IptablesConfig | null {
+  if (args.iptables !== true) return null;
+  if (serve.hostIp === '') throw new ConfigError('--iptables needs --host-ip, the address the rule sends pod traffic to');
+  const hostInterface = String(args.hostInterface).trim();
+  try {
+    dnatRuleArgs({ metadataAddr: serve.metadataAddr, hostInterface, hostIp: serve.hostIp, appPort });
+  } catch (error) {
+    if (error instanceof IptablesError) throw new ConfigError(`--iptables: ${error.message}`);
+    throw error;
+  }
+  return { hostInterface, hostIp: serve.hostIp, removeOnExit: args.iptablesRemoveOnExit === true };
 }
 
 function podConfig(args: Record<string, unknown>): PodConfig {

@@ -12,7 +12,7 @@ import { createLogger } from '../../lib/log.js';
 const started = Date.now();
 const parsed = await parseArgs(process.argv.slice(2));
 if (parsed.config === undefined) throw new Error('bad arguments');
-const app = await startApp(parsed.config, createLogger({ logLevel: 'warn', logFormat: 'json' }), '127.0.0.1');
+const app = await startApp(parsed.config, createLogger({ logLevel: 'warn', logFormat: 'json' }), { host: '127.0.0.1' });
 let reporting = false;
 const currentIp = new Map<string, string>(); // uid -> IP, for lookups of addresses that exist
 app.index.observe({

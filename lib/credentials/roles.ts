@@ -58,3 +58,14 @@ export function resolvePodRole(annotation: string | undefined, policy: RolePolic
 export function roleListingName(arn: string, baseRoleArn: string | null): string {
   return baseRoleArn !== null && arn.startsWith(baseRoleArn) ? arn.slice(baseRoleArn.length) : arn;
 }
+
+/**
+ * --auto-discover-base-arn: the base ARN from the instance profile's ARN, as kube2iam
+ * derives it (arn:aws:iam::1:instance-profile/path/name → arn:aws:iam::1:role/).
+ */
+export function baseArnFromInstanceProfile(profileArn: string): string {
+  const roleArn = profileArn.replace('instance-profile', 'role');
+  const slash = roleArn.indexOf('/');
+  if (slash === -1 || !profileArn.includes(':instance-profile/')) throw new RangeError(`cannot derive a base role ARN from instance profile ${JSON.stringify(profileArn)}`);
+  return normalizeBaseRoleArn(roleArn.slice(0, slash + 1));
+}

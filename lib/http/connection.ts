@@ -5,11 +5,15 @@
 // the pipelining cap is reached or the socket cannot take more writes, and resumes when
 // answers are written or the socket drains. Timeouts are checked by the server's sweep
 // (`checkTimeouts`), so a connection owns no timers.
+//
+// A streamed answer (pass-through) is written as its body arrives, paced by the socket;
+// answers behind it wait until its body has ended. Times are `performance.now()` ms.
 
 import type { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import { RequestParser } from './parser.js';
 import type { Request, Responder } from './request.js';
-import { Persistence, textResponse, type PreparedResponse } from './response.js';
+import { Persistence, StreamedResponse, textResponse, type Answer, type PreparedResponse } from './response.js';
 import type { HttpServerOptions, HttpStats } from './options.js';
 
 export type Handler = (request: Request) => void;
@@ -22,9 +26,13 @@ export interface ConnectionHost {
   readonly shuttingDown: boolean;
   connectionClosed(connection: Connection): void;
   handlerFailed(error: unknown, request: Request): void;
+  /** A request got its answer (not yet written, if earlier ones are still owed). */
+  answered(request: Request, status: number): void;
 }
 
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
+const CRLF = Buffer.from('\r\n', 'latin1');
+const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
 
 export class Connection implements Responder {
   readonly socket: Socket;
@@ -44,6 +52,9 @@ export class Connection implements Responder {
   /** No more requests are read; the socket ends once the in-flight answers are written. */
   private closing = false;
   private finalResponse: PreparedResponse | null = null;
+  /** The body of the streamed answer being written, if any; later answers wait for it. */
+  private streamBody: Readable | null = null;
+  private streamChunked = false;
   private ended = false;
   private destroyed = false;
   private requestDeadline = 0;
@@ -56,7 +67,7 @@ export class Connection implements Responder {
     this.parser = new RequestParser(host.options);
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    this.idleSince = Date.now();
+    this.idleSince = performance.now();
     socket.setNoDelay(true);
     socket.on('data', this.onData);
     socket.on('drain', this.onDrain);
@@ -67,7 +78,12 @@ export class Connection implements Responder {
 
   /** True when nothing is in flight and no request has begun: safe to close at once. */
   get idle(): boolean {
-    return this.inflight.length === 0 && !this.parser.inMessage;
+    return this.owesNothing && !this.parser.inMessage;
+  }
+
+  /** Every answer read so far is fully written (or being written by the socket). */
+  private get owesNothing(): boolean {
+    return this.inflight.length === 0 && this.streamBody === null;
   }
 
   private readonly onData = (chunk: Buffer): void => {
@@ -86,6 +102,10 @@ export class Connection implements Responder {
 
   private readonly onDrain = (): void => {
     this.writeBlocked = false;
+    if (this.streamBody !== null) {
+      this.streamBody.resume();
+      return;
+    }
     this.resumeReading();
   };
 
@@ -93,7 +113,7 @@ export class Connection implements Responder {
     // The client will send nothing more; answer what it asked, then close.
     this.unread = null;
     this.closing = true;
-    if (this.inflight.length === 0) this.finish();
+    if (this.owesNothing) this.finish();
   };
 
   private readonly onError = (): void => {
@@ -102,8 +122,15 @@ export class Connection implements Responder {
 
   private readonly onClose = (): void => {
     this.destroyed = true;
+    releasePending(this.inflight);
     this.inflight = [];
     this.unread = null;
+    if (this.streamBody !== null) {
+      // The upstream body has nowhere to go: release its connection.
+      const body = this.streamBody;
+      this.endStream();
+      body.destroy();
+    }
     this.host.connectionClosed(this);
   };
 
@@ -111,7 +138,7 @@ export class Connection implements Responder {
     this.reading = false;
     if (this.writesThisRead > 1) this.socket.uncork();
     if (!this.closing && this.requestDeadline === 0 && this.parser.inMessage) {
-      this.requestDeadline = Date.now() + this.host.options.headersTimeout;
+      this.requestDeadline = performance.now() + this.host.options.headersTimeout;
     }
   }
 
@@ -146,7 +173,7 @@ export class Connection implements Responder {
     request.responder = this;
     request.remoteAddress = this.remoteAddress;
     request.remotePort = this.remotePort;
-    request.startedAt = Date.now();
+    request.startedAt = performance.now();
     this.inflight.push(request);
     this.host.stats.requests++;
     if (!request.keepAlive || this.host.shuttingDown) {
@@ -165,45 +192,123 @@ export class Connection implements Responder {
   }
 
   /** Responder: called once per request, in any order; written in request order. */
-  answer(request: Request, response: PreparedResponse): void {
-    if (request.answered || this.destroyed) return;
+  answer(request: Request, response: Answer): void {
+    if (request.answered || this.destroyed) {
+      if (response instanceof StreamedResponse) response.body?.destroy();
+      return;
+    }
     request.answered = true;
-    if (this.inflight[0] !== request) {
+    this.host.answered(request, response.status);
+    if (this.streamBody !== null || this.inflight[0] !== request) {
       request.pending = response;
       return;
     }
     this.flush(request, response);
   }
 
-  private flush(request: Request, response: PreparedResponse): void {
+  private flush(request: Request, response: Answer): void {
     const inflight = this.inflight;
     let current: Request | undefined = request;
-    let next: PreparedResponse | null = response;
+    let next: Answer | null = response;
     while (current !== undefined && next !== null) {
       inflight.shift();
       const last = inflight.length === 0;
       const close = !current.keepAlive || (this.closing && last && this.finalResponse === null);
-      const persistence = close ? Persistence.Close : current.minor === 1 ? Persistence.KeepAlive11 : Persistence.KeepAlive10;
-      this.write(next.bytes(persistence, current.method === 'HEAD'));
       current.pending = null;
+      if (next instanceof StreamedResponse) {
+        if (this.startStream(current, next, close)) return; // the rest waits for the body's end
+      } else {
+        const persistence = close ? Persistence.Close : current.minor === 1 ? Persistence.KeepAlive11 : Persistence.KeepAlive10;
+        this.write(next.bytes(persistence, current.method === 'HEAD'));
+      }
       current = inflight[0];
       next = current === undefined ? null : current.pending;
     }
-    if (inflight.length === 0) {
+    this.flushed();
+  }
+
+  /** After answers were written: close if that was the last one owed, else read on. */
+  private flushed(): void {
+    if (this.inflight.length === 0) {
       if (this.closing) {
         this.finish();
         return;
       }
-      this.idleSince = Date.now();
+      this.idleSince = performance.now();
     }
     this.resumeReading();
+  }
+
+  /** Writes a streamed answer's head; true while its body is still to come. */
+  private startStream(request: Request, response: StreamedResponse, close: boolean): boolean {
+    // Without a length, an HTTP/1.0 client learns where the body ends only by the close.
+    if (response.length === null && request.minor === 0) close = true;
+    if (close && !this.closing) {
+      this.closing = true;
+      this.unread = null;
+    }
+    this.write(response.headBytes(request.minor, close, !close && request.minor === 0));
+    const body = response.body;
+    if (body === null) return false;
+    if (request.method === 'HEAD' || response.length === 0) {
+      body.resume(); // drained so the upstream connection is reused
+      return false;
+    }
+    this.streamBody = body;
+    this.streamChunked = response.chunked(request.minor);
+    body.on('data', this.onStreamData);
+    body.on('end', this.onStreamEnd);
+    body.on('error', this.onStreamError);
+    if (this.writeBlocked) body.pause();
+    return true;
+  }
+
+  private readonly onStreamData = (chunk: Buffer | string): void => {
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
+    if (bytes.length === 0) return;
+    if (this.streamChunked) {
+      this.socket.cork();
+      this.write(Buffer.from(`${bytes.length.toString(16)}\r\n`, 'latin1'));
+      this.write(bytes);
+      this.write(CRLF);
+      this.socket.uncork();
+    } else {
+      this.write(bytes);
+    }
+    if (this.writeBlocked) this.streamBody?.pause();
+  };
+
+  private readonly onStreamEnd = (): void => {
+    if (this.streamChunked) this.write(LAST_CHUNK);
+    this.endStream();
+    const head = this.inflight[0];
+    if (head !== undefined && head.pending !== null) this.flush(head, head.pending);
+    else this.flushed();
+  };
+
+  private readonly onStreamError = (): void => {
+    // The body broke off mid-answer; its framing cannot be completed, so the client must
+    // see the connection fail rather than a truncated answer it would take as whole.
+    this.host.stats.streamsAborted++;
+    this.endStream();
+    this.destroy();
+  };
+
+  private endStream(): void {
+    const body = this.streamBody;
+    if (body === null) return;
+    body.off('data', this.onStreamData);
+    body.off('end', this.onStreamEnd);
+    body.off('error', this.onStreamError);
+    body.on('error', () => {}); // late errors of a detached body are not ours
+    this.streamBody = null;
   }
 
   private write(bytes: Buffer): void {
     if (this.reading && ++this.writesThisRead === 2) this.socket.cork();
     if (!this.socket.write(bytes) && !this.writeBlocked) {
       this.writeBlocked = true;
-      this.blockedSince = Date.now();
+      this.blockedSince = performance.now();
       this.pause();
     }
   }
@@ -238,7 +343,7 @@ export class Connection implements Responder {
     this.closing = true;
     this.unread = null;
     this.finalResponse = textResponse(status, `${reason}\n`);
-    if (this.inflight.length === 0) this.finish();
+    if (this.owesNothing) this.finish();
   }
 
   /** Everything owed is written: send the final answer if any, end, and drain until the peer closes. */
@@ -254,7 +359,7 @@ export class Connection implements Responder {
       this.paused = false;
       this.socket.resume();
     }
-    this.lingerDeadline = Date.now() + this.host.options.lingerTimeout;
+    this.lingerDeadline = performance.now() + this.host.options.lingerTimeout;
   }
 
   /** Stops reading new requests, for server shutdown; in-flight answers are still written. */
@@ -262,7 +367,7 @@ export class Connection implements Responder {
     if (this.closing) return;
     this.closing = true;
     this.unread = null;
-    if (this.inflight.length === 0) this.finish();
+    if (this.owesNothing) this.finish();
   }
 
   destroy(): void {
@@ -284,10 +389,11 @@ export class Connection implements Responder {
       return;
     }
     const head = this.inflight[0];
-    if (head !== undefined && now - head.startedAt >= options.handlerTimeout) {
+    if (head !== undefined && !head.answered && now - head.startedAt >= options.handlerTimeout) {
       stats.handlerTimeouts++;
       // The late answer and the answers queued behind it are dropped with the connection.
       for (const request of this.inflight) request.answered = true;
+      releasePending(this.inflight);
       this.inflight = [head];
       head.answered = false;
       this.closing = true;
@@ -301,9 +407,17 @@ export class Connection implements Responder {
       this.refuse(408, 'request not received in time');
       return;
     }
-    if (this.inflight.length === 0 && !this.parser.inMessage && !this.closing && now - this.idleSince >= options.keepAliveTimeout) {
+    if (this.owesNothing && !this.parser.inMessage && !this.closing && now - this.idleSince >= options.keepAliveTimeout) {
       stats.idleTimeouts++;
       this.destroy();
     }
+  }
+}
+
+/** Answers that will never be written: streamed bodies are destroyed to free their upstream. */
+function releasePending(requests: Request[]): void {
+  for (const request of requests) {
+    if (request.pending instanceof StreamedResponse) request.pending.body?.destroy();
+    request.pending = null;
   }
 }

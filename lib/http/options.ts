@@ -52,4 +52,6 @@ export class HttpStats {
   sendTimeouts = 0;
   socketErrors = 0;
   handlerErrors = 0;
+  /** Streamed answers whose body failed midway (the connection was dropped). */
+  streamsAborted = 0;
 }

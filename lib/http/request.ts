@@ -1,12 +1,12 @@
 // One parsed request, and the handle through which its handler answers it.
 
-import { PreparedResponse, textResponse, type HeaderList } from './response.js';
+import { PreparedResponse, textResponse, type Answer, type HeaderList, type StreamedResponse } from './response.js';
 
 const EMPTY = Buffer.alloc(0);
 
 /** Where a request's answer goes; implemented by the connection that read it. */
 export interface Responder {
-  answer(request: Request, response: PreparedResponse): void;
+  answer(request: Request, response: Answer): void;
 }
 
 export class Request {
@@ -30,12 +30,14 @@ export class Request {
   body: Buffer = EMPTY;
   remoteAddress = '';
   remotePort = 0;
+  /** Set by the handler: which of its routes served this request (for stats). */
+  route = 0;
 
   // Owned by the connection.
   /** @internal */ responder: Responder | null = null;
   /** @internal */ startedAt = 0;
   /** @internal */ answered = false;
-  /** @internal */ pending: PreparedResponse | null = null;
+  /** @internal */ pending: Answer | null = null;
 
   constructor(method: string, target: string, minor: number, headers: string[], keepAlive: boolean) {
     this.method = method;
@@ -57,6 +59,11 @@ export class Request {
 
   /** Answers with a prepared response; the engine adds only what the connection needs. */
   send(response: PreparedResponse): void {
+    this.responder?.answer(this, response);
+  }
+
+  /** Answers with a body that arrives later (passed through from upstream). */
+  stream(response: StreamedResponse): void {
     this.responder?.answer(this, response);
   }
 

@@ -3,6 +3,7 @@
 // answer changes, so serving it costs a socket write and nothing else.
 
 import { STATUS_CODES } from 'node:http';
+import type { Readable } from 'node:stream';
 import { TOKEN } from './chars.js';
 
 export type HeaderList = ReadonlyArray<readonly [name: string, value: string]>;
@@ -73,3 +74,47 @@ function checkHeader(name: string, value: string): void {
 export function textResponse(status: number, text: string, headers: HeaderList = []): PreparedResponse {
   return new PreparedResponse(status, [['Content-Type', 'text/plain; charset=utf-8'], ...headers], text);
 }
+
+/**
+ * A response whose body arrives later (pass-through from upstream). Framed with the
+ * upstream's Content-Length when it gave one, else chunked (HTTP/1.1) or by closing the
+ * connection (HTTP/1.0). Headers must not include the framing ones the engine sets.
+ */
+export class StreamedResponse {
+  readonly status: number;
+  /** Body length in bytes when known ahead. */
+  readonly length: number | null;
+  readonly body: Readable | null;
+  private readonly head: string;
+
+  constructor(status: number, headers: HeaderList, body: Readable | null, length: number | null) {
+    if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`invalid status ${status}`);
+    this.status = status;
+    this.body = body;
+    this.length = status === 204 || status === 304 ? 0 : length;
+    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+    for (const [name, value] of headers) {
+      checkHeader(name, value);
+      head += `${name}: ${value}\r\n`;
+    }
+    this.head = head;
+  }
+
+  /** Whether the body is sent with chunked framing to a client of this HTTP minor version. */
+  chunked(minor: number): boolean {
+    return this.length === null && minor === 1;
+  }
+
+  /** The head for this exchange; `close` when the connection ends after the body. */
+  headBytes(minor: number, close: boolean, keepAlive10: boolean): Buffer {
+    let head = this.head;
+    if (this.status !== 204 && this.status !== 304) {
+      if (this.length !== null) head += `Content-Length: ${this.length}\r\n`;
+      else if (minor === 1) head += 'Transfer-Encoding: chunked\r\n';
+    }
+    head += close ? CONNECTION_LINES[Persistence.Close] : keepAlive10 ? CONNECTION_LINES[Persistence.KeepAlive10] : '';
+    return Buffer.from(`${head}\r\n`, 'latin1');
+  }
+}
+
+export type Answer = PreparedResponse | StreamedResponse;

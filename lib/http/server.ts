@@ -12,6 +12,8 @@ const BUSY = textResponse(503, 'too many connections\n').bytes(Persistence.Close
 export interface HttpServerEvents {
   /** A handler threw; the request was answered 500. */
   onHandlerError?: (error: unknown, request: Request) => void;
+  /** A request got its answer, `ms` after it was read (for stats). */
+  onAnswered?: (request: Request, status: number, ms: number) => void;
 }
 
 export class HttpServer implements ConnectionHost {
@@ -66,6 +68,11 @@ export class HttpServer implements ConnectionHost {
     if (this.connections.size === 0 && this.allClosed !== null) this.allClosed();
   }
 
+  answered(request: Request, status: number): void {
+    const onAnswered = this.events.onAnswered;
+    if (onAnswered !== undefined) onAnswered(request, status, performance.now() - request.startedAt);
+  }
+
   handlerFailed(error: unknown, request: Request): void {
     this.stats.handlerErrors++;
     this.events.onHandlerError?.(error, request);
@@ -77,7 +84,7 @@ export class HttpServer implements ConnectionHost {
     const shortest = Math.min(o.headersTimeout, o.keepAliveTimeout, o.handlerTimeout, o.sendTimeout, o.lingerTimeout);
     const interval = Math.max(5, Math.min(1000, Math.floor(shortest / 4)));
     this.sweep = setInterval(() => {
-      const now = Date.now();
+      const now = performance.now();
       for (const connection of this.connections) connection.checkTimeouts(now);
     }, interval);
     this.sweep.unref();

@@ -1,12 +1,16 @@
-// Routes of the metadata surface. Answers are prepared ahead (per role, per renewal, per
-// denial), so a credential request only names its caller and picks a buffer:
+// Routes of the metadata surface. Credential answers are prepared ahead (per role, per
+// renewal, per denial), so a credential request only names its caller and picks a buffer:
 // - /{version}/meta-data/iam/security-credentials[/]: the caller's role name;
 // - /{version}/meta-data/iam/security-credentials/<role>: its credential document, 403
 //   for another role (as kube2iam), 500 with the reason when STS has given none;
-// - paths that would expose the node's identity (security-credentials-extended,
-//   identity-credentials, iam/info) get 404, never the node's answer: SDKs that try the
-//   extended path first fall back to the legacy one on 404;
-// - /healthz: 200 once the pods are listed, 503 before.
+// - PUT /latest/api/token: passed upstream (no X-Forwarded-For added) and remembered for
+//   --imdsv2-required; the granted TTL is always echoed (Go v2 and Java v2 need it);
+// - /healthz, and /debug/store with --debug;
+// - everything else passes through to the metadata service, except what would expose
+//   the node's own identity (anything else under meta-data/iam, identity-credentials),
+//   which gets 404 so SDKs that try the extended path first fall back to the legacy one.
+//   A path that is not in canonical form (`//`, dot segments, encoded slashes) never
+//   passes: the upstream might normalise it into one of those.
 // A caller the index does not know yet waits for its pod (CallerResolver); one whose pod
 // has no role, or a role its namespace forbids, is answered at once.
 
@@ -15,33 +19,70 @@ import type { CallerResolver } from '../pods/callers.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
 import type { RoleAssignment } from '../pods/role-assignment.js';
+import type { MetadataUpstream } from '../upstream/metadata.js';
+import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
-const HEALTHY = new PreparedResponse(200, [['Content-Type', 'application/json']], '{"status":"ok"}');
-const SYNCING = new PreparedResponse(503, [['Content-Type', 'application/json']], '{"status":"syncing","reason":"pods not listed yet"}');
-const NOT_FOUND = textResponse(404, 'Not Found\n');
+/** What served a request, for the stats line. */
+export enum Route {
+  Invalid,
+  Listing,
+  Credentials,
+  Token,
+  Health,
+  Debug,
+  Blocked,
+  PassThrough,
+}
+export const ROUTE_NAMES: readonly string[] = ['invalid', 'listing', 'credentials', 'token', 'healthz', 'debug', 'blocked', 'passthrough'];
+
+const JSON_TYPE = [['Content-Type', 'application/json']] as const;
 const NOT_SERVED = textResponse(404, 'not served by this proxy\n');
+const NOT_ALLOWED = textResponse(404, 'path not allowed by --allow-route-regexp\n');
+const NOT_CANONICAL = textResponse(400, 'path not in canonical form\n');
+const BAD_TARGET = textResponse(400, 'invalid request target\n');
 const NOT_ELIGIBLE = textResponse(404, 'pod cannot use credentials (finished or on the host network)\n');
 const NOT_READY = textResponse(500, 'credentials not fetched yet\n');
-const METHOD_NOT_ALLOWED = textResponse(405, 'Method Not Allowed\n', [['Allow', 'GET, HEAD']]);
+const UNAUTHORIZED = textResponse(401, 'a valid IMDSv2 token is required (PUT /latest/api/token)\n');
+const BAD_TTL = textResponse(400, 'X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600\n');
+const FORWARDED_TOKEN = textResponse(403, 'token requests with X-Forwarded-For are refused\n');
+const TOKEN_BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
+const GET_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'GET, HEAD']]);
+const PUT_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'PUT']]);
 
 const CREDENTIALS = '/meta-data/iam/security-credentials';
-const BLOCKED = ['/meta-data/iam/security-credentials-extended', '/meta-data/identity-credentials', '/meta-data/iam/info'];
+const TOKEN_PATH = '/latest/api/token';
+const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
+const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 
 /** How long a credential request waits for a first fetch already under way. */
 const FETCH_WAIT_MS = 800;
 
-export interface RouterDependencies {
-  /** The pod source has delivered its first complete list. */
-  ready: () => boolean;
-  callers: CallerResolver;
-  assignment: RoleAssignment;
+export interface RouterOptions {
+  /** --imdsv2-required: credential routes need a token issued here to the same IP. */
+  imdsv2Required: boolean;
+  /** --allow-route-regexp: pass-through paths (the token PUT included) must match. */
+  allowRoute: RegExp | null;
+  /** --host-ip, shown by /healthz. */
+  hostIp: string;
+  /** --debug: /debug/store is served. */
+  debug: boolean;
 }
 
-const enum Route {
-  Listing,
-  Credentials,
-  Blocked,
-  Other,
+export interface RouterDependencies {
+  /** Why the proxy cannot serve yet (pods not listed, shutting down), or null. */
+  unavailable: () => string | null;
+  callers: CallerResolver;
+  assignment: RoleAssignment;
+  upstream: MetadataUpstream;
+  tokens: TokenRegistry;
+  stats: CredentialAnswerStats;
+}
+
+export class CredentialAnswerStats {
+  /** Answered from credentials already held. */
+  hits = 0;
+  /** Had to wait for STS, or got an error. */
+  misses = 0;
 }
 
 /**
@@ -49,22 +90,41 @@ const enum Route {
  * offset) so a credential request makes no substring to be routed.
  */
 function routeOf(path: string, versionEnd: number): Route {
-  if (versionEnd === -1) return Route.Other;
-  for (const blocked of BLOCKED) {
-    if (path.startsWith(blocked, versionEnd) && (path.length === versionEnd + blocked.length || path.charCodeAt(versionEnd + blocked.length) === 0x2f)) {
-      return Route.Blocked;
-    }
+  if (versionEnd !== -1 && path.startsWith(CREDENTIALS, versionEnd)) {
+    const after = versionEnd + CREDENTIALS.length;
+    if (path.length === after || (path.length === after + 1 && path.charCodeAt(after) === 0x2f)) return Route.Listing;
+    if (path.charCodeAt(after) === 0x2f) return Route.Credentials;
   }
-  if (!path.startsWith(CREDENTIALS, versionEnd)) return Route.Other;
-  const after = versionEnd + CREDENTIALS.length;
-  if (path.length === after || (path.length === after + 1 && path.charCodeAt(after) === 0x2f)) return Route.Listing;
-  return path.charCodeAt(after) === 0x2f ? Route.Credentials : Route.Other;
+  if (path === TOKEN_PATH) return Route.Token;
+  if (path === '/healthz') return Route.Health;
+  if (path === '/debug/store') return Route.Debug;
+  return Route.PassThrough;
 }
 
-export function createRouter(deps: RouterDependencies): Handler {
+/**
+ * Why a path must not pass through: null when it may. Decoded first, so an encoded
+ * `/` or `.` cannot hide a segment, and compared without case, since the upstream's
+ * handling of either is not ours to rely on.
+ */
+export function passThroughRefusal(path: string): PreparedResponse | null {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(path);
+  } catch {
+    return NOT_CANONICAL;
+  }
+  if (decoded.includes('//') || decoded.includes('\\') || /\/\.\.?(\/|$)/.test(decoded) || /[\0-\x1f]/.test(decoded)) return NOT_CANONICAL;
+  const lower = decoded.toLowerCase();
+  if (lower.includes('/meta-data/iam') || lower.includes('identity-credentials')) return NOT_SERVED;
+  return null;
+}
+
+export function createRouter(deps: RouterDependencies, options: RouterOptions): Handler {
+  const { callers, assignment: assignments, upstream, tokens, stats } = deps;
+
   /** `roleAt`: where the requested role name starts in the path (credential requests). */
   const answer = (request: Request, pod: PodRecord, kind: Route, roleAt: number): void => {
-    const assignment = deps.assignment.of(pod.uid);
+    const assignment = assignments.of(pod.uid);
     if (assignment === undefined) return request.send(NOT_ELIGIBLE);
     if (assignment.kind === 'none') return request.send(assignment.response);
     if (kind === Route.Listing) return request.send(assignment.listing);
@@ -74,7 +134,11 @@ export function createRouter(deps: RouterDependencies): Handler {
     }
     const entry = assignment.entry;
     const current = entry.current(Date.now());
-    if (current !== null) return request.send(current);
+    if (current !== null) {
+      stats.hits++;
+      return request.send(current);
+    }
+    stats.misses++;
     if (entry.fetching !== null) {
       // The first fetch (or a renewal after expiry) is under way: wait for it, briefly.
       const timer = new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref());
@@ -84,36 +148,79 @@ export function createRouter(deps: RouterDependencies): Handler {
     request.send(entry.errorResponse ?? NOT_READY);
   };
 
-  return (request) => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') {
-      request.send(METHOD_NOT_ALLOWED);
-      return;
-    }
-    if (request.path === '/healthz') {
-      request.send(deps.ready() ? HEALTHY : SYNCING);
-      return;
-    }
-    const path = request.path;
-    const versionEnd = path.indexOf('/', 1);
-    const kind = routeOf(path, versionEnd);
-    if (kind === Route.Blocked) {
-      request.send(NOT_SERVED);
-      return;
-    }
-    if (kind === Route.Other) {
-      request.send(NOT_FOUND);
-      return;
-    }
+  const credentials = (request: Request, kind: Route, versionEnd: number): void => {
+    if (request.method !== 'GET' && request.method !== 'HEAD') return request.send(GET_ONLY);
     const ip = normalizeIp(request.remoteAddress);
-    const pod = ip === null ? null : deps.callers.known(ip);
+    if (options.imdsv2Required && (ip === null || !tokens.valid(ip, request.header(TOKEN_HEADER), Date.now()))) return request.send(UNAUTHORIZED);
+    const pod = ip === null ? null : callers.known(ip);
     const roleAt = versionEnd + CREDENTIALS.length + 1;
-    if (pod !== null) {
-      answer(request, pod, kind, roleAt);
-      return;
-    }
-    void deps.callers.resolve(request.remoteAddress).then((caller) => {
+    if (pod !== null) return answer(request, pod, kind, roleAt);
+    void callers.resolve(request.remoteAddress).then((caller) => {
       if (caller.kind === 'pod') answer(request, caller.pod, kind, roleAt);
       else request.respondText(404, `${caller.reason}\n`);
     });
+  };
+
+  const token = (request: Request): void => {
+    if (request.method !== 'PUT') return request.send(PUT_ONLY);
+    // As IMDS does: a proxy inside the pod (an SSRF path) adds X-Forwarded-For.
+    if (request.header('x-forwarded-for') !== undefined) return request.send(FORWARDED_TOKEN);
+    const ttl = parseTokenTtl(request.header(TTL_HEADER));
+    if (ttl === null) return request.send(BAD_TTL);
+    if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
+    upstream.fetch('PUT', TOKEN_PATH, { [TTL_HEADER]: String(ttl) }).then(
+      (reply) => {
+        if (reply.status !== 200) {
+          request.respond(reply.status >= 200 && reply.status <= 599 ? reply.status : 502, reply.body, [['Content-Type', 'text/plain']]);
+          return;
+        }
+        const granted = parseTokenTtl(String(reply.headers[TTL_HEADER] ?? '')) ?? ttl;
+        const ip = normalizeIp(request.remoteAddress);
+        if (ip !== null) tokens.issued(ip, reply.body, granted, Date.now());
+        request.respond(200, reply.body, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(granted)]]);
+      },
+      () => request.send(TOKEN_BAD_GATEWAY),
+    );
+  };
+
+  const health = (request: Request): void => {
+    const reason = deps.unavailable();
+    if (reason === null) request.respond(200, JSON.stringify({ status: 'ok', hostIP: options.hostIp }), JSON_TYPE);
+    else request.respond(503, JSON.stringify({ status: 'unavailable', reason }), JSON_TYPE);
+  };
+
+  const passThrough = (request: Request): void => {
+    const refusal = passThroughRefusal(request.path);
+    if (refusal !== null) {
+      request.route = refusal === NOT_SERVED ? Route.Blocked : Route.Invalid;
+      return request.send(refusal);
+    }
+    if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
+    upstream.forward(request);
+  };
+
+  return (request) => {
+    const path = request.path;
+    if (!request.valid || path.charCodeAt(0) !== 0x2f) {
+      request.route = Route.Invalid;
+      return request.send(BAD_TARGET);
+    }
+    const versionEnd = path.indexOf('/', 1);
+    const kind = routeOf(path, versionEnd);
+    request.route = kind;
+    switch (kind) {
+      case Route.Listing:
+      case Route.Credentials:
+        return credentials(request, kind, versionEnd);
+      case Route.Token:
+        return token(request);
+      case Route.Health:
+        return health(request);
+      case Route.Debug:
+        if (options.debug) return request.respond(200, JSON.stringify(assignments.snapshot()), JSON_TYPE);
+        return passThrough(request);
+      default:
+        return passThrough(request);
+    }
   };
 }

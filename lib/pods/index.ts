@@ -56,6 +56,11 @@ export class PodIndex {
     return this.pods.get(uid);
   }
 
+  /** Every indexed IP with its claim (for the debug dump). */
+  slots(): IterableIterator<[string, IpSlot]> {
+    return this.byIp.entries();
+  }
+
   *inNamespace(namespace: string): IterableIterator<PodRecord> {
     for (const pod of this.pods.values()) if (pod.namespace === namespace) yield pod;
   }

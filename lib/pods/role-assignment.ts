@@ -74,6 +74,24 @@ export class RoleAssignment implements PodIndexObserver {
     this.store.release(pod.uid);
   }
 
+  /** Each IP's pod and the decision for it, for `/debug/store` (--debug). */
+  snapshot(): { pods: Record<string, object>; restrictedNamespaces: string[] } {
+    const pods: Record<string, object> = {};
+    for (const [ip, slot] of this.index.slots()) {
+      const owner = slot.owner;
+      if (owner === null) {
+        pods[ip] = { ambiguous: slot.claimants.map((pod) => `${pod.namespace}/${pod.name}`) };
+        continue;
+      }
+      const assignment = this.assignments.get(owner.uid);
+      pods[ip] = {
+        pod: `${owner.namespace}/${owner.name}`,
+        ...(assignment?.kind === 'role' ? { role: assignment.roleArn } : { reason: assignment?.reason ?? 'cannot use credentials' }),
+      };
+    }
+    return { pods, restrictedNamespaces: [...this.namespaces.keys()].sort() };
+  }
+
   /** A namespace was added or changed: its allow-list is compiled once, here. */
   namespaceUpdated(name: string, annotations: Record<string, string> | undefined): void {
     if (!this.restrictions.enabled) return;

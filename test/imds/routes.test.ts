@@ -39,8 +39,8 @@ const file = {
 const dir = mkdtempSync(join(tmpdir(), 'k2i-imds-'));
 writeFileSync(join(dir, 'pods.json'), JSON.stringify(file));
 Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
-const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--base-role-arn', BASE, '--namespace-restrictions', '--backoff-max-elapsed-time', '300ms']);
-const app: App = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), '127.0.0.1');
+const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--base-role-arn', BASE, '--namespace-restrictions', '--backoff-max-elapsed-time', '300ms', '--metadata-addr', `127.0.0.1:${moto.port}`, '--stats-interval', '0']);
+const app: App = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
 t.teardown(() => app.close());
 await eventually(() => app.store.pending === 0, 10_000);
 

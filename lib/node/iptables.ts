@@ -1,0 +1,138 @@
+// The DNAT rule that sends pods' metadata requests (169.254.169.254:80) to this proxy, as
+// kube2iam's --iptables installs it. Check-then-append keeps restarts idempotent; every
+// call waits for the xtables lock so it does not fail beside kube-proxy or a CNI plugin
+// that holds it; and the rule stays after exit unless asked, so a dead proxy leaves pods
+// unable to reach the node's own credentials (fail closed).
+
+import { spawn } from 'node:child_process';
+import { isIP } from 'node:net';
+
+export interface DnatRuleSpec {
+  /** `--metadata-addr`, host[:port]; the rule matches port 80 whatever the port. */
+  metadataAddr: string;
+  /** `--host-interface`: a name, `prefix+` (wildcard) or `!name` (every other interface). */
+  hostInterface: string;
+  hostIp: string;
+  appPort: number;
+}
+
+export class IptablesError extends Error {
+  override name = 'IptablesError';
+}
+
+/** Seconds each iptables call waits for the xtables lock. */
+const LOCK_WAIT_SECONDS = '5';
+
+interface HostInterface {
+  name: string;
+  negated: boolean;
+  /** iptables' trailing `+`: matches by prefix, so there is nothing to look up. */
+  wildcard: boolean;
+}
+
+function parseInterface(text: string): HostInterface {
+  const negated = text.startsWith('!');
+  const name = negated ? text.slice(1) : text;
+  // The kernel's limit (IFNAMSIZ - 1) and the characters it refuses in a name.
+  if (name.length === 0 || name.length > 15 || /[\s/]/.test(name)) {
+    throw new IptablesError(`host interface "${text}" is not a valid interface name (1-15 characters, no whitespace or "/", optional leading "!")`);
+  }
+  return { name, negated, wildcard: name.endsWith('+') };
+}
+
+/** Pure: the rule's match and target arguments (without -t/-A/-C), or throws IptablesError. */
+export function dnatRuleArgs(spec: DnatRuleSpec): string[] {
+  const host = /^(.*?)(?::\d{1,5})?$/.exec(spec.metadataAddr.trim())?.[1] ?? '';
+  if (isIP(host) !== 4) {
+    throw new IptablesError(`metadata address "${spec.metadataAddr}" is not an IPv4 address with an optional :port`);
+  }
+  if (isIP(spec.hostIp) !== 4) throw new IptablesError(`host IP "${spec.hostIp}" is not an IPv4 address`);
+  if (!Number.isInteger(spec.appPort) || spec.appPort < 1 || spec.appPort > 65535) {
+    throw new IptablesError(`app port ${spec.appPort} is not a port number (1-65535)`);
+  }
+  const iface = parseInterface(spec.hostInterface);
+  return [
+    '-d', host, '-p', 'tcp', '--dport', '80',
+    ...(iface.negated ? ['!'] : []), '-i', iface.name,
+    '-j', 'DNAT', '--to-destination', `${spec.hostIp}:${spec.appPort}`,
+  ];
+}
+
+export type CommandRunner = (command: string, args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
+
+/** Runs a program to its exit; a non-zero exit is a result, only a program that cannot start rejects. */
+export const runCommand: CommandRunner = (command, args) =>
+  new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', (error: NodeJS.ErrnoException) => {
+      reject(new IptablesError(error.code === 'ENOENT' ? `${command} not found: is it installed and on PATH?` : `cannot run ${command}: ${error.message}`));
+    });
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })); // null: killed by a signal
+  });
+
+export class MetadataDnatRule {
+  private readonly args: string[];
+  private readonly iface: HostInterface;
+  private readonly runner: CommandRunner;
+  private readonly iptables: string;
+
+  /** Validates the spec at once (throws IptablesError); nothing runs until ensure() or remove(). */
+  constructor(spec: DnatRuleSpec, options: { runner?: CommandRunner; iptables?: string } = {}) {
+    this.args = dnatRuleArgs(spec);
+    this.iface = parseInterface(spec.hostInterface);
+    this.runner = options.runner ?? runCommand;
+    this.iptables = options.iptables ?? 'iptables';
+  }
+
+  /** Installs the rule unless it is there already. */
+  async ensure(): Promise<'added' | 'present'> {
+    if (!this.iface.wildcard) {
+      const link = await this.runner('ip', ['-o', 'link', 'show', 'dev', this.iface.name]);
+      if (link.code !== 0) {
+        throw new IptablesError(`host interface "${this.iface.name}" not found: ${link.stderr.trim() || `ip exited ${link.code}`}`);
+      }
+    }
+    if (await this.exists()) return 'present';
+    await this.call('-A');
+    return 'added';
+  }
+
+  /** Deletes every copy of the rule (older runs may have left several); returns how many. */
+  async remove(): Promise<number> {
+    let removed = 0;
+    while (await this.exists()) {
+      await this.call('-D');
+      removed++;
+    }
+    return removed;
+  }
+
+  describe(): string {
+    return [this.iptables, '-t', 'nat', '-A', 'PREROUTING', ...this.args].join(' ');
+  }
+
+  private async exists(): Promise<boolean> {
+    const result = await this.runner(this.iptables, this.argv('-C'));
+    // Exit 1 is "no such rule" (as go-iptables, which kube2iam uses, reads it); others are failures, the lock timing out among them.
+    if (result.code === 0 || result.code === 1) return result.code === 0;
+    throw this.failure('-C', result);
+  }
+
+  private async call(action: '-A' | '-D'): Promise<void> {
+    const result = await this.runner(this.iptables, this.argv(action));
+    if (result.code !== 0) throw this.failure(action, result);
+  }
+
+  private argv(action: '-A' | '-C' | '-D'): string[] {
+    return ['-w', LOCK_WAIT_SECONDS, '-t', 'nat', action, 'PREROUTING', ...this.args];
+  }
+
+  private failure(action: string, result: { code: number; stdout: string; stderr: string }): IptablesError {
+    const output = (result.stderr.trim() || result.stdout.trim()).replace(/\s*\n\s*/g, '; ');
+    return new IptablesError(`${this.iptables} ${action} of the metadata DNAT rule failed (exit ${result.code}): ${output}`);
+  }
+}

@@ -1,0 +1,139 @@
+// The stats line: every --stats-interval, one line on stdout with what happened since the
+// last one. It replaces kube2iam's Prometheus endpoint (no scrape port, no labels with
+// role ARNs that any pod could read). Recording is a few array and Map updates per
+// request; everything else is computed when the line is written.
+
+export interface Counters {
+  readonly [name: string]: number;
+}
+
+/** Latencies on a log scale: 8 buckets per doubling from 1 µs (about 9% resolution). */
+export class LatencyHistogram {
+  private static readonly BUCKETS = 256;
+  private readonly counts = new Uint32Array(LatencyHistogram.BUCKETS);
+  count = 0;
+  maxMs = 0;
+
+  record(ms: number): void {
+    const us = ms * 1000;
+    let bucket = us <= 1 ? 0 : Math.floor(Math.log2(us) * 8);
+    if (bucket >= LatencyHistogram.BUCKETS) bucket = LatencyHistogram.BUCKETS - 1;
+    this.counts[bucket]!++;
+    this.count++;
+    if (ms > this.maxMs) this.maxMs = ms;
+  }
+
+  /** The upper edge (ms) of the bucket holding quantile `q` (0..1), capped at the maximum seen. */
+  quantile(q: number): number {
+    if (this.count === 0) return 0;
+    const rank = Math.ceil(q * this.count);
+    let seen = 0;
+    for (let i = 0; i < LatencyHistogram.BUCKETS; i++) {
+      seen += this.counts[i]!;
+      if (seen >= rank) return Math.min(2 ** ((i + 1) / 8) / 1000, this.maxMs);
+    }
+    return this.maxMs;
+  }
+
+  reset(): void {
+    this.counts.fill(0);
+    this.count = 0;
+    this.maxMs = 0;
+  }
+}
+
+/** Requests by route and status, and the latency of credential answers. */
+export class RequestStats {
+  private readonly byRoute: Array<Map<number, number>>;
+  readonly credentialLatency = new LatencyHistogram();
+
+  constructor(
+    private readonly routeNames: readonly string[],
+    /** Routes whose answers count in `credentialLatency`. */
+    private readonly credentialRoutes: readonly number[],
+  ) {
+    this.byRoute = routeNames.map(() => new Map());
+  }
+
+  record(route: number, status: number, ms: number): void {
+    const statuses = this.byRoute[route];
+    if (statuses === undefined) return;
+    statuses.set(status, (statuses.get(status) ?? 0) + 1);
+    if (this.credentialRoutes.includes(route)) this.credentialLatency.record(ms);
+  }
+
+  /** `{ route: { status: count } }` since the last call, then starts over. */
+  take(): Record<string, Record<string, number>> {
+    const out: Record<string, Record<string, number>> = {};
+    this.byRoute.forEach((statuses, route) => {
+      if (statuses.size === 0) return;
+      out[this.routeNames[route]!] = Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0]));
+      statuses.clear();
+    });
+    return out;
+  }
+}
+
+/** Counters that only grow, reported as the change since the last line. */
+export class CounterDeltas {
+  private readonly previous = new Map<string, number>();
+
+  take<T extends object>(group: string, counters: T): { [K in keyof T]: number } {
+    const out: Record<string, number> = {};
+    for (const [name, value] of Object.entries(counters)) {
+      if (typeof value !== 'number') continue;
+      const key = `${group}.${name}`;
+      out[name] = value - (this.previous.get(key) ?? 0);
+      this.previous.set(key, value);
+    }
+    return out as { [K in keyof T]: number };
+  }
+}
+
+export type StatsLine = Record<string, unknown>;
+
+/** Writes `collect()`'s line every `intervalMs` as JSON, or as `key=value` text. */
+export class StatsReporter {
+  private timer: NodeJS.Timeout | null = null;
+  private last = performance.now();
+
+  constructor(
+    private readonly intervalMs: number,
+    private readonly collect: (seconds: number) => StatsLine,
+    private readonly out: NodeJS.WritableStream,
+    private readonly format: 'json' | 'text',
+  ) {}
+
+  start(): void {
+    if (this.intervalMs <= 0) return;
+    this.timer = setInterval(() => this.report(), this.intervalMs);
+    this.timer.unref();
+  }
+
+  report(): void {
+    const now = performance.now();
+    const line = { time: new Date().toISOString(), msg: 'stats', ...this.collect(Math.round((now - this.last) / 100) / 10) };
+    this.last = now;
+    this.out.write(this.format === 'json' ? `${JSON.stringify(line)}\n` : `${textLine(line)}\n`);
+  }
+
+  stop(): void {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+}
+
+/** `time="…" level=info msg=stats requests.credentials.200=12 …`, the shape of the text logs. */
+function textLine(line: StatsLine): string {
+  const { time, msg, ...fields } = line;
+  const parts = [`time="${String(time)}"`, 'level=info', `msg=${String(msg)}`];
+  const flatten = (prefix: string, value: unknown): void => {
+    if (value !== null && typeof value === 'object') {
+      for (const [key, inner] of Object.entries(value)) flatten(prefix === '' ? key : `${prefix}.${key}`, inner);
+    } else {
+      parts.push(`${prefix}=${String(value)}`);
+    }
+  };
+  flatten('', fields);
+  return parts.join(' ');
+}

@@ -1,0 +1,165 @@
+// The real metadata service (--metadata-addr), for every path this proxy does not answer
+// itself. One undici Pool: kept-alive, bounded connections, so pass-through traffic from
+// every pod on the node costs the instance's metadata quota as little as it can.
+//
+// Nothing is added on the way: no X-Forwarded-For (IMDS rejects IMDSv2 requests that
+// carry one), no Via. Hop-by-hop headers are dropped both ways. A failing upstream is
+// answered 502 within a bound, never left hanging.
+
+import { Pool } from 'undici';
+import type { IncomingHttpHeaders } from 'undici/types/header.js';
+import { StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
+
+export interface UpstreamOptions {
+  /** Connections to the metadata service at most. */
+  connections: number;
+  connectTimeoutMs: number;
+  /** From sending the request (or waiting for a connection) to the upstream's head. */
+  headersTimeoutMs: number;
+  /** Longest pause between body chunks. */
+  bodyTimeoutMs: number;
+}
+
+export const DEFAULT_UPSTREAM_OPTIONS: Readonly<UpstreamOptions> = Object.freeze({
+  connections: 16,
+  connectTimeoutMs: 1_000,
+  headersTimeoutMs: 2_000,
+  bodyTimeoutMs: 2_000,
+});
+
+/** RFC 9110 7.6.1 and the proxy-era ones; the framing headers are the engine's to set. */
+const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'content-length', 'expect']);
+
+const BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
+const GATEWAY_TIMEOUT = textResponse(502, 'metadata service did not answer in time\n');
+
+export class UpstreamStats {
+  requests = 0;
+  errors = 0;
+  timeouts = 0;
+}
+
+export interface UpstreamAnswer {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+export class MetadataUpstream {
+  readonly origin: string;
+  readonly stats = new UpstreamStats();
+  private readonly options: UpstreamOptions;
+  private readonly pool: Pool;
+
+  /** `address`: host or host:port (IPv6 in brackets). */
+  constructor(address: string, options: Partial<UpstreamOptions> = {}) {
+    this.options = { ...DEFAULT_UPSTREAM_OPTIONS, ...options };
+    this.origin = `http://${address}`;
+    this.pool = new Pool(this.origin, {
+      connections: this.options.connections,
+      connectTimeout: this.options.connectTimeoutMs,
+      headersTimeout: this.options.headersTimeoutMs,
+      bodyTimeout: this.options.bodyTimeoutMs,
+      keepAliveTimeout: 4_000,
+    });
+  }
+
+  /** Passes a request through; answers it with the upstream's answer, streamed, or 502. */
+  forward(request: Request): void {
+    this.stats.requests++;
+    const deadline = this.deadline();
+    this.pool
+      .request({
+        method: request.method as 'GET',
+        path: request.query === '' ? request.path : `${request.path}?${request.query}`,
+        headers: forwardedHeaders(request.headers),
+        body: request.body.length > 0 ? request.body : null,
+        signal: deadline.signal,
+      })
+      .then(
+        (answer) => {
+          clearTimeout(deadline.timer);
+          let response: StreamedResponse;
+          try {
+            const length = Number(answer.headers['content-length']);
+            response = new StreamedResponse(answer.statusCode, returnedHeaders(answer.headers), answer.body, Number.isSafeInteger(length) && length >= 0 ? length : null);
+          } catch {
+            // A status or header this engine will not write: not a usable answer.
+            this.stats.errors++;
+            answer.body.destroy();
+            request.send(BAD_GATEWAY);
+            return;
+          }
+          request.stream(response);
+        },
+        (error: unknown) => {
+          clearTimeout(deadline.timer);
+          request.send(this.failed(error));
+        },
+      );
+  }
+
+  /** A small answer read whole (a token, auto-discovery); rejects when the upstream fails. */
+  async fetch(method: 'GET' | 'PUT', path: string, headers: Record<string, string> = {}): Promise<UpstreamAnswer> {
+    this.stats.requests++;
+    const deadline = this.deadline();
+    try {
+      const answer = await this.pool.request({ method, path, headers, signal: deadline.signal });
+      const body = await answer.body.text();
+      return { status: answer.statusCode, headers: answer.headers, body };
+    } catch (error) {
+      this.failed(error);
+      throw new Error(`metadata service ${this.origin}${path}: ${(error as Error).message}`);
+    } finally {
+      clearTimeout(deadline.timer);
+    }
+  }
+
+  close(): Promise<void> {
+    return this.pool.close();
+  }
+
+  /** Bounds the whole wait for a head, queueing for a pool connection included. */
+  private deadline(): { signal: AbortSignal; timer: NodeJS.Timeout } {
+    const controller = new AbortController();
+    const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), this.options.connectTimeoutMs + this.options.headersTimeoutMs);
+    return { signal: controller.signal, timer };
+  }
+
+  private failed(error: unknown) {
+    const timedOut = error instanceof DeadlineExceeded || (error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' || (error as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT';
+    if (timedOut) this.stats.timeouts++;
+    else this.stats.errors++;
+    return timedOut ? GATEWAY_TIMEOUT : BAD_GATEWAY;
+  }
+}
+
+class DeadlineExceeded extends Error {}
+
+/** The client's headers minus hop-by-hop ones and those its Connection header names. */
+export function forwardedHeaders(headers: readonly string[]): string[] {
+  let named: string[] | null = null;
+  for (let i = 0; i < headers.length; i += 2) {
+    if (headers[i] === 'connection') (named ??= []).push(...(headers[i + 1] as string).toLowerCase().split(',').map((name) => name.trim()));
+  }
+  const out: string[] = [];
+  for (let i = 0; i < headers.length; i += 2) {
+    const name = headers[i] as string;
+    if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue;
+    out.push(name, headers[i + 1] as string);
+  }
+  return out;
+}
+
+/** The upstream's headers to hand back, minus hop-by-hop ones. */
+export function returnedHeaders(headers: IncomingHttpHeaders): HeaderList {
+  const named = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((name) => name.trim()) : [];
+  const out: Array<[string, string]> = [];
+  for (const name of Object.keys(headers)) {
+    if (HOP_BY_HOP.has(name) || named.includes(name)) continue;
+    const value = headers[name];
+    if (Array.isArray(value)) for (const item of value) out.push([name, item]);
+    else if (value !== undefined) out.push([name, value]);
+  }
+  return out;
+}
