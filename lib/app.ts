@@ -24,6 +24,7 @@ export interface App {
   assignment: RoleAssignment;
   callers: CallerResolver;
   source: PodSource;
+  upstream: MetadataUpstream;
   stats: StatsReporter;
   /** Stops accepting, lets in-flight requests finish (up to `graceMs`), and stops everything else. */
   close(graceMs?: number): Promise<void>;
@@ -151,6 +152,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     assignment,
     callers,
     source,
+    upstream,
     stats,
     async close(graceMs?: number) {
       await http.close(graceMs);

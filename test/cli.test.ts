@@ -4,7 +4,8 @@ import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
-import { VERSION } from '../lib/config.js';
+import { request as httpRequest } from 'node:http';
+import { FLAGS, VERSION } from '../lib/config.js';
 import { freePort } from './harness/ports.js';
 import { httpOk } from './harness/kubernetes.js';
 import { TestProcess } from './harness/processes.js';
@@ -32,10 +33,14 @@ t.test('the version matches package.json', async (t) => {
   t.equal(stdout.trim(), `Version: ${pkg.version}`);
 });
 
-t.test('--help lists the flags and exits 0', async (t) => {
+t.test('--help lists every flag, says which are kept only for compatibility, and exits 0', async (t) => {
   const { code, stdout } = await runProgram(['--help']);
   t.equal(code, 0);
-  t.match(stdout, /--app-port/);
+  for (const flag of Object.keys(FLAGS)) t.match(stdout, new RegExp(`--${flag}\\b`), flag);
+  for (const flag of ['cache-resync-period', 'backoff-max-interval', 'metrics-port', 'use-regional-sts-endpoint']) {
+    t.match(stdout, new RegExp(`--${flag}[^\\n]*\\n?[^-]*Kept for kube2iam compatibility`), `${flag} is marked`);
+  }
+  t.match(stdout, /KUBE2IAM_APP_PORT/, 'the environment fallbacks are explained');
 });
 
 for (const [args, pattern] of [
@@ -47,6 +52,10 @@ for (const [args, pattern] of [
   [['--namespace-restriction-format', 'fuzzy'], /--namespace-restriction-format must be glob or regexp/],
   [['--api-server', 'https://127.0.0.1:1'], /--api-server and --api-token go together/],
   [['--iam-role-session-ttl', '1m'], /--iam-role-session-ttl must be between/],
+  [['--iptables'], /--iptables needs --host-ip/],
+  [['--auto-discover-base-arn', '--base-role-arn', 'arn:aws:iam::1:role/'], /exclude each other/],
+  [['--allow-route-regexp', '('], /--allow-route-regexp is not a valid regexp/],
+  [['--metadata-addr', 'http://x/'], /--metadata-addr must be host or host:port/],
 ] as const) {
   t.test(`bad flags ${args.join(' ')}: one line on stderr, exit 2`, async (t) => {
     const { code, stderr } = await runProgram([...args]);
@@ -58,7 +67,7 @@ for (const [args, pattern] of [
 
 t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   const port = await freePort();
-  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json', '--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/'], {
+  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json', '--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9'], {
     name: 'kube2iam',
     ready: () => httpOk(`http://127.0.0.1:${port}/healthz`),
   });
@@ -95,4 +104,40 @@ t.test('the container image’s NODE_OPTIONS are accepted by this Node', async (
   child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
   const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
   t.equal(code, 0, `exit ${code} ${signal ?? ''} ${stderr.slice(-1500)}`);
+});
+
+t.test('a bad flag value from the environment: one line, exit 2', async (t) => {
+  const child = spawn(process.execPath, [PROGRAM], { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, KUBE2IAM_APP_PORT: 'eighty' } });
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const [code] = (await once(child, 'exit')) as [number | null];
+  t.equal(code, 2);
+  t.match(stderr, /^kube2iam: --app-port must be a port number/);
+});
+
+t.test('SIGTERM finishes the request in flight, then exits 0', async (t) => {
+  const port = await freePort();
+  const proc = await TestProcess.start(
+    process.execPath,
+    [PROGRAM, '--app-port', String(port), '--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--backoff-max-elapsed-time', '1500ms'],
+    { name: 'kube2iam', ready: () => httpOk(`http://127.0.0.1:${port}/healthz`) },
+  );
+  t.teardown(() => proc.kill());
+  // A caller the index does not know waits up to 1.5 s for its pod: in flight when the signal comes.
+  const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/latest/meta-data/iam/security-credentials/', localAddress: '127.0.0.99' }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  await new Promise((resolve) => setTimeout(resolve, 300));
+  const started = Date.now();
+  const exited = proc.stop(15_000);
+  t.same(await answer, { status: 404, body: 'no pod with IP 127.0.0.99\n' }, 'the in-flight request got its answer');
+  t.equal(await exited, 0, 'exit code 0');
+  t.ok(Date.now() - started < 5000, `stopped in ${Date.now() - started} ms`);
+  t.notOk(await httpOk(`http://127.0.0.1:${port}/healthz`), 'no longer listening');
 });

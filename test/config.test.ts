@@ -18,7 +18,7 @@ t.test('Go durations', async (t) => {
   t.equal(formatDuration(900_000), '15m');
 });
 
-t.test('kube2iam defaults', async (t) => {
+t.test('kube2iam defaults for credentials and pods', async (t) => {
   const c = await config([]);
   t.equal(c.appPort, 8181);
   t.same(c.credentials, {
@@ -37,6 +37,45 @@ t.test('kube2iam defaults', async (t) => {
     waitMs: 2000,
     resolveDuplicates: false,
   });
+});
+
+t.test('kube2iam defaults for serving and the node', async (t) => {
+  const c = await config([]);
+  t.same(c.serve, { metadataAddr: '169.254.169.254', imdsv2Required: false, allowRoute: null, hostIp: '', debug: false, statsIntervalMs: 60_000 });
+  t.equal(c.iptables, null);
+  t.same(c.autoDiscover, { baseArn: false, defaultRole: false });
+  t.equal(c.logLevel, 'info');
+  t.equal(c.logFormat, 'text');
+});
+
+t.test('serving and node flags', async (t) => {
+  const c = await config([
+    '--metadata-addr', '127.0.0.1:1338', '--imdsv2-required', '--allow-route-regexp', '^/latest/(api/token|meta-data/placement/)',
+    '--host-ip', '10.0.0.5', '--iptables', '--host-interface', 'cali+', '--iptables-remove-on-exit', '--debug', '--stats-interval', '0', '--verbose',
+    '--metrics-port', '9620',
+  ]);
+  t.equal(c.serve.metadataAddr, '127.0.0.1:1338');
+  t.equal(c.serve.imdsv2Required, true);
+  t.ok(c.serve.allowRoute?.test('/latest/meta-data/placement/region'));
+  t.equal(c.serve.hostIp, '10.0.0.5');
+  t.equal(c.serve.debug, true);
+  t.equal(c.serve.statsIntervalMs, 0);
+  t.same(c.iptables, { hostInterface: 'cali+', hostIp: '10.0.0.5', removeOnExit: true });
+  t.equal(c.logLevel, 'debug', '--verbose overrides --log-level');
+  t.same((await config(['--auto-discover-default-role'])).autoDiscover, { baseArn: false, defaultRole: true });
+  t.equal((await config(['--metadata-addr', '[fd00:ec2::254]'])).serve.metadataAddr, '[fd00:ec2::254]');
+});
+
+t.test('every flag falls back to its KUBE2IAM_ environment variable; the command line wins', async (t) => {
+  const env = { KUBE2IAM_APP_PORT: '9000', KUBE2IAM_HOST_IP: '10.0.0.7', KUBE2IAM_IPTABLES: 'true', KUBE2IAM_DEBUG: '1', KUBE2IAM_SERVICE_HOST: '10.96.0.9', KUBE2IAM_PORT: 'tcp://10.96.0.9:8181' };
+  const parsed = await parseArgs(['--app-port', '9001'], env);
+  t.equal(parsed.config?.appPort, 9001);
+  t.equal(parsed.config?.serve.hostIp, '10.0.0.7');
+  t.equal(parsed.config?.iptables?.hostIp, '10.0.0.7');
+  t.equal(parsed.config?.serve.debug, true);
+  t.equal((await parseArgs([], env)).config?.appPort, 9000);
+  const error: unknown = await parseArgs([], { KUBE2IAM_DEBUG: 'yes please' }).then(() => null, (e: unknown) => e);
+  t.match((error as Error).message, /KUBE2IAM_DEBUG must be true or false/);
 });
 
 t.test('pod flags', async (t) => {
@@ -86,6 +125,19 @@ for (const [args, pattern] of [
   [['--pods-file', 'p.yaml', '--kubeconfig', 'k'], /--pods-file replaces the API server/],
   [['--backoff-max-elapsed-time', 'long'], /--backoff-max-elapsed-time must be a duration/],
   [['--cache-resync-period', '30'], /--cache-resync-period must be a duration/],
+  [['--iptables'], /--iptables needs --host-ip/],
+  [['--iptables', '--host-ip', 'node-1'], /--iptables: host IP "node-1" is not an IPv4 address/],
+  [['--iptables', '--host-ip', '10.0.0.1', '--host-interface', 'a b'], /--iptables: host interface "a b"/],
+  [['--iptables', '--host-ip', '10.0.0.1', '--metadata-addr', 'metadata.internal'], /--iptables: metadata address/],
+  [['--metadata-addr', 'http://169.254.169.254'], /--metadata-addr must be host or host:port/],
+  [['--metadata-addr', '169.254.169.254/latest'], /--metadata-addr must be host or host:port/],
+  [['--metadata-addr', ''], /--metadata-addr must be host or host:port/],
+  [['--allow-route-regexp', '('], /--allow-route-regexp is not a valid regexp/],
+  [['--imdsv2-required', '--allow-route-regexp', '^/latest/meta-data/'], /--imdsv2-required needs the token path/],
+  [['--stats-interval', 'often'], /--stats-interval must be a duration/],
+  [['--metrics-port', 'none'], /--metrics-port must be a port number/],
+  [['--auto-discover-base-arn', '--base-role-arn', 'arn:aws:iam::1:role/'], /exclude each other/],
+  [['--auto-discover-default-role', '--default-role', 'arn:aws:iam::123456789012:role/x'], /exclude each other/],
 ] as const) {
   t.test(`refused: ${args.join(' ')}`, async (t) => {
     const error: unknown = await parseArgs([...args]).then(() => null, (e: unknown) => e);

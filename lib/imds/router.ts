@@ -107,6 +107,8 @@ function routeOf(path: string, versionEnd: number): Route {
  * handling of either is not ours to rely on.
  */
 export function passThroughRefusal(path: string): PreparedResponse | null {
+  // An encoded separator would make a different path once the upstream decodes it.
+  if (/%(2f|5c)/i.test(path)) return NOT_CANONICAL;
   let decoded: string;
   try {
     decoded = decodeURIComponent(path);

@@ -1,0 +1,192 @@
+// The rest of the metadata surface on loopback, with moto as both STS and the upstream
+// metadata service: the IMDSv2 token route, --imdsv2-required, pass-through and what
+// never passes, --allow-route-regexp, /healthz, /debug/store and the stats line.
+
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { startApp, type App } from '../../lib/app.js';
+import { parseArgs } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+import { MotoServer } from '../harness/moto.js';
+import { freePort } from '../harness/ports.js';
+import { eventually } from '../pods/stack.js';
+
+const moto = await MotoServer.start();
+t.teardown(() => moto.stop());
+Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
+
+const dir = mkdtempSync(join(tmpdir(), 'k2i-surface-'));
+writeFileSync(
+  join(dir, 'pods.json'),
+  JSON.stringify({
+    kind: 'List',
+    items: [
+      { kind: 'Pod', metadata: { name: 'cart', namespace: 'shop', annotations: { 'iam.amazonaws.com/role': 'shop-cart' } }, status: { phase: 'Running', podIP: '127.0.0.2' } },
+      { kind: 'Pod', metadata: { name: 'ledger', namespace: 'billing', annotations: { 'iam.amazonaws.com/role': 'billing-api' } }, status: { phase: 'Running', podIP: '127.0.0.3' } },
+    ],
+  }),
+);
+
+interface Started {
+  app: App;
+  stats: string[];
+}
+
+async function start(...flags: string[]): Promise<Started> {
+  const parsed = await parseArgs([
+    '--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/',
+    '--metadata-addr', `127.0.0.1:${moto.port}`, '--stats-interval', '0', ...flags,
+  ]);
+  const out = new PassThrough();
+  const stats: string[] = [];
+  out.on('data', (line: Buffer) => stats.push(line.toString()));
+  const app = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1', statsOut: out });
+  t.teardown(() => app.close());
+  await eventually(() => app.store.pending === 0, 10_000);
+  return { app, stats };
+}
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: string;
+}
+
+function send(app: App, path: string, from: string, options: { method?: string; headers?: OutgoingHttpHeaders } = {}): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: app.port, path, method: options.method ?? 'GET', headers: options.headers, localAddress: from }, (res) => {
+      let body = '';
+      res.on('data', (d: Buffer) => (body += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+const LISTING = '/latest/meta-data/iam/security-credentials/';
+const putToken = (app: App, from: string, ttl?: string, headers: OutgoingHttpHeaders = {}): Promise<Answer> =>
+  send(app, '/latest/api/token', from, { method: 'PUT', headers: ttl === undefined ? headers : { 'x-aws-ec2-metadata-token-ttl-seconds': ttl, ...headers } });
+
+const open = await start('--debug');
+
+t.test('the token PUT passes upstream and always answers with the granted TTL', async (t) => {
+  const answer = await putToken(open.app, '127.0.0.2', '300');
+  t.equal(answer.status, 200);
+  t.equal(answer.body, 'fake-imdsv2-token', 'moto’s token, passed through');
+  t.equal(answer.headers['x-aws-ec2-metadata-token-ttl-seconds'], '300', 'Go v2 and Java v2 parse this header');
+  t.match(answer.headers['content-type'], /^text\/plain/);
+});
+
+t.test('a token PUT with a missing or out-of-range TTL gets 400, one with X-Forwarded-For 403', async (t) => {
+  for (const ttl of [undefined, '0', '21601', '-1', '1.5', 'abc', '']) t.equal((await putToken(open.app, '127.0.0.2', ttl)).status, 400, `TTL ${String(ttl)}`);
+  t.equal((await putToken(open.app, '127.0.0.2', '1')).status, 200, 'the smallest TTL');
+  t.equal((await putToken(open.app, '127.0.0.2', '21600')).status, 200, 'the largest TTL');
+  t.equal((await putToken(open.app, '127.0.0.2', '300', { 'x-forwarded-for': '10.0.0.9' })).status, 403);
+  const get = await send(open.app, '/latest/api/token', '127.0.0.2');
+  t.equal(get.status, 405);
+  t.equal(get.headers.allow, 'PUT');
+});
+
+t.test('without --imdsv2-required, plain GETs get credentials (IMDSv1)', async (t) => {
+  t.same((await send(open.app, LISTING, '127.0.0.2')).body, 'shop-cart');
+});
+
+t.test('other paths pass through to the metadata service, with nothing added and hop-by-hop headers dropped', async (t) => {
+  const answer = await send(open.app, '/latest/meta-data/instance-id?x=1', '127.0.0.2', { headers: { 'x-probe': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped', te: 'trailers' } });
+  t.equal(answer.status, 200);
+  t.match(answer.body, /^i-/, 'moto’s instance id');
+  // moto echoes the request's headers back, so they show what reached it.
+  t.equal(answer.headers['x-probe'], 'kept');
+  t.notOk('x-hop' in answer.headers, 'a header named by Connection is hop-by-hop');
+  t.notOk('te' in answer.headers);
+  t.notOk('x-forwarded-for' in answer.headers, 'no X-Forwarded-For is added');
+  const region = await send(open.app, '/latest/meta-data/placement/region', '127.0.0.9');
+  t.same([region.status, region.body], [200, 'us-east-1'], 'pass-through needs no known pod');
+  const head = await send(open.app, '/latest/meta-data/placement/region', '127.0.0.2', { method: 'HEAD' });
+  t.same([head.status, head.body], [200, ''], 'HEAD passes without a body');
+});
+
+t.test('paths that would expose the node, and non-canonical paths, never pass through', async (t) => {
+  const before = open.app.upstream.stats.requests;
+  const blocked = [
+    '/latest/meta-data/iam/info', '/latest/meta-data/iam/', '/latest/meta-data/iam', '/latest/meta-data/iam/security-credentials-extended/',
+    '/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance', '/latest/meta-data/IAM/security-credentials/',
+    '/LATEST/META-DATA/IAM/INFO', '/latest/meta-data/%69am/info', '/2016-09-02/meta-data/Iam/Info',
+  ];
+  for (const path of blocked) t.equal((await send(open.app, path, '127.0.0.2')).status, 404, path);
+  const refused = ['/latest//meta-data/iam/security-credentials/', '/latest/./meta-data/iam/info', '/latest/meta-data/x/../iam/info', '/latest%2Fmeta-data%2Fiam%2Finfo', '/latest/meta-data/%zz', '/latest/meta-data/a%5C..%5Ciam'];
+  for (const path of refused) t.equal((await send(open.app, path, '127.0.0.2')).status, 400, path);
+  t.equal(open.app.upstream.stats.requests, before, 'none of them reached the upstream');
+});
+
+t.test('/healthz answers JSON; /debug/store shows each IP’s role only with --debug', async (t) => {
+  const health = await send(open.app, '/healthz', '127.0.0.9');
+  t.equal(health.status, 200);
+  t.same(JSON.parse(health.body), { status: 'ok', hostIP: '' });
+  const debug = JSON.parse((await send(open.app, '/debug/store', '127.0.0.9')).body) as { pods: Record<string, { role?: string }> };
+  t.equal(debug.pods['127.0.0.2']?.role, 'arn:aws:iam::123456789012:role/shop-cart');
+});
+
+t.test('with --imdsv2-required, credentials need a token issued to the same IP', async (t) => {
+  const { app } = await start('--imdsv2-required');
+  t.equal((await send(app, LISTING, '127.0.0.2')).status, 401, 'a plain GET (an SSRF) gets nothing');
+  t.equal((await send(app, `${LISTING}shop-cart`, '127.0.0.2')).status, 401);
+  t.equal((await send(app, LISTING, '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': 'made-up' } })).status, 401, 'a token not issued here');
+  const token = (await putToken(app, '127.0.0.2', '300')).body;
+  const withToken = { headers: { 'x-aws-ec2-metadata-token': token } };
+  t.same((await send(app, LISTING, '127.0.0.2', withToken)).body, 'shop-cart');
+  t.equal((await send(app, `${LISTING}shop-cart`, '127.0.0.2', withToken)).status, 200);
+  t.equal((await send(app, LISTING, '127.0.0.3', withToken)).status, 401, 'the same token from another pod’s IP');
+  const short = (await putToken(app, '127.0.0.3', '1')).body;
+  t.equal((await send(app, LISTING, '127.0.0.3', { headers: { 'x-aws-ec2-metadata-token': short } })).status, 200);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  t.equal((await send(app, LISTING, '127.0.0.3', { headers: { 'x-aws-ec2-metadata-token': short } })).status, 401, 'an expired token');
+  t.equal((await send(app, '/latest/meta-data/placement/region', '127.0.0.3')).status, 200, 'pass-through is the upstream’s to guard');
+});
+
+t.test('--allow-route-regexp lets only matching paths pass, the token PUT included', async (t) => {
+  const { app } = await start('--allow-route-regexp', '^/latest/meta-data/placement/');
+  t.equal((await send(app, '/latest/meta-data/placement/region', '127.0.0.2')).status, 200);
+  const denied = await send(app, '/latest/meta-data/instance-id', '127.0.0.2');
+  t.same([denied.status, denied.body], [404, 'path not allowed by --allow-route-regexp\n']);
+  t.equal((await putToken(app, '127.0.0.2', '300')).status, 404, 'SDKs fall back to IMDSv1 on 404');
+  t.equal((await send(app, LISTING, '127.0.0.2')).body, 'shop-cart', 'credential routes are not pass-through');
+});
+
+t.test('the stats line counts requests by route and status, credential latency, STS calls and pods', async (t) => {
+  const { app, stats } = await start('--log-format', 'json');
+  await send(app, LISTING, '127.0.0.2');
+  await send(app, `${LISTING}shop-cart`, '127.0.0.2');
+  await send(app, `${LISTING}other`, '127.0.0.2');
+  await send(app, '/latest/meta-data/placement/region', '127.0.0.2');
+  await send(app, '/latest/meta-data/iam/info', '127.0.0.2');
+  app.stats.report();
+  t.equal(stats.length, 1, 'one line');
+  const line = JSON.parse(stats[0]!) as Record<string, any>;
+  t.equal(line.msg, 'stats');
+  t.same(line.requests, { listing: { 200: 1 }, credentials: { 200: 1, 403: 1 }, passthrough: { 200: 1 }, blocked: { 404: 1 } });
+  t.equal(line.credentialLatencyMs.count, 3);
+  t.ok(line.credentialLatencyMs.p50 > 0 && line.credentialLatencyMs.p50 <= line.credentialLatencyMs.max);
+  t.equal(line.store.hits, 1);
+  t.equal(line.sts.calls, 2, 'one per role, fetched when the pods were listed');
+  t.equal(line.pods.indexed, 2);
+  t.equal(line.upstream.requests, 1);
+  app.stats.report();
+  const second = JSON.parse(stats[1]!) as Record<string, any>;
+  t.same(second.requests, {}, 'the next line counts from the last one');
+  t.equal(second.sts.calls, 0);
+});
+
+t.test('with --log-format text the stats line is key=value text', async (t) => {
+  const { app, stats } = await start();
+  await send(app, LISTING, '127.0.0.2');
+  app.stats.report();
+  t.equal(stats.length, 1);
+  t.match(stats[0], /^time="[^"]+" level=info msg=stats seconds=[\d.]+ requests\.listing\.200=1 .*sts\.calls=2 .*pods\.indexed=2 .*\n$/);
+  t.notMatch(stats[0]!.trimEnd(), /\n/, 'a single line');
+});

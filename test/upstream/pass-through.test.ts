@@ -1,0 +1,130 @@
+// Pass-through as the engine writes it: streamed bodies (chunked, sized, HTTP/1.0),
+// ordering behind a streamed answer, and the bounded 502 when the upstream fails.
+// The upstream here is a hand-written node:http server, because these are faults and
+// framings the real metadata service (and moto) cannot be made to produce: a stall, a
+// body that breaks midway, a slow chunked body, garbage instead of HTTP.
+
+import t from 'tap';
+import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTcpServer } from 'node:net';
+import { HttpServer } from '../../lib/http/index.js';
+import { MetadataUpstream, type UpstreamOptions } from '../../lib/upstream/metadata.js';
+import { freePort } from '../harness/ports.js';
+import { PROBE, WireClient } from '../http/wire.js';
+
+/** Upstream stand-in with the faults named in the header. */
+const routes: Record<string, (res: ServerResponse) => void> = {
+  '/sized': (res) => res.end('x'.repeat(1 << 20)),
+  '/slow-chunks': (res) => {
+    res.write('one,');
+    setTimeout(() => res.write('two,'), 50);
+    setTimeout(() => res.end('three'), 100);
+  },
+  '/slow-sized': (res) => {
+    res.setHeader('content-length', '5');
+    setTimeout(() => res.end('later'), 150);
+  },
+  '/broken': (res) => {
+    res.setHeader('content-length', '100');
+    res.write('only part');
+    setTimeout(() => res.socket?.destroy(), 30);
+  },
+  '/stall': () => {},
+};
+const upstreamServer: Server = createServer((req, res) => (routes[req.url ?? ''] ?? ((r: ServerResponse) => r.end(`echo ${req.url}`)))(res));
+await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resolve));
+t.teardown(() => upstreamServer.close());
+const upstreamPort = (upstreamServer.address() as { port: number }).port;
+
+async function proxy(address: string, options: Partial<UpstreamOptions> = {}): Promise<{ port: number; upstream: MetadataUpstream }> {
+  const upstream = new MetadataUpstream(address, options);
+  const server = new HttpServer((request) => {
+    if (request.path === '/probe') request.respondText(200, 'fast');
+    else upstream.forward(request);
+  });
+  const { port } = await server.listen(0, '127.0.0.1');
+  t.teardown(async () => {
+    await server.close(0);
+    await upstream.close();
+  });
+  return { port, upstream };
+}
+
+function get(port: number, path: string, options: { http10?: boolean } = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string; ms: number }> {
+  const started = Date.now();
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
+      let body = '';
+      res.setEncoding('latin1');
+      res.on('data', (d: string) => (body += d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body, ms: Date.now() - started }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    if (options.http10 === true) (req as unknown as { httpVersion: string }).httpVersion = '1.0';
+    req.end();
+  });
+}
+
+const { port } = await proxy(`127.0.0.1:${upstreamPort}`, { headersTimeoutMs: 300, connectTimeoutMs: 300 });
+
+t.test('a large sized body passes whole, with its length', async (t) => {
+  const answer = await get(port, '/sized');
+  t.equal(answer.status, 200);
+  t.equal(answer.headers['content-length'], String(1 << 20));
+  t.equal(answer.body.length, 1 << 20);
+});
+
+t.test('a body without a length is streamed chunked to an HTTP/1.1 client as it arrives', async (t) => {
+  const answer = await get(port, '/slow-chunks');
+  t.equal(answer.headers['transfer-encoding'], 'chunked');
+  t.equal(answer.body, 'one,two,three');
+});
+
+t.test('an HTTP/1.0 client gets a body without a length delimited by the close', async (t) => {
+  const client = await WireClient.open(port);
+  client.write('GET /slow-chunks HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+  t.ok(await client.closedWithin(2000), 'the connection ends with the body');
+  const text = client.unread.toString('latin1');
+  t.match(text, /^HTTP\/1\.1 200 OK\r\n/);
+  t.match(text, /\r\nConnection: close\r\n/);
+  t.notMatch(text, /Transfer-Encoding/i);
+  t.ok(text.endsWith('\r\n\r\none,two,three'));
+});
+
+t.test('answers pipelined behind a streamed one wait for its body, in order', async (t) => {
+  const client = await WireClient.open(port);
+  client.write(`GET /slow-sized HTTP/1.1\r\nHost: x\r\n\r\n${PROBE}`);
+  const first = await client.response(3000);
+  const second = await client.response(3000);
+  t.equal(first?.body.toString(), 'later');
+  t.equal(second?.body.toString(), 'fast', 'the quick answer came second');
+  client.destroy();
+});
+
+t.test('a body that breaks midway drops the connection instead of ending the answer', async (t) => {
+  const client = await WireClient.open(port);
+  client.write('GET /broken HTTP/1.1\r\nHost: x\r\n\r\n');
+  t.ok(await client.closedWithin(3000), 'closed');
+  t.equal(await client.response(10), null, 'no complete answer was written');
+});
+
+t.test('a stalled upstream gets 502 within the bound', async (t) => {
+  const answer = await get(port, '/stall');
+  t.equal(answer.status, 502);
+  t.ok(answer.ms < 1500, `answered in ${answer.ms} ms`);
+});
+
+t.test('an upstream that is down, or speaks garbage, gets 502', async (t) => {
+  const closedPort = await freePort();
+  const down = await proxy(`127.0.0.1:${closedPort}`, { connectTimeoutMs: 300, headersTimeoutMs: 300 });
+  const refused = await get(down.port, '/latest/meta-data/instance-id');
+  t.same([refused.status, refused.body], [502, 'metadata service unreachable\n']);
+  t.equal(down.upstream.stats.errors, 1);
+
+  const garbage = createTcpServer((socket) => socket.end('SSH-2.0-OpenSSH\r\n'));
+  await new Promise<void>((resolve) => garbage.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => garbage.close());
+  const bad = await proxy(`127.0.0.1:${(garbage.address() as { port: number }).port}`, { connectTimeoutMs: 300, headersTimeoutMs: 300 });
+  t.equal((await get(bad.port, '/x')).status, 502);
+});
