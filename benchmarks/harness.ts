@@ -40,19 +40,30 @@ export class BenchServer {
     this.child = child;
   }
 
-  /** Starts `node script ...args PORT` on the server core and waits for its "ready" line. */
-  static async start(name: string, script: string, args: string[]): Promise<BenchServer> {
-    const port = await freePort();
-    const [command, argv] = pinned(SERVER_CPU, process.execPath, [script, ...args, String(port)]);
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'inherit'] });
+  /**
+   * Starts `node script ...args PORT` on the server core and waits for `ready` in its
+   * output; inside the network namespace `netns` when given.
+   */
+  static async start(name: string, script: string, args: string[], options: { netns?: string; env?: NodeJS.ProcessEnv; port?: number; ready?: RegExp } = {}): Promise<BenchServer> {
+    const port = options.port ?? (await freePort());
+    const [serverCommand, serverArgs] = pinned(SERVER_CPU, process.execPath, [script, ...args, String(port)]);
+    const [command, argv] = options.netns === undefined ? [serverCommand, serverArgs] : ['ip', ['netns', 'exec', options.netns, serverCommand, ...serverArgs]];
+    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
+    const ready = options.ready ?? /ready/;
     let output = '';
+    let seen: (d: Buffer) => void = () => {};
     await new Promise<void>((resolve, reject) => {
-      child.stdout?.on('data', (d: Buffer) => {
+      seen = (d: Buffer): void => {
         output += d.toString();
-        if (output.includes('ready')) resolve();
-      });
-      child.once('exit', (code) => reject(new Error(`${name} exited ${code} before it was ready`)));
+        if (ready.test(output)) resolve();
+      };
+      child.stdout?.on('data', seen);
+      child.stderr?.on('data', seen);
+      child.once('exit', (code) => reject(new Error(`${name} exited ${code} before it was ready:\n${output.slice(-2000)}`)));
     });
+    // Keep draining, so a chatty server never blocks on a full pipe.
+    child.stdout?.off('data', seen).resume();
+    child.stderr?.off('data', seen).resume();
     return new BenchServer(name, port, child);
   }
 
@@ -85,10 +96,14 @@ function toMs(value: string): number {
   return m[2] === 'us' ? n / 1000 : m[2] === 's' ? n * 1000 : n;
 }
 
-/** wrk with keep-alive connections against a loopback URL, for `seconds`. */
-export function wrk(url: string, connections: number, seconds: number): LoadResult {
-  if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`load tests target loopback only: ${url}`);
-  const [command, args] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+/**
+ * wrk with keep-alive connections for `seconds`: against a loopback URL, or from inside
+ * a network namespace the benchmark created (`netns`), where any address is its own.
+ */
+export function wrk(url: string, connections: number, seconds: number, netns?: string): LoadResult {
+  if (netns === undefined && !/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`load tests target loopback only: ${url}`);
+  const [loadCommand, loadArgs] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+  const [command, args] = netns === undefined ? [loadCommand, loadArgs] : ['ip', ['netns', 'exec', netns, loadCommand, ...loadArgs]];
   const run = spawnSync(command, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr || run.error?.message}`);
   const out = run.stdout;

@@ -1,13 +1,14 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|credentials|pods runs one group and only prints it;
+//   BENCH_ONLY=http|credentials|pods|dnat runs one group and only prints it;
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario.
 
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { credentialScenarios } from './credentials.js';
+import { dnatScenario } from './dnat.js';
 import { httpEngineScenario } from './http-engine.js';
 import { podIndexScenario } from './pod-index.js';
 import type { Section } from './harness.js';
@@ -19,9 +20,10 @@ const connections = 32;
 async function main(): Promise<void> {
   const started = new Date();
   const sections: Section[] = [];
-  const only = process.env.BENCH_ONLY; // a scenario group to run alone: http, credentials
+  const only = process.env.BENCH_ONLY; // a scenario group to run alone
   if (only === undefined || only === 'http') sections.push(await httpEngineScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
+  if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'pods') {
     sections.push(await podIndexScenario({ pods: Number(process.env.BENCH_PODS ?? 10_000), roles: 500, eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
   }
@@ -31,7 +33,7 @@ async function main(): Promise<void> {
     '# Benchmark results',
     '',
     `Measured ${started.toISOString().slice(0, 10)} with \`npm run bench\` on ${machine}.`,
-    'Servers run pinned to one core and the load generator (wrk) to the other; all traffic is on loopback.',
+    'Servers run pinned to one core and the load generator (wrk) to the other; all traffic is on loopback or inside network namespaces the benchmark creates.',
     'Figures are ratios measured side by side in one run; absolute numbers vary with the machine.',
     '',
     ...sections.flatMap((s) => [`## ${s.title}`, '', s.markdown, '']),

@@ -196,13 +196,8 @@ function port(value: unknown, flag: string): number {
 
 function serveConfig(args: Record<string, unknown>): ServeConfig {
   const metadataAddr = String(args.metadataAddr).trim();
-  let url: URL | null = null;
-  try {
-    url = new URL(`http://${metadataAddr}`);
-  } catch {
-    // reported below
-  }
-  if (url === null || metadataAddr === '' || url.host !== metadataAddr.toLowerCase() || url.username !== '' || url.pathname !== '/') {
+  const address = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+)(?::(\d{1,5}))?$/.exec(metadataAddr);
+  if (address === null || (address[2] !== undefined && (Number(address[2]) < 1 || Number(address[2]) > 65535))) {
     throw new ConfigError(`--metadata-addr must be host or host:port, got ${JSON.stringify(args.metadataAddr)}`);
   }
   let allowRoute: RegExp | null = null;

@@ -63,7 +63,7 @@ t.test('serving and node flags', async (t) => {
   t.same(c.iptables, { hostInterface: 'cali+', hostIp: '10.0.0.5', removeOnExit: true });
   t.equal(c.logLevel, 'debug', '--verbose overrides --log-level');
   t.same((await config(['--auto-discover-default-role'])).autoDiscover, { baseArn: false, defaultRole: true });
-  t.equal((await config(['--metadata-addr', '[fd00:ec2::254]'])).serve.metadataAddr, '[fd00:ec2::254]');
+  for (const addr of ['[fd00:ec2::254]', '169.254.169.254:80', 'metadata.internal:8080', '[::1]:1338']) t.equal((await config(['--metadata-addr', addr])).serve.metadataAddr, addr);
 });
 
 t.test('every flag falls back to its KUBE2IAM_ environment variable; the command line wins', async (t) => {
@@ -132,6 +132,8 @@ for (const [args, pattern] of [
   [['--metadata-addr', 'http://169.254.169.254'], /--metadata-addr must be host or host:port/],
   [['--metadata-addr', '169.254.169.254/latest'], /--metadata-addr must be host or host:port/],
   [['--metadata-addr', ''], /--metadata-addr must be host or host:port/],
+  [['--metadata-addr', '169.254.169.254:99999'], /--metadata-addr must be host or host:port/],
+  [['--metadata-addr', 'user@169.254.169.254'], /--metadata-addr must be host or host:port/],
   [['--allow-route-regexp', '('], /--allow-route-regexp is not a valid regexp/],
   [['--imdsv2-required', '--allow-route-regexp', '^/latest/meta-data/'], /--imdsv2-required needs the token path/],
   [['--stats-interval', 'often'], /--stats-interval must be a duration/],

@@ -1,7 +1,7 @@
 // Three servers that answer every request with the same 1.2 KB response, for the HTTP
 // engine benchmark: this project's engine, node:http, and a floor that does nothing but
 // find the end of each header block and write the bytes.
-//   node fixed-response.js engine|node-http|floor PORT
+//   node fixed-response.js engine|node-http|floor PORT   (HOST: listen address, default 127.0.0.1)
 
 import { createServer as createNetServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
@@ -9,6 +9,7 @@ import { HttpServer, PreparedResponse } from '../../lib/http/index.js';
 
 const BODY = JSON.stringify({ Code: 'Success', Padding: 'x'.repeat(1160) });
 const CONTENT_TYPE = 'application/json';
+const HOST = process.env.HOST ?? '127.0.0.1';
 
 async function main(): Promise<void> {
   const [kind, portArg] = process.argv.slice(2);
@@ -17,7 +18,7 @@ async function main(): Promise<void> {
     case 'engine': {
       const prepared = new PreparedResponse(200, [['Content-Type', CONTENT_TYPE]], BODY);
       const server = new HttpServer((request) => request.send(prepared));
-      await server.listen(port, '127.0.0.1');
+      await server.listen(port, HOST);
       break;
     }
     case 'node-http': {
@@ -27,7 +28,7 @@ async function main(): Promise<void> {
         res.end(body);
       });
       server.keepAliveTimeout = 5000;
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => server.listen(port, HOST, resolve));
       break;
     }
     case 'floor': {
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
         });
         socket.on('error', () => socket.destroy());
       });
-      await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+      await new Promise<void>((resolve) => server.listen(port, HOST, resolve));
       break;
     }
     default:
