@@ -22,6 +22,7 @@ const routes: Record<string, (res: ServerResponse) => void> = {
   },
   '/slow-sized': (res) => {
     res.setHeader('content-length', '5');
+    res.flushHeaders();
     setTimeout(() => res.end('later'), 150);
   },
   '/broken': (res) => {
@@ -99,6 +100,15 @@ t.test('answers pipelined behind a streamed one wait for its body, in order', as
   const second = await client.response(3000);
   t.equal(first?.body.toString(), 'later');
   t.equal(second?.body.toString(), 'fast', 'the quick answer came second');
+
+  // A request answered while the body before it is still streaming waits for that body.
+  client.write('GET /slow-sized HTTP/1.1\r\nHost: x\r\n\r\n');
+  const deadline = Date.now() + 3000;
+  while (!client.unread.includes('Content-Length: 5') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  t.ok(client.unread.includes('Content-Length: 5') && !client.unread.includes('later'), 'the streamed head is out, its body not yet');
+  client.write(PROBE);
+  t.equal((await client.response(3000))?.body.toString(), 'later');
+  t.equal((await client.response(3000))?.body.toString(), 'fast');
   client.destroy();
 });
 
