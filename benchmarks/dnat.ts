@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { MotoServer } from '../test/harness/moto.js';
 import { createNodeTopology, METADATA_IP } from '../test/harness/netns.js';
 import { run } from '../test/harness/processes.js';
-import { BenchServer, median, wrk, type LoadResult, type Section } from './harness.js';
+import { BenchServer, summarize, wrk, type MeasuredLoad, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const PASS_THROUGH = fileURLToPath(new URL('./servers/pass-through.js', import.meta.url));
@@ -31,7 +31,7 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
   const node = topology.node;
   const servers: BenchServer[] = [];
   let moto: MotoServer | null = null;
-  const runs = new Map<string, Array<LoadResult & { cpuUsPerRequest: number }>>();
+  const runs = new Map<string, MeasuredLoad[]>();
   try {
     moto = await MotoServer.start({ prefix: node.prefix });
     const dir = mkdtempSync(join(tmpdir(), 'k2i-bench-dnat-'));
@@ -91,14 +91,7 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
     await topology.delete();
   }
 
-  const summary = [...runs].map(([name, results]) => ({
-    name,
-    requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
-    p50Ms: median(results.map((r) => r.p50Ms)),
-    p99Ms: median(results.map((r) => r.p99Ms)),
-    cpuUsPerRequest: median(results.map((r) => r.cpuUsPerRequest)),
-    errors: results.reduce((sum, r) => sum + r.errors, 0),
-  }));
+  const summary = [...runs].map(([name, results]) => ({ name, ...summarize(results) }));
   const baseline = summary[1] as (typeof summary)[0];
   const rows = summary.map((s) => `| ${s.name} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(2)} | ${(s.requestsPerSecond / baseline.requestsPerSecond).toFixed(2)}x | ${s.errors} |`);
   const markdown = [

@@ -124,6 +124,19 @@ export function wrk(url: string, connections: number, seconds: number, netns?: s
   };
 }
 
+export type MeasuredLoad = LoadResult & { cpuUsPerRequest: number };
+
+/** The medians of several runs of one server, and their errors summed. */
+export function summarize(results: readonly MeasuredLoad[]): Omit<MeasuredLoad, 'requests'> {
+  return {
+    requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
+    p50Ms: median(results.map((r) => r.p50Ms)),
+    p99Ms: median(results.map((r) => r.p99Ms)),
+    cpuUsPerRequest: median(results.map((r) => r.cpuUsPerRequest)),
+    errors: results.reduce((sum, r) => sum + r.errors, 0),
+  };
+}
+
 export function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = sorted.length >> 1;

@@ -2,7 +2,7 @@
 // keep-alive, 32 connections, runs alternating between the three servers.
 
 import { fileURLToPath } from 'node:url';
-import { BenchServer, median, wrk, type LoadResult, type Section } from './harness.js';
+import { BenchServer, summarize, wrk, type MeasuredLoad, type Section } from './harness.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./servers/fixed-response.js', import.meta.url));
 const KINDS = [
@@ -19,7 +19,7 @@ export interface HttpEngineOptions {
 
 export async function httpEngineScenario(options: HttpEngineOptions): Promise<Section> {
   const servers = await Promise.all(KINDS.map(({ kind }) => BenchServer.start(kind, SERVER_SCRIPT, [kind])));
-  const runs = new Map<string, Array<LoadResult & { cpuUsPerRequest: number }>>(KINDS.map(({ kind }) => [kind, []]));
+  const runs = new Map<string, MeasuredLoad[]>(KINDS.map(({ kind }) => [kind, []]));
   try {
     for (const server of servers) wrk(`http://127.0.0.1:${server.port}/`, options.connections, 2); // JIT warm-up
     for (let round = 0; round < options.rounds; round++) {
@@ -37,18 +37,7 @@ export async function httpEngineScenario(options: HttpEngineOptions): Promise<Se
     await Promise.all(servers.map((s) => s.stop()));
   }
 
-  const summary = KINDS.map(({ kind, label }) => {
-    const results = runs.get(kind) ?? [];
-    return {
-      kind,
-      label,
-      requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
-      p50Ms: median(results.map((r) => r.p50Ms)),
-      p99Ms: median(results.map((r) => r.p99Ms)),
-      cpuUsPerRequest: median(results.map((r) => r.cpuUsPerRequest)),
-      errors: results.reduce((sum, r) => sum + r.errors, 0),
-    };
-  });
+  const summary = KINDS.map(({ kind, label }) => ({ kind, label, ...summarize(runs.get(kind) ?? []) }));
   const [engine, nodeHttp, floor] = summary as [typeof summary[0], typeof summary[0], typeof summary[0]];
   const vsNode = engine.requestsPerSecond / nodeHttp.requestsPerSecond;
   const vsFloor = engine.requestsPerSecond / floor.requestsPerSecond;
