@@ -4,7 +4,8 @@
 // - /{version}/meta-data/iam/security-credentials/<role>: its credential document, 403
 //   for another role (as kube2iam), 500 with the reason when STS has given none;
 // - PUT /latest/api/token: passed upstream (no X-Forwarded-For added) and remembered for
-//   --imdsv2-required; the granted TTL is always echoed (Go v2 and Java v2 need it);
+//   --imdsv2-required; the granted TTL is always echoed (Go v2 and Java v2 need it); a
+//   versioned token path gets 403, as IMDS answers;
 // - /healthz, and /debug/store with --debug;
 // - everything else passes through to the metadata service, except what would expose
 //   the node's own identity (anything else under meta-data/iam, identity-credentials),
@@ -45,12 +46,14 @@ const NOT_READY = textResponse(500, 'credentials not fetched yet\n');
 const UNAUTHORIZED = textResponse(401, 'a valid IMDSv2 token is required (PUT /latest/api/token)\n');
 const BAD_TTL = textResponse(400, 'X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600\n');
 const FORWARDED_TOKEN = textResponse(403, 'token requests with X-Forwarded-For are refused\n');
+const VERSIONED_TOKEN = textResponse(403, 'tokens are issued only at /latest/api/token\n');
 const TOKEN_BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
 const GET_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'GET, HEAD']]);
 const PUT_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'PUT']]);
 
 const CREDENTIALS = '/meta-data/iam/security-credentials';
 const TOKEN_PATH = '/latest/api/token';
+const API_TOKEN = '/api/token';
 const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
 const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 
@@ -95,7 +98,7 @@ function routeOf(path: string, versionEnd: number): Route {
     if (path.length === after || (path.length === after + 1 && path.charCodeAt(after) === 0x2f)) return Route.Listing;
     if (path.charCodeAt(after) === 0x2f) return Route.Credentials;
   }
-  if (path === TOKEN_PATH) return Route.Token;
+  if (versionEnd !== -1 && path.length === versionEnd + API_TOKEN.length && path.endsWith(API_TOKEN)) return Route.Token;
   if (path === '/healthz') return Route.Health;
   if (path === '/debug/store') return Route.Debug;
   return Route.PassThrough;
@@ -165,6 +168,8 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
 
   const token = (request: Request): void => {
     if (request.method !== 'PUT') return request.send(PUT_ONLY);
+    // IMDS issues tokens only under /latest; a versioned token path is refused as it does.
+    if (request.path !== TOKEN_PATH) return request.send(VERSIONED_TOKEN);
     // As IMDS does: a proxy inside the pod (an SSRF path) adds X-Forwarded-For.
     if (request.header('x-forwarded-for') !== undefined) return request.send(FORWARDED_TOKEN);
     const ttl = parseTokenTtl(request.header(TTL_HEADER));

@@ -9,10 +9,19 @@ import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './ports.js';
-import { run, TestProcess } from './processes.js';
+import { run, TestProcess, type StartOptions } from './processes.js';
 import { testCache } from './environment.js';
 
 export const ADMIN_TOKEN = 'k2i-test-admin-token';
+
+export interface ControlPlaneOptions {
+  /**
+   * Runs etcd, kube-apiserver, their readiness checks, kubectl and etcdctl through this
+   * command prefix, e.g. `ip netns exec <node>`: the control plane then listens on that
+   * network namespace's own loopback, beside a proxy started there.
+   */
+  prefix?: string[];
+}
 
 export class KubernetesControlPlane {
   readonly dir: string;
@@ -24,15 +33,17 @@ export class KubernetesControlPlane {
   private etcdClientPort = 0;
   private etcdPeerPort = 0;
   private apiPort = 0;
+  private readonly prefix: string[];
 
-  private constructor() {
+  private constructor(prefix: string[]) {
+    this.prefix = prefix;
     this.dir = mkdtempSync(join(tmpdir(), 'k2i-kube-'));
     this.kubeconfig = join(this.dir, 'kubeconfig');
   }
 
   /** Starts etcd and kube-apiserver; rejects with their logs when they do not come up. */
-  static async start(): Promise<KubernetesControlPlane> {
-    const plane = new KubernetesControlPlane();
+  static async start(options: ControlPlaneOptions = {}): Promise<KubernetesControlPlane> {
+    const plane = new KubernetesControlPlane(options.prefix ?? []);
     try {
       const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
       writeFileSync(join(plane.dir, 'sa.pub'), publicKey.export({ type: 'spki', format: 'pem' }));
@@ -54,7 +65,7 @@ export class KubernetesControlPlane {
   async startEtcd(): Promise<void> {
     const client = `http://127.0.0.1:${this.etcdClientPort}`;
     const peer = `http://127.0.0.1:${this.etcdPeerPort}`;
-    this.etcd = await TestProcess.start(
+    this.etcd = await this.startProcess(
       'etcd',
       [
         '--name', 't1', '--data-dir', join(this.dir, 'etcd-data'),
@@ -62,14 +73,14 @@ export class KubernetesControlPlane {
         '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
         '--initial-cluster', `t1=${peer}`,
       ],
-      { name: 'etcd', ready: () => httpOk(`${client}/health`) },
+      { name: 'etcd', ready: () => (this.prefix.length === 0 ? httpOk(`${client}/health`) : this.curlInside([`${client}/health`])) },
     );
   }
 
   async startApiServer(): Promise<void> {
     const binary = join(testCache(), 'bin', 'kube-apiserver');
     this.apiServerUrl = `https://127.0.0.1:${this.apiPort}`;
-    this.apiServer = await TestProcess.start(
+    this.apiServer = await this.startProcess(
       binary,
       [
         `--etcd-servers=http://127.0.0.1:${this.etcdClientPort}`,
@@ -99,7 +110,30 @@ export class KubernetesControlPlane {
     this.etcd = null;
   }
 
+  /** Starts a component, through the prefix when there is one. */
+  private startProcess(command: string, args: string[], options: StartOptions): Promise<TestProcess> {
+    const [program, ...rest] = [...this.prefix, command, ...args] as [string, ...string[]];
+    return TestProcess.start(program, rest, options);
+  }
+
+  /** Runs a command to completion, through the prefix when there is one. */
+  private runInside(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string } = {}): Promise<string> {
+    const [program, ...rest] = [...this.prefix, command, ...args] as [string, ...string[]];
+    return run(program, rest, options);
+  }
+
+  /** True when curl, run through the prefix, gets a 2xx answer within a second. */
+  private curlInside(args: string[]): Promise<boolean> {
+    return this.runInside('curl', ['-sfk', '-o', '/dev/null', '--max-time', '1', ...args]).then(
+      () => true,
+      () => false,
+    );
+  }
+
   private ready(): Promise<boolean> {
+    if (this.prefix.length > 0) {
+      return this.curlInside(['-H', `Authorization: Bearer ${ADMIN_TOKEN}`, `https://127.0.0.1:${this.apiPort}/readyz`]);
+    }
     return new Promise((resolve) => {
       const req = request(
         `https://127.0.0.1:${this.apiPort}/readyz`,
@@ -149,12 +183,12 @@ export class KubernetesControlPlane {
 
   /** Runs etcdctl (v3) against this control plane's etcd, e.g. to change state while the API server is down. */
   etcdctl(args: string[]): Promise<string> {
-    return run('etcdctl', ['--endpoints', `http://127.0.0.1:${this.etcdClientPort}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
+    return this.runInside('etcdctl', ['--endpoints', `http://127.0.0.1:${this.etcdClientPort}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' } });
   }
 
   /** Runs kubectl against this control plane; `input` goes to stdin (for `apply -f -`). */
   kubectl(args: string[], input?: string): Promise<string> {
-    return run('kubectl', ['--kubeconfig', this.kubeconfig, ...args], { input, env: { ...process.env, KUBECONFIG: this.kubeconfig } });
+    return this.runInside('kubectl', ['--kubeconfig', this.kubeconfig, ...args], { input, env: { ...process.env, KUBECONFIG: this.kubeconfig } });
   }
 
   async stop(): Promise<void> {

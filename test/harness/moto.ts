@@ -64,6 +64,11 @@ export class MotoServer {
     return spawnSync(command, args, { stdio: 'ignore' }).status === 0;
   }
 
+  /** moto's output so far: werkzeug logs one line per request it served (method, path, status). */
+  log(): string {
+    return this.proc?.log() ?? '';
+  }
+
   async stop(): Promise<void> {
     await this.proc?.stop();
     this.proc = null;

@@ -102,8 +102,14 @@ export class TestProcess {
   }
 }
 
-/** Runs a command to completion; rejects with its output when it fails. */
-export function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<string> {
+export interface ExecResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs a command to completion and reports its exit code and output, failing or not. */
+export function execute(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<ExecResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(command, args, { env: options.env ?? process.env, stdio: [options.input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -117,12 +123,18 @@ export function run(command: string, args: string[], options: { env?: NodeJS.Pro
     });
     child.on('close', (code) => {
       clearTimeout(timer);
-      if (code === 0) resolve(stdout);
-      else reject(new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`));
+      resolve({ code, stdout, stderr });
     });
     if (child.stdin !== null) {
       child.stdin.on('error', () => {}); // a command that exits without reading its input
       child.stdin.end(options.input);
     }
   });
+}
+
+/** Runs a command to completion; rejects with its output when it fails. */
+export async function run(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; input?: string; timeoutMs?: number } = {}): Promise<string> {
+  const { code, stdout, stderr } = await execute(command, args, options);
+  if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`);
+  return stdout;
 }

@@ -87,6 +87,8 @@ t.test('a token PUT with a missing or out-of-range TTL gets 400, one with X-Forw
   t.equal((await putToken(open.app, '127.0.0.2', '1')).status, 200, 'the smallest TTL');
   t.equal((await putToken(open.app, '127.0.0.2', '21600')).status, 200, 'the largest TTL');
   t.equal((await putToken(open.app, '127.0.0.2', '300', { 'x-forwarded-for': '10.0.0.9' })).status, 403);
+  const versioned = await send(open.app, '/2021-03-23/api/token', '127.0.0.2', { method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '300' } });
+  t.equal(versioned.status, 403, 'tokens exist only under /latest, as IMDS answers');
   const get = await send(open.app, '/latest/api/token', '127.0.0.2');
   t.equal(get.status, 405);
   t.equal(get.headers.allow, 'PUT');
