@@ -247,6 +247,12 @@ export class Connection implements Responder {
       this.closing = true;
       this.unread = null;
     }
+    if (close && this.inflight.length > 0) {
+      // Nothing may follow a body that the close delimits: requests read after it go unanswered.
+      for (const later of this.inflight) later.answered = true;
+      releasePending(this.inflight);
+      this.inflight = [];
+    }
     this.write(response.headBytes(request.minor, close, !close && request.minor === 0));
     const body = response.body;
     if (body === null) return false;

@@ -93,6 +93,15 @@ t.test('an HTTP/1.0 client gets a body without a length delimited by the close',
   t.ok(text.endsWith('\r\n\r\none,two,three'));
 });
 
+t.test('nothing is written after a body delimited by the close, even for pipelined requests', async (t) => {
+  const client = await WireClient.open(port);
+  client.write('GET /slow-chunks HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /probe HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+  t.ok(await client.closedWithin(2000));
+  const text = client.unread.toString('latin1');
+  t.ok(text.endsWith('\r\n\r\none,two,three'), 'the body is the last thing on the connection');
+  t.notMatch(text, /fast/);
+});
+
 t.test('answers pipelined behind a streamed one wait for its body, in order', async (t) => {
   const client = await WireClient.open(port);
   client.write(`GET /slow-sized HTTP/1.1\r\nHost: x\r\n\r\n${PROBE}`);
