@@ -33,16 +33,18 @@ async function stsCallCount(moto: MotoServer): Promise<{ markdown: string; raw: 
     }
     await Promise.all(entries.map((e) => e.fetching));
     const initial = store.stats.stsCalls;
+    // moto sometimes fails calls under this burst; each failure is retried, and counted apart.
+    const initialErrors = store.stats.stsErrors;
     // Renewals come every TTL (credentials last two); watch two periods and a margin.
     await sleep(ttl * 2 + ttl / 4);
     const total = store.stats.stsCalls;
     const perPeriod = store.stats.renewals / 2;
     const markdown = [
-      `| Pods | Workloads (one role each) | STS calls to start | STS calls per renewal period | expected |`,
-      '|---:|---:|---:|---:|---:|',
-      `| ${pods} | ${workloads} | ${initial} | ${perPeriod} | ${workloads} |`,
+      `| Pods | Workloads (one role each) | STS calls to start (less moto's failed ones) | moto failures, retried | STS calls per renewal period | expected |`,
+      '|---:|---:|---:|---:|---:|---:|',
+      `| ${pods} | ${workloads} | ${initial - initialErrors} | ${initialErrors} | ${perPeriod} | ${workloads} |`,
     ].join('\n');
-    return { markdown, raw: { pods, workloads, ttl, initial, total, perPeriod, errors: store.stats.stsErrors } };
+    return { markdown, raw: { pods, workloads, ttl, initial, initialErrors, total, perPeriod, errors: store.stats.stsErrors } };
   } finally {
     store.close();
   }

@@ -81,7 +81,8 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     if (pods.resolveDuplicates) resolveDuplicate = duplicateResolver(kc);
   }
   const callers = new CallerResolver(index, { waitMs: pods.waitMs, resolveDuplicate });
-  const tokens = new TokenRegistry();
+  // --imdsv2-required: credential routes need a token issued here to the same pod IP.
+  const tokens = serve.imdsv2Required ? new TokenRegistry() : null;
   const answerStats = new CredentialAnswerStats();
   const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
 
@@ -89,7 +90,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const unavailable = (): string | null => (server?.shuttingDown === true ? 'shutting down' : source.synced ? null : 'pods not listed yet');
   const router = createRouter(
     { unavailable, callers, assignment, upstream, tokens, stats: answerStats },
-    { imdsv2Required: serve.imdsv2Required, allowRoute: serve.allowRoute, hostIp: serve.hostIp, debug: serve.debug },
+    { allowRoute: serve.allowRoute, hostIp: serve.hostIp, debug: serve.debug },
   );
   server = new HttpServer(router, {}, {
     onHandlerError: (error, request) => log.error({ err: error, path: request.path }, 'handler failed'),
@@ -113,7 +114,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         watch: { restarts: deltas.take('watch', { restarts: watchRestarts() }).restarts },
         upstream: deltas.take('upstream', upstream.stats),
         http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
-        tokens: tokens.size,
+        tokens: tokens?.size ?? 0,
       };
       latency.reset();
       return line;

@@ -61,8 +61,6 @@ const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 const FETCH_WAIT_MS = 800;
 
 export interface RouterOptions {
-  /** --imdsv2-required: credential routes need a token issued here to the same IP. */
-  imdsv2Required: boolean;
   /** --allow-route-regexp: pass-through paths (the token PUT included) must match. */
   allowRoute: RegExp | null;
   /** --host-ip, shown by /healthz. */
@@ -77,7 +75,8 @@ export interface RouterDependencies {
   callers: CallerResolver;
   assignment: RoleAssignment;
   upstream: MetadataUpstream;
-  tokens: TokenRegistry;
+  /** Tokens issued here; null unless --imdsv2-required (nothing then needs them). */
+  tokens: TokenRegistry | null;
   stats: CredentialAnswerStats;
 }
 
@@ -156,7 +155,7 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
   const credentials = (request: Request, kind: Route, versionEnd: number): void => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return request.send(GET_ONLY);
     const ip = normalizeIp(request.remoteAddress);
-    if (options.imdsv2Required && (ip === null || !tokens.valid(ip, request.header(TOKEN_HEADER), Date.now()))) return request.send(UNAUTHORIZED);
+    if (tokens !== null && (ip === null || !tokens.valid(ip, request.header(TOKEN_HEADER), Date.now()))) return request.send(UNAUTHORIZED);
     const pod = ip === null ? null : callers.known(ip);
     const roleAt = versionEnd + CREDENTIALS.length + 1;
     if (pod !== null) return answer(request, pod, kind, roleAt);
@@ -183,7 +182,7 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
         }
         const granted = parseTokenTtl(String(reply.headers[TTL_HEADER] ?? '')) ?? ttl;
         const ip = normalizeIp(request.remoteAddress);
-        if (ip !== null) tokens.issued(ip, reply.body, granted, Date.now());
+        if (ip !== null) tokens?.issued(ip, reply.body, granted, Date.now());
         request.respond(200, reply.body, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(granted)]]);
       },
       () => request.send(TOKEN_BAD_GATEWAY),
