@@ -85,6 +85,13 @@ t.test('without a cluster, a kubeconfig or a pods file: one line saying so, exit
   t.equal(stderr.trim().split('\n').length, 1);
 });
 
+t.test('auto-discovery without a metadata service: one line naming it, exit 1', async (t) => {
+  const { code, stderr } = await runProgram(['--pods-file', EXAMPLE_PODS, '--auto-discover-base-arn', '--metadata-addr', `127.0.0.1:${await freePort()}`, '--app-port', String(await freePort())]);
+  t.equal(code, 1);
+  t.match(stderr, /^kube2iam: metadata service http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/iam\/info: /m);
+  t.equal(stderr.trim().split('\n').length, 1);
+});
+
 t.test('a pods file that does not exist: one line, exit 1', async (t) => {
   const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml']);
   t.equal(code, 1);

@@ -147,3 +147,22 @@ for (const [args, pattern] of [
     t.match((error as Error).message, pattern);
   });
 }
+
+t.test('a kube2iam DaemonSet’s arguments parse unchanged', async (t) => {
+  // The shapes kube2iam's README and Helm chart use: --flag=value, booleans as =true/=false.
+  const c = await config([
+    '--app-port=8181', '--base-role-arn=arn:aws:iam::123456789012:role/', '--default-role=kube2iam-default',
+    '--iptables=true', '--host-ip=10.0.1.23', '--host-interface=cali+', '--node=ip-10-0-1-23.ec2.internal',
+    '--namespace-restrictions=false', '--auto-discover-base-arn=false', '--verbose=false', '--log-format=json', '--log-level=info',
+    '--iam-role-session-ttl=15m', '--backoff-max-elapsed-time=2s', '--metrics-port=9620', '--use-regional-sts-endpoint=true', '--debug=false',
+  ]);
+  t.equal(c.appPort, 8181);
+  t.same(c.iptables, { hostInterface: 'cali+', hostIp: '10.0.1.23', removeOnExit: false });
+  t.equal(c.pods.node, 'ip-10-0-1-23.ec2.internal');
+  t.equal(c.pods.restrictions.enabled, false);
+  t.equal(c.autoDiscover.baseArn, false);
+  t.equal(c.logLevel, 'info');
+  t.equal(c.logFormat, 'json');
+  t.equal(c.serve.debug, false);
+  t.equal(c.credentials.rolePolicy.defaultRoleArn, 'arn:aws:iam::123456789012:role/kube2iam-default');
+});

@@ -69,6 +69,11 @@ function get(port: number, path: string, options: { http10?: boolean } = {}): Pr
 
 const { port } = await proxy(`127.0.0.1:${upstreamPort}`, { headersTimeoutMs: 300, connectTimeoutMs: 300 });
 
+t.test('the path and query string pass unchanged', async (t) => {
+  const answer = await get(port, '/latest/meta-data/tags/instance/Name?x=1&y=%20');
+  t.equal(answer.body, 'echo /latest/meta-data/tags/instance/Name?x=1&y=%20');
+});
+
 t.test('a large sized body passes whole, with its length', async (t) => {
   const answer = await get(port, '/sized');
   t.equal(answer.status, 200);

@@ -1,0 +1,95 @@
+// --auto-discover-base-arn and --auto-discover-default-role. The metadata service here
+// is a hand-written stand-in on loopback: neither moto (iam/info answers 500) nor any
+// other available part serves an instance profile.
+
+import t from 'tap';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, request as httpRequest } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApp } from '../../lib/app.js';
+import { parseArgs } from '../../lib/config.js';
+import { baseArnFromInstanceProfile } from '../../lib/credentials/roles.js';
+import { createLogger } from '../../lib/log.js';
+import { discoverRolePolicy } from '../../lib/node/instance-profile.js';
+import { MetadataUpstream } from '../../lib/upstream/metadata.js';
+import { MotoServer } from '../harness/moto.js';
+import { freePort } from '../harness/ports.js';
+import { eventually } from '../pods/stack.js';
+
+t.test('the base ARN is the instance profile’s account and partition, path dropped', async (t) => {
+  t.equal(baseArnFromInstanceProfile('arn:aws:iam::123456789012:instance-profile/nodes'), 'arn:aws:iam::123456789012:role/');
+  t.equal(baseArnFromInstanceProfile('arn:aws:iam::123456789012:instance-profile/path/to/nodes'), 'arn:aws:iam::123456789012:role/');
+  t.equal(baseArnFromInstanceProfile('arn:aws-cn:iam::123456789012:instance-profile/nodes'), 'arn:aws-cn:iam::123456789012:role/');
+  t.throws(() => baseArnFromInstanceProfile('arn:aws:iam::123456789012:role/nodes'), /cannot derive a base role ARN/);
+  t.throws(() => baseArnFromInstanceProfile('arn:aws:iam::123456789012:instance-profile'), /cannot derive a base role ARN/);
+});
+
+let info = JSON.stringify({ Code: 'Success', InstanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/eks/nodes', InstanceProfileId: 'AIPA' });
+let infoStatus = 200;
+const metadata = createServer((req, res) => {
+  if (req.url === '/latest/meta-data/iam/info') {
+    res.statusCode = infoStatus;
+    res.end(info);
+  } else if (req.url === '/latest/meta-data/iam/security-credentials/') {
+    res.end('node-role');
+  } else {
+    res.statusCode = 404;
+    res.end();
+  }
+});
+await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
+t.teardown(() => metadata.close());
+const address = `127.0.0.1:${(metadata.address() as { port: number }).port}`;
+
+t.test('discovery reads iam/info, and the instance role for the default', async (t) => {
+  const upstream = new MetadataUpstream(address);
+  t.teardown(() => upstream.close());
+  const none = { baseRoleArn: null, defaultRoleArn: null };
+  t.same(await discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null });
+  t.same(await discoverRolePolicy(none, { baseArn: false, defaultRole: true }, upstream), {
+    baseRoleArn: 'arn:aws:iam::123456789012:role/',
+    defaultRoleArn: 'arn:aws:iam::123456789012:role/node-role',
+  });
+  const given = { baseRoleArn: 'arn:aws:iam::1:role/', defaultRoleArn: null };
+  t.equal(await discoverRolePolicy(given, { baseArn: false, defaultRole: false }, upstream), given, 'nothing asked, nothing fetched');
+});
+
+t.test('discovery fails with a reason when the metadata service cannot say', async (t) => {
+  const upstream = new MetadataUpstream(address);
+  t.teardown(() => upstream.close());
+  const none = { baseRoleArn: null, defaultRoleArn: null };
+  infoStatus = 500;
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), /iam\/info answered 500/);
+  infoStatus = 200;
+  info = '{"Code":"Success"}';
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), /no InstanceProfileArn/);
+  info = 'not json';
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), /not JSON/);
+  const down = new MetadataUpstream(`127.0.0.1:${await freePort()}`);
+  t.teardown(() => down.close());
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, down), /metadata service/);
+  info = JSON.stringify({ Code: 'Success', InstanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/eks/nodes' });
+});
+
+t.test('with --auto-discover-default-role an unannotated pod gets the node’s role', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-discover-'));
+  writeFileSync(join(dir, 'pods.json'), JSON.stringify({ kind: 'List', items: [{ kind: 'Pod', metadata: { name: 'plain', namespace: 'default' }, status: { phase: 'Running', podIP: '127.0.0.2' } }] }));
+  const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--metadata-addr', address, '--stats-interval', '0', '--auto-discover-default-role']);
+  const app = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
+  t.teardown(() => app.close());
+  await eventually(() => app.store.pending === 0, 10_000);
+  const body = await new Promise<string>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: app.port, path: '/latest/meta-data/iam/security-credentials/', localAddress: '127.0.0.2' }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve(text));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  t.equal(body, 'node-role');
+});
