@@ -1,19 +1,61 @@
-// Every manifest is accepted by a real API server (server-side dry run).
+// Every manifest is accepted by a real API server (server-side dry run), and the
+// DaemonSet's arguments are accepted by the program's own flag parser, so a manifest can
+// never carry a flag the program rejects.
 
 import t from 'tap';
-import { readdirSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { parseArgs } from '../lib/config.js';
 import { KubernetesControlPlane } from './harness/kubernetes.js';
 
 const DIR = fileURLToPath(new URL('../manifests/', import.meta.url));
+/** Not a manifest: the --pods-file the demo and the CLI tests run the proxy on. */
+const PODS_FILE = 'examples/pods.yaml';
 
-t.test('manifests pass kubectl apply --dry-run=server', async (t) => {
-  const files = readdirSync(DIR).filter((f) => f.endsWith('.yaml'));
-  t.ok(files.length > 0, 'there are manifests');
+const manifests = ['', 'examples/'].flatMap((sub) =>
+  readdirSync(`${DIR}${sub}`)
+    .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml' && `${sub}${f}` !== PODS_FILE)
+    .map((f) => `${sub}${f}`),
+);
+
+interface Container {
+  args?: string[];
+  env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+}
+const daemonSet = (loadAllYaml(readFileSync(`${DIR}daemonset.yaml`, 'utf8')) as Array<{ kind: string; spec: { template: { spec: { containers: Container[] } } } }>).find(
+  (doc) => doc.kind === 'DaemonSet',
+);
+
+t.test('the DaemonSet’s arguments parse with the program’s own flags', async (t) => {
+  const container = daemonSet?.spec.template.spec.containers[0];
+  t.ok(container?.args?.length, 'the DaemonSet has arguments');
+  // $(VAR) as the kubelet expands it, from the downward API.
+  const values: Record<string, string> = { 'status.hostIP': '10.0.1.23', 'spec.nodeName': 'ip-10-0-1-23.ec2.internal' };
+  const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? values[e.valueFrom?.fieldRef?.fieldPath ?? ''] ?? '']));
+  const args = (container?.args ?? []).map((arg) => arg.replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? ''));
+  const parsed = await parseArgs(args, {});
+  const config = parsed.config;
+  t.ok(config, 'accepted');
+  t.same(config?.iptables, { hostInterface: 'eni+', hostIp: '10.0.1.23', removeOnExit: false }, 'the rule goes to the node’s own IP');
+  t.equal(config?.pods.node, 'ip-10-0-1-23.ec2.internal', 'only this node’s pods are watched');
+  t.equal(config?.appPort, 8181);
+  t.ok(env.AWS_REGION, 'STS gets a region');
+});
+
+t.test('every manifest and kustomization passes kubectl apply --dry-run=server', async (t) => {
+  t.ok(manifests.includes('daemonset.yaml') && manifests.includes('rbac.yaml'), 'the DaemonSet and its RBAC are there');
+  t.ok(['examples/pod.yaml', 'examples/deployment.yaml', 'examples/namespace.yaml'].every((f) => manifests.includes(f)), 'and the examples');
   const plane = await KubernetesControlPlane.start();
   t.teardown(() => plane.stop());
-  for (const file of files) {
+  // The examples' namespace must exist for a dry run of what goes in it.
+  await plane.kubectl(['apply', '-f', `${DIR}examples/namespace.yaml`]);
+  for (const file of manifests) {
     const out = await plane.kubectl(['apply', '--dry-run=server', '-f', `${DIR}${file}`]);
-    t.match(out, /created \(server dry run\)/, file);
+    t.match(out, /(created|configured|unchanged) \(server dry run\)/, file);
+  }
+  for (const dir of ['', 'examples/']) {
+    const out = await plane.kubectl(['apply', '--dry-run=server', '-k', `${DIR}${dir}`]);
+    t.match(out, /\(server dry run\)/, `kustomization ${dir || '.'}`);
   }
 });

@@ -43,6 +43,7 @@ t.test('the example pods file: pods by IP, roles and namespace allow-lists', asy
   t.equal(api?.workload, 'api', 'the Deployment is the workload');
   t.match(assignment.of(api?.uid ?? ''), { kind: 'role', roleArn: `${BASE}payments-api`, name: 'payments-api' });
   t.match(assignment.of(index.lookup('127.0.0.3')?.owner?.uid ?? ''), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace payments` });
+  t.match(assignment.of(index.lookup('127.0.0.4')?.owner?.uid ?? ''), { kind: 'role', roleArn: `${BASE}web-frontend` });
   t.match(assignment.of(index.lookup('127.0.0.5')?.owner?.uid ?? ''), { kind: 'none' });
   t.equal(index.lookup('127.0.0.9'), undefined);
 });
