@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { MotoServer } from '../test/harness/moto.js';
 import { createNodeTopology, METADATA_IP } from '../test/harness/netns.js';
 import { run } from '../test/harness/processes.js';
-import { BenchServer, summarize, wrk, type MeasuredLoad, type Section } from './harness.js';
+import { alternate, BenchServer, summarize, type MeasuredLoad, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const PASS_THROUGH = fileURLToPath(new URL('./servers/pass-through.js', import.meta.url));
@@ -31,7 +31,7 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
   const node = topology.node;
   const servers: BenchServer[] = [];
   let moto: MotoServer | null = null;
-  const runs = new Map<string, MeasuredLoad[]>();
+  let runs = new Map<string, MeasuredLoad[]>();
   try {
     moto = await MotoServer.start({ prefix: node.prefix });
     const dir = mkdtempSync(join(tmpdir(), 'k2i-bench-dnat-'));
@@ -67,24 +67,14 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
 
-    const sides = [
-      { name: full.name, server: full, pod: pod1 },
-      { name: passThrough.name, server: passThrough, pod: pod2 },
-    ];
-    for (const side of sides) {
-      runs.set(side.name, []);
-      wrk(`http://${METADATA_IP}${PATH}`, options.connections, 2, side.pod.ns.name); // JIT warm-up
-    }
-    for (let round = 0; round < options.rounds; round++) {
-      for (let n = 0; n < sides.length; n++) {
-        const side = sides[(n + round) % sides.length] as (typeof sides)[0];
-        const cpuBefore = side.server.cpuMs();
-        const load = wrk(`http://${METADATA_IP}${PATH}`, options.connections, options.seconds, side.pod.ns.name);
-        const result = { ...load, cpuUsPerRequest: ((side.server.cpuMs() - cpuBefore) * 1000) / load.requests };
-        runs.get(side.name)?.push(result);
-        process.stderr.write(`  dnat round ${round + 1} ${side.name}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms} ms, ${result.cpuUsPerRequest.toFixed(2)} us CPU/request, ${result.errors} errors\n`);
-      }
-    }
+    runs = alternate(
+      'dnat',
+      [
+        { name: full.name, server: full, url: `http://${METADATA_IP}${PATH}`, netns: pod1.ns.name },
+        { name: passThrough.name, server: passThrough, url: `http://${METADATA_IP}${PATH}`, netns: pod2.ns.name },
+      ],
+      options,
+    );
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
     await moto?.stop();

@@ -3,9 +3,10 @@
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { availableParallelism } from 'node:os';
-import { createServer } from 'node:net';
-import { readFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync } from 'node:fs';
+import { availableParallelism, tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
@@ -29,6 +30,27 @@ export function freePort(): Promise<number> {
   });
 }
 
+export interface ServerOptions {
+  /** Run inside this network namespace. */
+  netns?: string;
+  env?: NodeJS.ProcessEnv;
+  port?: number;
+  /** What the server prints once it serves (default /ready/). */
+  ready?: RegExp;
+  /** The server logs every request: its output is dropped and readiness is a TCP connect. */
+  discardOutput?: boolean;
+}
+
+function connects(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect(port, '127.0.0.1', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
 export class BenchServer {
   readonly name: string;
   readonly port: number;
@@ -44,26 +66,35 @@ export class BenchServer {
    * Starts `node script ...args PORT` on the server core and waits for `ready` in its
    * output; inside the network namespace `netns` when given.
    */
-  static async start(name: string, script: string, args: string[], options: { netns?: string; env?: NodeJS.ProcessEnv; port?: number; ready?: RegExp } = {}): Promise<BenchServer> {
+  static start(name: string, script: string, args: string[], options: ServerOptions = {}): Promise<BenchServer> {
+    return BenchServer.run(name, process.execPath, [script, ...args], options);
+  }
+
+  /**
+   * As `start`, for any program: `command ...args PORT`. Its output goes to a log file,
+   * never a pipe: the runner blocks while wrk runs, and a server that writes to a full
+   * pipe would stall. With `discardOutput` (a server that logs every request) it goes to
+   * /dev/null and readiness is a TCP connect.
+   */
+  static async run(name: string, program: string, args: string[], options: ServerOptions = {}): Promise<BenchServer> {
     const port = options.port ?? (await freePort());
-    const [serverCommand, serverArgs] = pinned(SERVER_CPU, process.execPath, [script, ...args, String(port)]);
+    const [serverCommand, serverArgs] = pinned(SERVER_CPU, program, [...args, String(port)]);
     const [command, argv] = options.netns === undefined ? [serverCommand, serverArgs] : ['ip', ['netns', 'exec', options.netns, serverCommand, ...serverArgs]];
-    const child = spawn(command, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: options.env ?? process.env });
-    const ready = options.ready ?? /ready/;
-    let output = '';
-    let seen: (d: Buffer) => void = () => {};
-    await new Promise<void>((resolve, reject) => {
-      seen = (d: Buffer): void => {
-        output += d.toString();
-        if (ready.test(output)) resolve();
-      };
-      child.stdout?.on('data', seen);
-      child.stderr?.on('data', seen);
-      child.once('exit', (code) => reject(new Error(`${name} exited ${code} before it was ready:\n${output.slice(-2000)}`)));
-    });
-    // Keep draining, so a chatty server never blocks on a full pipe.
-    child.stdout?.off('data', seen).resume();
-    child.stderr?.off('data', seen).resume();
+    const logFile = join(mkdtempSync(join(tmpdir(), 'k2i-bench-server-')), 'output.log');
+    const fd = options.discardOutput === true ? 'ignore' : openSync(logFile, 'a');
+    const child = spawn(command, argv, { stdio: ['ignore', fd, fd], env: options.env ?? process.env });
+    if (typeof fd === 'number') closeSync(fd);
+    const log = (): string => (existsSync(logFile) ? readFileSync(logFile, 'utf8') : '');
+    const ready = options.discardOutput === true ? () => connects(port) : async () => (options.ready ?? /ready/).test(log());
+    const deadline = Date.now() + 60_000;
+    while (!(await ready())) {
+      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${log().slice(-2000)}`);
+      if (Date.now() > deadline) {
+        child.kill('SIGKILL');
+        throw new Error(`${name} not ready in 60 s:\n${log().slice(-2000)}`);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
     return new BenchServer(name, port, child);
   }
 
@@ -100,9 +131,11 @@ function toMs(value: string): number {
  * wrk with keep-alive connections for `seconds`: against a loopback URL, or from inside
  * a network namespace the benchmark created (`netns`), where any address is its own.
  */
-export function wrk(url: string, connections: number, seconds: number, netns?: string): LoadResult {
+export function wrk(url: string, connections: number, seconds: number, options: { netns?: string; headers?: string[] } = {}): LoadResult {
+  const netns = options.netns;
   if (netns === undefined && !/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) throw new Error(`load tests target loopback only: ${url}`);
-  const [loadCommand, loadArgs] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', url]);
+  const headers = (options.headers ?? []).flatMap((header) => ['-H', header]);
+  const [loadCommand, loadArgs] = pinned(LOAD_CPU, 'wrk', ['-t1', `-c${connections}`, `-d${seconds}s`, '--latency', ...headers, url]);
   const [command, args] = netns === undefined ? [loadCommand, loadArgs] : ['ip', ['netns', 'exec', netns, loadCommand, ...loadArgs]];
   const run = spawnSync(command, args, { encoding: 'utf8', timeout: (seconds + 30) * 1000 });
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr || run.error?.message}`);
@@ -135,6 +168,35 @@ export function summarize(results: readonly MeasuredLoad[]): Omit<MeasuredLoad, 
     cpuUsPerRequest: median(results.map((r) => r.cpuUsPerRequest)),
     errors: results.reduce((sum, r) => sum + r.errors, 0),
   };
+}
+
+/** One server under load in an alternating comparison. */
+export interface Contender {
+  name: string;
+  server: BenchServer;
+  url: string;
+  /** wrk runs inside this network namespace. */
+  netns?: string;
+}
+
+/**
+ * Loads each contender in turn, `rounds` times, rotating the order each round so no one
+ * always runs first or last; a 2 s warm-up first (JIT). Results by contender name.
+ */
+export function alternate(label: string, contenders: readonly Contender[], options: { rounds: number; seconds: number; connections: number; headers?: string[] }): Map<string, MeasuredLoad[]> {
+  const runs = new Map<string, MeasuredLoad[]>(contenders.map((c) => [c.name, []]));
+  for (const c of contenders) wrk(c.url, options.connections, 2, { netns: c.netns, headers: options.headers });
+  for (let round = 0; round < options.rounds; round++) {
+    for (let n = 0; n < contenders.length; n++) {
+      const c = contenders[(n + round) % contenders.length] as Contender;
+      const cpuBefore = c.server.cpuMs();
+      const load = wrk(c.url, options.connections, options.seconds, { netns: c.netns, headers: options.headers });
+      const result = { ...load, cpuUsPerRequest: ((c.server.cpuMs() - cpuBefore) * 1000) / Math.max(1, load.requests) };
+      runs.get(c.name)?.push(result);
+      process.stderr.write(`  ${label} round ${round + 1} ${c.name}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms} ms, ${result.cpuUsPerRequest.toFixed(2)} us CPU/request, ${result.errors} errors\n`);
+    }
+  }
+  return runs;
 }
 
 export function median(values: number[]): number {

@@ -2,7 +2,7 @@
 // keep-alive, 32 connections, runs alternating between the three servers.
 
 import { fileURLToPath } from 'node:url';
-import { BenchServer, summarize, wrk, type MeasuredLoad, type Section } from './harness.js';
+import { alternate, BenchServer, summarize, type MeasuredLoad, type Section } from './harness.js';
 
 const SERVER_SCRIPT = fileURLToPath(new URL('./servers/fixed-response.js', import.meta.url));
 const KINDS = [
@@ -19,20 +19,9 @@ export interface HttpEngineOptions {
 
 export async function httpEngineScenario(options: HttpEngineOptions): Promise<Section> {
   const servers = await Promise.all(KINDS.map(({ kind }) => BenchServer.start(kind, SERVER_SCRIPT, [kind])));
-  const runs = new Map<string, MeasuredLoad[]>(KINDS.map(({ kind }) => [kind, []]));
+  let runs: Map<string, MeasuredLoad[]>;
   try {
-    for (const server of servers) wrk(`http://127.0.0.1:${server.port}/`, options.connections, 2); // JIT warm-up
-    for (let round = 0; round < options.rounds; round++) {
-      // Rotate the order each round so no server always runs first or last.
-      for (let n = 0; n < servers.length; n++) {
-        const server = servers[(n + round) % servers.length] as BenchServer;
-        const cpuBefore = server.cpuMs();
-        const load = wrk(`http://127.0.0.1:${server.port}/`, options.connections, options.seconds);
-        const result = { ...load, cpuUsPerRequest: ((server.cpuMs() - cpuBefore) * 1000) / load.requests };
-        runs.get(server.name)?.push(result);
-        process.stderr.write(`  http-engine round ${round + 1} ${server.name}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms} ms, ${result.cpuUsPerRequest.toFixed(2)} us CPU/request\n`);
-      }
-    }
+    runs = alternate('http-engine', servers.map((server) => ({ name: server.name, server, url: `http://127.0.0.1:${server.port}/` })), options);
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }

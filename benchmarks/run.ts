@@ -1,7 +1,7 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|credentials|pods|dnat runs one group and only prints it;
+//   BENCH_ONLY=http|hot-path|credentials|pods|dnat runs one group and only prints it;
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario.
 
 import { writeFileSync } from 'node:fs';
@@ -9,6 +9,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { credentialScenarios } from './credentials.js';
 import { dnatScenario } from './dnat.js';
+import { credentialHotPathScenarios } from './hot-path.js';
 import { httpEngineScenario } from './http-engine.js';
 import { podIndexScenario } from './pod-index.js';
 import type { Section } from './harness.js';
@@ -22,6 +23,7 @@ async function main(): Promise<void> {
   const sections: Section[] = [];
   const only = process.env.BENCH_ONLY; // a scenario group to run alone
   if (only === undefined || only === 'http') sections.push(await httpEngineScenario({ rounds, seconds, connections }));
+  if (only === undefined || only === 'hot-path') sections.push(...(await credentialHotPathScenarios({ rounds, seconds, connections })));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
   if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'pods') {

@@ -40,6 +40,8 @@ async function main(): Promise<void> {
             socket.write(response);
             at = chunk.indexOf('\r\n\r\n', at + 4);
           }
+          // A client that asks for the close (the new-connection scenario) gets it.
+          if (chunk.includes('Connection: close')) socket.end();
         });
         socket.on('error', () => socket.destroy());
       });
