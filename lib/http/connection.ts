@@ -13,7 +13,7 @@ import type { Socket } from 'node:net';
 import type { Readable } from 'node:stream';
 import { RequestParser } from './parser.js';
 import type { Request, Responder } from './request.js';
-import { Persistence, StreamedResponse, textResponse, type Answer, type PreparedResponse } from './response.js';
+import { discardBody, Persistence, StreamedResponse, textResponse, type Answer, type PreparedResponse } from './response.js';
 import type { HttpServerOptions, HttpStats } from './options.js';
 
 export type Handler = (request: Request) => void;
@@ -129,7 +129,7 @@ export class Connection implements Responder {
       // The upstream body has nowhere to go: release its connection.
       const body = this.streamBody;
       this.endStream();
-      body.destroy();
+      discardBody(body);
     }
     this.host.connectionClosed(this);
   };
@@ -163,8 +163,9 @@ export class Connection implements Responder {
     }
     if (parser.continueRequested) {
       parser.continueRequested = false;
-      // An interim answer may only go out when no earlier answer is still owed.
-      if (this.inflight.length === 0) this.write(CONTINUE);
+      // An interim answer may only go out when no earlier answer is still owed (nor a
+      // streamed body still being written).
+      if (this.owesNothing) this.write(CONTINUE);
     }
   }
 
@@ -194,7 +195,7 @@ export class Connection implements Responder {
   /** Responder: called once per request, in any order; written in request order. */
   answer(request: Request, response: Answer): void {
     if (request.answered || this.destroyed) {
-      if (response instanceof StreamedResponse) response.body?.destroy();
+      if (response instanceof StreamedResponse && response.body !== null) discardBody(response.body);
       return;
     }
     request.answered = true;
@@ -247,11 +248,14 @@ export class Connection implements Responder {
       this.closing = true;
       this.unread = null;
     }
-    if (close && this.inflight.length > 0) {
-      // Nothing may follow a body that the close delimits: requests read after it go unanswered.
+    if (close) {
+      // Nothing may follow a body that the close delimits: requests read after it go
+      // unanswered, and no refusal (400, 408) is written after it.
       for (const later of this.inflight) later.answered = true;
       releasePending(this.inflight);
       this.inflight = [];
+      this.finalResponse = null;
+      this.requestDeadline = 0;
     }
     this.write(response.headBytes(request.minor, close, !close && request.minor === 0));
     const body = response.body;
@@ -260,11 +264,18 @@ export class Connection implements Responder {
       body.resume(); // drained so the upstream connection is reused
       return false;
     }
+    if (body.destroyed || body.errored !== null) {
+      // It died while it waited its turn; its head is out, so the connection must go.
+      this.host.stats.streamsAborted++;
+      this.destroy();
+      return true;
+    }
     this.streamBody = body;
     this.streamChunked = response.chunked(request.minor);
     body.on('data', this.onStreamData);
     body.on('end', this.onStreamEnd);
     body.on('error', this.onStreamError);
+    body.on('close', this.onStreamClose);
     if (this.writeBlocked) body.pause();
     return true;
   }
@@ -292,6 +303,11 @@ export class Connection implements Responder {
     else this.flushed();
   };
 
+  /** Closed without 'end' (destroyed, or aborted): as an error. */
+  private readonly onStreamClose = (): void => {
+    if (this.streamBody !== null && !this.streamBody.readableEnded) this.onStreamError();
+  };
+
   private readonly onStreamError = (): void => {
     // The body broke off mid-answer; its framing cannot be completed, so the client must
     // see the connection fail rather than a truncated answer it would take as whole.
@@ -306,7 +322,7 @@ export class Connection implements Responder {
     body.off('data', this.onStreamData);
     body.off('end', this.onStreamEnd);
     body.off('error', this.onStreamError);
-    body.on('error', () => {}); // late errors of a detached body are not ours
+    body.off('close', this.onStreamClose);
     this.streamBody = null;
   }
 
@@ -423,7 +439,7 @@ export class Connection implements Responder {
 /** Answers that will never be written: streamed bodies are destroyed to free their upstream. */
 function releasePending(requests: Request[]): void {
   for (const request of requests) {
-    if (request.pending instanceof StreamedResponse) request.pending.body?.destroy();
+    if (request.pending instanceof StreamedResponse && request.pending.body !== null) discardBody(request.pending.body);
     request.pending = null;
   }
 }

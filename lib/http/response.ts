@@ -90,6 +90,9 @@ export class StreamedResponse {
   constructor(status: number, headers: HeaderList, body: Readable | null, length: number | null) {
     if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`invalid status ${status}`);
     this.status = status;
+    // An answer may be dropped (client gone, timeout) and its body destroyed before anyone
+    // reads it; the error that destroy raises must not reach the process as unhandled.
+    body?.on('error', ignore);
     this.body = body;
     this.length = status === 204 || status === 304 ? 0 : length;
     let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
@@ -118,3 +121,11 @@ export class StreamedResponse {
 }
 
 export type Answer = PreparedResponse | StreamedResponse;
+
+function ignore(): void {}
+
+/** Drops a body nobody will read, without an unhandled error. */
+export function discardBody(body: Readable): void {
+  body.on('error', ignore);
+  body.destroy();
+}

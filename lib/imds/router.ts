@@ -177,8 +177,10 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     upstream.fetch('PUT', TOKEN_PATH, { [TTL_HEADER]: String(ttl) }).then(
       (reply) => {
         if (reply.status !== 200) {
-          request.respond(reply.status >= 200 && reply.status <= 599 ? reply.status : 502, reply.body, [['Content-Type', 'text/plain']]);
-          return;
+          // A status this engine cannot answer with (1xx, or 204/304 with a body) is no usable answer.
+          const bodyless = reply.status === 204 || reply.status === 304;
+          if (reply.status < 200 || reply.status > 599 || (bodyless && reply.body !== '')) return request.send(TOKEN_BAD_GATEWAY);
+          return request.respond(reply.status, reply.body, bodyless ? [] : [['Content-Type', 'text/plain']]);
         }
         const granted = parseTokenTtl(String(reply.headers[TTL_HEADER] ?? '')) ?? ttl;
         const ip = normalizeIp(request.remoteAddress);

@@ -8,7 +8,7 @@
 
 import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
-import { StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
+import { discardBody, StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
 
 export interface UpstreamOptions {
   /** Connections to the metadata service at most. */
@@ -86,7 +86,7 @@ export class MetadataUpstream {
           } catch {
             // A status or header this engine will not write: not a usable answer.
             this.stats.errors++;
-            answer.body.destroy();
+            discardBody(answer.body);
             request.send(BAD_GATEWAY);
             return;
           }

@@ -31,6 +31,9 @@ const routes: Record<string, (res: ServerResponse) => void> = {
     setTimeout(() => res.socket?.destroy(), 30);
   },
   '/stall': () => {},
+  '/slow-head': (res) => {
+    setTimeout(() => res.end('late'), 150);
+  },
 };
 const upstreamServer: Server = createServer((req, res) => (routes[req.url ?? ''] ?? ((r: ServerResponse) => r.end(`echo ${req.url}`)))(res));
 await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resolve));
@@ -105,6 +108,40 @@ t.test('nothing is written after a body delimited by the close, even for pipelin
   const text = client.unread.toString('latin1');
   t.ok(text.endsWith('\r\n\r\none,two,three'), 'the body is the last thing on the connection');
   t.notMatch(text, /fast/);
+});
+
+t.test('a client that resets before the upstream answers does not take the proxy down', async (t) => {
+  for (const path of ['/slow-head', '/slow-chunks', '/slow-sized']) {
+    const client = await WireClient.open(port);
+    client.write(`GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`);
+    client.socket.resetAndDestroy();
+  }
+  await new Promise((resolve) => setTimeout(resolve, 400));
+  t.equal((await get(port, '/probe')).body, 'fast', 'still serving');
+});
+
+t.test('pipelined pass-through behind a close-delimited body: dropped, and no refusal after it', async (t) => {
+  const client = await WireClient.open(port);
+  client.write('GET /slow-chunks HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /slow-chunks HTTP/1.0\r\nConnection: keep-alive\r\n\r\n');
+  t.ok(await client.closedWithin(2000));
+  t.ok(client.unread.toString('latin1').endsWith('\r\n\r\none,two,three'), 'one answer, its body last');
+  const refused = await WireClient.open(port);
+  refused.write('GET /slow-chunks HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGARBAGE\r\n\r\n');
+  t.ok(await refused.closedWithin(2000));
+  t.ok(refused.unread.toString('latin1').endsWith('\r\n\r\none,two,three'), 'no 400 written into the body');
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  t.equal((await get(port, '/probe')).body, 'fast', 'still serving');
+});
+
+t.test('no 100 Continue is written into a streamed body', async (t) => {
+  const client = await WireClient.open(port);
+  client.write('GET /slow-sized HTTP/1.1\r\nHost: x\r\n\r\n');
+  const deadline = Date.now() + 3000;
+  while (!client.unread.includes('Content-Length: 5') && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 5));
+  client.write('PUT /probe HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n');
+  const first = await client.response(3000);
+  t.equal(first?.body.toString(), 'later', 'the streamed body is whole');
+  client.destroy();
 });
 
 t.test('answers pipelined behind a streamed one wait for its body, in order', async (t) => {
