@@ -135,14 +135,29 @@ export function envName(flag: string): string {
   return `KUBE2IAM_${flag.toUpperCase().replace(/-/g, '_')}`;
 }
 
-/** Only variables named after a flag are read, so unrelated KUBE2IAM_* ones (Service links) cannot break the start. */
-function envDefault(flag: string, spec: FlagSpec, env: NodeJS.ProcessEnv): string | boolean | number {
+/**
+ * Go's strconv.ParseBool, which kube2iam's flags use: `--iptables=True` and `=1` turn it
+ * on there, so they must here too; anything else is an error, never a silent false.
+ * A flag given without a value (`--iptables`) is true.
+ */
+function goBool(value: unknown, name: string): boolean {
+  const text = String(value);
+  if (text === '' || text === 'true' || /^(1|t|T|TRUE|True)$/.test(text)) return true;
+  if (text === 'false' || /^(0|f|F|FALSE|False)$/.test(text)) return false;
+  throw new ConfigError(`${name} must be true or false (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False), got ${JSON.stringify(text)}`);
+}
+
+/** A Kubernetes Service link (`tcp://10.96.0.9:8181`): a Service named like a flag, not a setting. */
+const SERVICE_LINK = /^(tcp|udp|sctp):\/\/[^/]+$/;
+
+/**
+ * A flag's value from its environment variable, if set. Only variables named after a flag
+ * are read, and Service-link values are ignored, so unrelated KUBE2IAM_* variables cannot
+ * break the start.
+ */
+function envValue(flag: string, env: NodeJS.ProcessEnv): string | undefined {
   const value = env[envName(flag)];
-  if (value === undefined) return spec.default;
-  if (spec.type !== 'boolean') return value;
-  if (/^(true|1)$/i.test(value)) return true;
-  if (/^(false|0|)$/i.test(value)) return false;
-  throw new ConfigError(`${envName(flag)} must be true or false, got ${JSON.stringify(value)}`);
+  return value === undefined || SERVICE_LINK.test(value) ? undefined : value;
 }
 
 export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<ParseResult> {
@@ -151,11 +166,21 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     .scriptName('kube2iam')
     .usage('$0 [flags]\n\nPer-pod AWS IAM credentials for Kubernetes through the EC2 metadata address.')
     .epilog('Every flag can also be set by an environment variable named KUBE2IAM_<FLAG> (KUBE2IAM_APP_PORT, KUBE2IAM_HOST_IP, ...); the command line wins.')
-    .parserConfiguration({ 'camel-case-expansion': true, 'strip-aliased': true })
+    // A repeated flag takes its last value, as kube2iam's pflag does (never "a,b").
+    .parserConfiguration({ 'camel-case-expansion': true, 'strip-aliased': true, 'duplicate-arguments-array': false })
     .env(false);
   for (const [flag, spec] of Object.entries(FLAGS)) {
     const describe = spec.compat === true ? `Kept for kube2iam compatibility: ${spec.describe}` : spec.describe;
-    parser = parser.option(flag, { type: spec.type, default: envDefault(flag, spec, env), describe });
+    const fromEnv = envValue(flag, env);
+    // Booleans are read as text and parsed as Go parses them (goBool).
+    parser = parser.option(flag, {
+      type: spec.type === 'boolean' ? 'string' : spec.type,
+      // No default for booleans: a bare `--flag` must read as '' (true), not as the default.
+      default: spec.type === 'boolean' ? undefined : (fromEnv ?? spec.default),
+      // Never print a value taken from the environment (it may be --api-token's).
+      defaultDescription: fromEnv === undefined ? JSON.stringify(spec.default) : `from ${envName(flag)}`,
+      describe: spec.type === 'boolean' ? `${describe} [boolean]` : describe,
+    });
   }
   parser = parser
     .version('version', 'Print the version and exit', `Version: ${VERSION}`)
@@ -170,6 +195,14 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
   });
   if (output !== undefined) return { output };
   if (args._.length > 0) throw new ConfigError(`unexpected argument: ${String(args._[0])}`);
+  const given = (flag: string): boolean => argv.some((arg) => arg === `--${flag}` || arg.startsWith(`--${flag}=`));
+  for (const [flag, spec] of Object.entries(FLAGS)) {
+    if (spec.type !== 'boolean') continue;
+    const key = flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+    const fromEnv = envValue(flag, env);
+    if (given(flag)) args[key] = goBool(args[key] ?? '', `--${flag}`);
+    else args[key] = fromEnv === undefined || fromEnv === '' ? spec.default : goBool(fromEnv, envName(flag));
+  }
 
   const appPort = port(args.appPort, '--app-port');
   port(args.metricsPort, '--metrics-port');

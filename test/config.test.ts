@@ -166,3 +166,29 @@ t.test('a kube2iam DaemonSet’s arguments parse unchanged', async (t) => {
   t.equal(c.serve.debug, false);
   t.equal(c.credentials.rolePolicy.defaultRoleArn, 'arn:aws:iam::123456789012:role/kube2iam-default');
 });
+
+t.test('booleans take Go’s spellings, as kube2iam’s flags do; anything else is refused', async (t) => {
+  for (const on of ['', '=true', '=True', '=TRUE', '=t', '=T', '=1']) {
+    t.not((await config([`--iptables${on}`, '--host-ip', '10.0.0.1'])).iptables, null, `--iptables${on}`);
+    t.equal((await config([`--namespace-restrictions${on}`])).pods.restrictions.enabled, true, `--namespace-restrictions${on}`);
+  }
+  for (const off of ['=false', '=False', '=FALSE', '=f', '=F', '=0']) t.equal((await config([`--debug${off}`])).serve.debug, false, `--debug${off}`);
+  for (const bad of ['=yes', '=on', '=2', '=tRuE']) {
+    const error: unknown = await parseArgs([`--iptables${bad}`, '--host-ip', '10.0.0.1']).then(() => null, (e: unknown) => e);
+    t.match((error as Error).message, /--iptables must be true or false/, `--iptables${bad}`);
+  }
+  t.equal((await config(['--iptables', 'true', '--host-ip', '10.0.0.1'])).iptables?.hostIp, '10.0.0.1', 'a separate value');
+});
+
+t.test('a repeated flag takes its last value, as kube2iam’s pflag does', async (t) => {
+  const c = await config(['--iptables', '--host-ip', '10.0.0.1', '--host-interface=cali+', '--host-interface=eni+', '--app-port', '1', '--app-port', '8181']);
+  t.equal(c.iptables?.hostInterface, 'eni+');
+  t.equal(c.appPort, 8181);
+});
+
+t.test('Service-link variables named like a flag are ignored; --help never prints an environment value', async (t) => {
+  t.equal((await parseArgs([], { KUBE2IAM_APP_PORT: 'tcp://10.96.0.9:80', KUBE2IAM_METRICS_PORT: 'tcp://10.96.0.10:9620' })).config?.appPort, 8181);
+  const help = (await parseArgs(['--help'], { KUBE2IAM_API_TOKEN: 'secret-token-value' })).output ?? '';
+  t.notMatch(help, /secret-token-value/);
+  t.match(help, /from KUBE2IAM_API_TOKEN/);
+});
