@@ -8,7 +8,8 @@
 //   versioned token path gets 403, as IMDS answers;
 // - /healthz, and /debug/store with --debug;
 // - everything else passes through to the metadata service, except what would expose
-//   the node's own identity (anything else under meta-data/iam, identity-credentials),
+//   the node's own identity (anything else under meta-data/iam, identity-credentials,
+//   the signed instance-identity documents),
 //   which gets 404 so SDKs that try the extended path first fall back to the legacy one.
 //   A path that is not in canonical form (`//`, dot segments, encoded slashes) never
 //   passes: the upstream might normalise it into one of those.
@@ -120,6 +121,14 @@ export function passThroughRefusal(path: string): PreparedResponse | null {
   if (decoded.includes('//') || decoded.includes('\\') || /\/\.\.?(\/|$)/.test(decoded) || /[\0-\x1f]/.test(decoded)) return NOT_CANONICAL;
   const lower = decoded.toLowerCase();
   if (lower.includes('/meta-data/iam') || lower.includes('identity-credentials')) return NOT_SERVED;
+  // The signed forms of the identity document (pkcs7, signature, rsa2048) prove the node's
+  // identity to services such as Vault's AWS auth; the plain document (the region, for Go
+  // and Java SDKs) passes.
+  const identity = lower.indexOf('/dynamic/instance-identity/');
+  if (identity !== -1) {
+    const rest = lower.slice(identity + '/dynamic/instance-identity/'.length);
+    if (rest !== '' && rest !== 'document' && rest !== 'document/') return NOT_SERVED;
+  }
   return null;
 }
 

@@ -119,6 +119,7 @@ t.test('paths that would expose the node, and non-canonical paths, never pass th
     '/latest/meta-data/iam/info', '/latest/meta-data/iam/', '/latest/meta-data/iam', '/latest/meta-data/iam/security-credentials-extended/',
     '/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance', '/latest/meta-data/IAM/security-credentials/',
     '/LATEST/META-DATA/IAM/INFO', '/latest/meta-data/%69am/info', '/2016-09-02/meta-data/Iam/Info',
+    '/latest/dynamic/instance-identity/pkcs7', '/latest/dynamic/instance-identity/signature', '/latest/dynamic/instance-identity/rsa2048', '/latest/dynamic/Instance-Identity/PKCS7',
   ];
   for (const path of blocked) t.equal((await send(open.app, path, '127.0.0.2')).status, 404, path);
   const refused = ['/latest//meta-data/iam/security-credentials/', '/latest/./meta-data/iam/info', '/latest/meta-data/x/../iam/info', '/latest%2Fmeta-data%2Fiam%2Finfo', '/latest/meta-data/%zz', '/latest/meta-data/a%5C..%5Ciam'];

@@ -27,7 +27,17 @@ t.test('the base ARN is the instance profile’s account and partition, path dro
 
 let info = JSON.stringify({ Code: 'Success', InstanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/eks/nodes', InstanceProfileId: 'AIPA' });
 let infoStatus = 200;
+// Like an instance with HttpTokens=required: GETs need the token it hands out.
 const metadata = createServer((req, res) => {
+  if (req.method === 'PUT' && req.url === '/latest/api/token') {
+    res.end('node-token');
+    return;
+  }
+  if (req.headers['x-aws-ec2-metadata-token'] !== 'node-token') {
+    res.statusCode = 401;
+    res.end();
+    return;
+  }
   if (req.url === '/latest/meta-data/iam/info') {
     res.statusCode = infoStatus;
     res.end(info);
@@ -42,7 +52,7 @@ await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
 t.teardown(() => metadata.close());
 const address = `127.0.0.1:${(metadata.address() as { port: number }).port}`;
 
-t.test('discovery reads iam/info, and the instance role for the default', async (t) => {
+t.test('discovery reads iam/info, and the instance role for the default, with an IMDSv2 token', async (t) => {
   const upstream = new MetadataUpstream(address);
   t.teardown(() => upstream.close());
   const none = { baseRoleArn: null, defaultRoleArn: null };
