@@ -74,22 +74,42 @@ export const runCommand: CommandRunner = (command, args) =>
     child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })); // null: killed by a signal
   });
 
+/**
+ * The iptables backend the node already uses, as kube-proxy's iptables-wrapper picks it:
+ * the one, legacy or nft, that holds more rules. A rule written to the other backend
+ * would sit beside kube-proxy's and the CNI's, never seen by the node's tools, under a
+ * different lock. `iptables` when the two variants are not both installed.
+ */
+export async function nodeIptables(runner: CommandRunner = runCommand): Promise<string> {
+  const count = async (save: string): Promise<number | null> => {
+    const result = await runner(save, []).catch(() => null);
+    return result === null || result.code !== 0 ? null : result.stdout.split('\n').filter((line) => line.startsWith('-')).length;
+  };
+  const [legacy, nft] = await Promise.all([count('iptables-legacy-save'), count('iptables-nft-save')]);
+  if (legacy === null || nft === null) return 'iptables';
+  return legacy > nft ? 'iptables-legacy' : 'iptables-nft';
+}
+
 export class MetadataDnatRule {
   private readonly args: string[];
   private readonly iface: HostInterface;
   private readonly runner: CommandRunner;
-  private readonly iptables: string;
+  private iptables: string | null;
 
-  /** Validates the spec at once (throws IptablesError); nothing runs until ensure() or remove(). */
+  /**
+   * Validates the spec at once (throws IptablesError); nothing runs until ensure() or
+   * remove(). Without `iptables`, the backend is the node's own (nodeIptables).
+   */
   constructor(spec: DnatRuleSpec, options: { runner?: CommandRunner; iptables?: string } = {}) {
     this.args = dnatRuleArgs(spec);
     this.iface = parseInterface(spec.hostInterface);
     this.runner = options.runner ?? runCommand;
-    this.iptables = options.iptables ?? 'iptables';
+    this.iptables = options.iptables ?? null;
   }
 
   /** Installs the rule unless it is there already. */
   async ensure(): Promise<'added' | 'present'> {
+    this.iptables ??= await nodeIptables(this.runner);
     if (!this.iface.wildcard) {
       const link = await this.runner('ip', ['-o', 'link', 'show', 'dev', this.iface.name]);
       if (link.code !== 0) {
@@ -103,6 +123,7 @@ export class MetadataDnatRule {
 
   /** Deletes every copy of the rule (older runs may have left several); returns how many. */
   async remove(): Promise<number> {
+    this.iptables ??= await nodeIptables(this.runner);
     let removed = 0;
     while (await this.exists()) {
       await this.call('-D');
@@ -112,19 +133,23 @@ export class MetadataDnatRule {
   }
 
   describe(): string {
-    return [this.iptables, '-t', 'nat', '-A', 'PREROUTING', ...this.args].join(' ');
+    return [this.iptables ?? 'iptables', '-t', 'nat', '-A', 'PREROUTING', ...this.args].join(' ');
   }
 
   private async exists(): Promise<boolean> {
-    const result = await this.runner(this.iptables, this.argv('-C'));
+    const result = await this.runner(this.binary, this.argv('-C'));
     // Exit 1 is "no such rule" (as go-iptables, which kube2iam uses, reads it); others are failures, the lock timing out among them.
     if (result.code === 0 || result.code === 1) return result.code === 0;
     throw this.failure('-C', result);
   }
 
   private async call(action: '-A' | '-D'): Promise<void> {
-    const result = await this.runner(this.iptables, this.argv(action));
+    const result = await this.runner(this.binary, this.argv(action));
     if (result.code !== 0) throw this.failure(action, result);
+  }
+
+  private get binary(): string {
+    return this.iptables ?? 'iptables';
   }
 
   private argv(action: '-A' | '-C' | '-D'): string[] {
@@ -133,6 +158,6 @@ export class MetadataDnatRule {
 
   private failure(action: string, result: { code: number; stdout: string; stderr: string }): IptablesError {
     const output = (result.stderr.trim() || result.stdout.trim()).replace(/\s*\n\s*/g, '; ');
-    return new IptablesError(`${this.iptables} ${action} of the metadata DNAT rule failed (exit ${result.code}): ${output}`);
+    return new IptablesError(`${this.binary} ${action} of the metadata DNAT rule failed (exit ${result.code}): ${output}`);
   }
 }

@@ -6,6 +6,7 @@ import {
   dnatRuleArgs,
   IptablesError,
   MetadataDnatRule,
+  nodeIptables,
   runCommand,
   type CommandRunner,
   type DnatRuleSpec,
@@ -84,7 +85,7 @@ t.test('every iptables call waits 5 s for the xtables lock, with the chosen bina
 
 t.test('only exit 1 from -C means absent: a lock timeout fails ensure() without appending', async (t) => {
   const { runner, calls } = fakeRunner(4, 'Another app is currently holding the xtables lock. Stopped waiting after 5s.\n');
-  await t.rejects(new MetadataDnatRule(spec(), { runner }).ensure(), {
+  await t.rejects(new MetadataDnatRule(spec(), { runner, iptables: 'iptables' }).ensure(), {
     name: 'IptablesError',
     message: /^iptables -C of the metadata DNAT rule failed \(exit 4\): Another app is currently holding the xtables lock/,
   });
@@ -97,7 +98,7 @@ t.test('a wildcard interface is not looked up; a negated one is looked up withou
   t.notOk(wildcard.calls.some(([command]) => command === 'ip'), 'no ip link lookup for veth+');
   const negated = fakeRunner(0);
   await new MetadataDnatRule(spec({ hostInterface: '!eth0' }), { runner: negated.runner }).ensure();
-  t.same(negated.calls[0], ['ip', '-o', 'link', 'show', 'dev', 'eth0']);
+  t.same(negated.calls.find(([command]) => command === 'ip'), ['ip', '-o', 'link', 'show', 'dev', 'eth0']);
 });
 
 t.test('runCommand returns a non-zero exit with its output and rejects only for a missing program', async (t) => {
@@ -197,6 +198,22 @@ t.test('remove() deletes the rule and duplicates from older runs, after which po
   t.equal(await podRequest(topology, '/after-remove'), null, 'the request fails');
   t.notMatch(server.log(), '/after-remove', 'and never reached the server');
   t.equal(await rule.remove(), 0, 'removing again finds nothing');
+});
+
+t.test('the rule goes to the backend the node already uses: legacy when it holds the rules, else nft', async (t) => {
+  const topology = await nodeTopology(t);
+  t.equal(await nodeIptables(inNode(topology)), 'iptables-nft', 'a node with no rules: nft, Debian’s default');
+  // A node whose kube-proxy writes through iptables-legacy.
+  for (const chain of ['KUBE-SERVICES', 'KUBE-POSTROUTING']) await topology.node.exec('iptables-legacy', ['-t', 'nat', '-N', chain]);
+  await topology.node.exec('iptables-legacy', ['-t', 'nat', '-A', 'PREROUTING', '-j', 'KUBE-SERVICES']);
+  t.equal(await nodeIptables(inNode(topology)), 'iptables-legacy');
+  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology) });
+  t.equal(await rule.ensure(), 'added');
+  t.match(rule.describe(), /^iptables-legacy /);
+  const legacy = await topology.node.exec('iptables-legacy', ['-t', 'nat', '-S', 'PREROUTING']);
+  t.ok(legacy.includes(shown('-i cni0')), 'beside the node’s own rules');
+  t.same(await natRules(topology), [], 'not in the nft tables');
+  t.equal(await rule.remove(), 1);
 });
 
 t.test('the namespace the tests run in has no DNAT rule: everything went to node namespaces', async (t) => {
