@@ -185,7 +185,7 @@ export interface Contender {
  */
 export function alternate(label: string, contenders: readonly Contender[], options: { rounds: number; seconds: number; connections: number; headers?: string[] }): Map<string, MeasuredLoad[]> {
   const runs = new Map<string, MeasuredLoad[]>(contenders.map((c) => [c.name, []]));
-  for (const c of contenders) wrk(c.url, options.connections, 2, { netns: c.netns, headers: options.headers });
+  for (const c of contenders) wrk(c.url, options.connections, Math.min(2, options.seconds), { netns: c.netns, headers: options.headers });
   for (let round = 0; round < options.rounds; round++) {
     for (let n = 0; n < contenders.length; n++) {
       const c = contenders[(n + round) % contenders.length] as Contender;

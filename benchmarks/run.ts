@@ -2,7 +2,8 @@
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
 //   BENCH_ONLY=http|hot-path|credentials|pods|dnat runs one group and only prints it;
-//   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario.
+//   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario;
+//   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -27,7 +28,8 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
   if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'pods') {
-    sections.push(await podIndexScenario({ pods: Number(process.env.BENCH_PODS ?? 10_000), roles: 500, eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
+    const pods = Number(process.env.BENCH_PODS ?? 10_000);
+    sections.push(await podIndexScenario({ pods, roles: Math.min(500, pods), eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
   }
 
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
@@ -42,7 +44,7 @@ async function main(): Promise<void> {
   ].join('\n');
   process.stdout.write(`${markdown}\n`);
   if (only !== undefined) return; // a partial run does not replace the full table
-  const dir = fileURLToPath(new URL('../../benchmarks/', import.meta.url));
+  const dir = process.env.BENCH_OUT === undefined ? fileURLToPath(new URL('../../benchmarks/', import.meta.url)) : `${process.env.BENCH_OUT}/`;
   writeFileSync(`${dir}RESULTS.md`, markdown);
   writeFileSync(`${dir}results.json`, `${JSON.stringify({ date: started.toISOString(), machine, sections: sections.map(({ id, raw }) => ({ id, raw })) }, null, 2)}\n`);
 }

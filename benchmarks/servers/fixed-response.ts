@@ -6,6 +6,7 @@
 import { createServer as createNetServer } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import { HttpServer, PreparedResponse } from '../../lib/http/index.js';
+import { Persistence } from '../../lib/http/response.js';
 
 const BODY = JSON.stringify({ Code: 'Success', Padding: 'x'.repeat(1160) });
 const CONTENT_TYPE = 'application/json';
@@ -32,16 +33,21 @@ async function main(): Promise<void> {
       break;
     }
     case 'floor': {
-      const response = new PreparedResponse(200, [['Content-Type', CONTENT_TYPE]], BODY).bytes(0, false);
+      const prepared = new PreparedResponse(200, [['Content-Type', CONTENT_TYPE]], BODY);
+      const response = prepared.bytes(Persistence.KeepAlive11, false);
+      const closing = prepared.bytes(Persistence.Close, false);
       const server = createNetServer({ noDelay: true }, (socket) => {
         socket.on('data', (chunk: Buffer) => {
+          // A client that asks for the close (the new-connection scenario) gets it, said.
+          if (chunk.includes('Connection: close')) {
+            socket.end(closing);
+            return;
+          }
           let at = chunk.indexOf('\r\n\r\n');
           while (at !== -1) {
             socket.write(response);
             at = chunk.indexOf('\r\n\r\n', at + 4);
           }
-          // A client that asks for the close (the new-connection scenario) gets it.
-          if (chunk.includes('Connection: close')) socket.end();
         });
         socket.on('error', () => socket.destroy());
       });

@@ -1,0 +1,37 @@
+// `npm run bench` in miniature (one round of one second, 300 pods, two seconds of churn),
+// so the harness cannot rot: every scenario must run to its table. The figures of so
+// short a run mean nothing and are not checked; the full run is `npm run bench`.
+
+import t from 'tap';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { execute } from './harness/processes.js';
+
+const RUNNER = fileURLToPath(new URL('../dist/benchmarks/run.js', import.meta.url));
+
+t.test('every benchmark scenario runs to its table', async (t) => {
+  const out = mkdtempSync(join(tmpdir(), 'k2i-bench-smoke-'));
+  // `env -u NODE_OPTIONS`: the servers it starts must not carry tap's loaders.
+  const result = await execute('env', ['-u', 'NODE_OPTIONS', process.execPath, RUNNER], {
+    env: { ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_PODS: '300', BENCH_CHURN_SECONDS: '2', BENCH_OUT: out },
+    timeoutMs: 600_000,
+  });
+  t.equal(result.code, 0, result.stderr.slice(-3000));
+  const markdown = readFileSync(join(out, 'RESULTS.md'), 'utf8');
+  for (const title of [
+    'HTTP engine: fixed response',
+    'Credential hot path, keep-alive',
+    'Credential hot path, a new connection per request',
+    'Credentials: STS calls with shared roles',
+    'Credentials: first request of a new pod',
+    'Credentials through the iptables DNAT rule',
+    'Pod index:',
+  ]) {
+    t.ok(markdown.includes(`## ${title}`), title);
+  }
+  t.match(markdown, /\| kube2iam-equivalent Go peer \| \d+ \|/, 'the Go peer was built and measured');
+  const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { sections: Array<{ id: string }> };
+  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'pod-index']);
+});
