@@ -99,8 +99,8 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     ours === undefined || floor === undefined
       ? ''
       : [
-          '',
-          `Targets: at least 2x the Go peer (${go === undefined ? 'no peer' : `measured ${(ours.requestsPerSecond / go.requestsPerSecond).toFixed(2)}x: ${verdict(ours.requestsPerSecond >= 2 * go.requestsPerSecond)}`});`,
+          '\nTargets:',
+          `at least 2x the Go peer (${go === undefined ? 'no peer' : `measured ${(ours.requestsPerSecond / go.requestsPerSecond).toFixed(2)}x: ${verdict(ours.requestsPerSecond >= 2 * go.requestsPerSecond)}`});`,
           `at least 85% of the floor (measured ${((ours.requestsPerSecond / floor.requestsPerSecond) * 100).toFixed(0)}%: ${verdict(ours.requestsPerSecond >= 0.85 * floor.requestsPerSecond)});`,
           `p99 at most 1 ms (measured ${ours.p99Ms.toFixed(3)} ms: ${verdict(ours.p99Ms <= 1)}).`,
         ].join(' ');
