@@ -122,6 +122,7 @@ export class Connection implements Responder {
 
   private readonly onClose = (): void => {
     this.destroyed = true;
+    for (const request of this.inflight) if (!request.answered) request.onAbandoned?.();
     releasePending(this.inflight);
     this.inflight = [];
     this.unread = null;

@@ -32,6 +32,8 @@ export class Request {
   remotePort = 0;
   /** Set by the handler: which of its routes served this request (for stats). */
   route = 0;
+  /** Set by a handler with work under way elsewhere (an upstream request): called if the client goes away first. */
+  onAbandoned: (() => void) | null = null;
 
   // Owned by the connection.
   /** @internal */ responder: Responder | null = null;

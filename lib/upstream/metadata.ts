@@ -37,6 +37,8 @@ export class UpstreamStats {
   requests = 0;
   errors = 0;
   timeouts = 0;
+  /** Requests cancelled because their client went away first. */
+  abandoned = 0;
 }
 
 export interface UpstreamAnswer {
@@ -68,6 +70,8 @@ export class MetadataUpstream {
   forward(request: Request): void {
     this.stats.requests++;
     const deadline = this.deadline();
+    // A client that leaves frees its pool connection at once, not at the deadline.
+    request.onAbandoned = deadline.abandon;
     this.pool
       .request({
         method: request.method as 'GET',
@@ -120,13 +124,24 @@ export class MetadataUpstream {
   }
 
   /** Bounds the whole wait for a head, queueing for a pool connection included. */
-  private deadline(): { signal: AbortSignal; timer: NodeJS.Timeout } {
+  private deadline(): { signal: AbortSignal; timer: NodeJS.Timeout; abandon: () => void } {
     const controller = new AbortController();
     const timer = setTimeout(() => controller.abort(new DeadlineExceeded()), this.options.connectTimeoutMs + this.options.headersTimeoutMs);
-    return { signal: controller.signal, timer };
+    return {
+      signal: controller.signal,
+      timer,
+      abandon: () => {
+        clearTimeout(timer);
+        controller.abort(new ClientGone());
+      },
+    };
   }
 
   private failed(error: unknown) {
+    if (error instanceof ClientGone) {
+      this.stats.abandoned++;
+      return BAD_GATEWAY; // written nowhere: the client has gone
+    }
     const timedOut = error instanceof DeadlineExceeded || (error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' || (error as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT';
     if (timedOut) this.stats.timeouts++;
     else this.stats.errors++;
@@ -135,6 +150,7 @@ export class MetadataUpstream {
 }
 
 class DeadlineExceeded extends Error {}
+class ClientGone extends Error {}
 
 /** The client's headers minus hop-by-hop ones and those its Connection header names. */
 export function forwardedHeaders(headers: readonly string[]): string[] {

@@ -12,6 +12,9 @@ import { MetadataUpstream, type UpstreamOptions } from '../../lib/upstream/metad
 import { freePort } from '../harness/ports.js';
 import { PROBE, WireClient } from '../http/wire.js';
 
+/** Requests the upstream holds without answering. */
+let stalled = 0;
+
 /** Upstream stand-in with the faults named in the header. */
 const routes: Record<string, (res: ServerResponse) => void> = {
   '/sized': (res) => res.end('x'.repeat(1 << 20)),
@@ -30,7 +33,10 @@ const routes: Record<string, (res: ServerResponse) => void> = {
     res.write('only part');
     setTimeout(() => res.socket?.destroy(), 30);
   },
-  '/stall': () => {},
+  '/stall': (res) => {
+    stalled++;
+    res.on('close', () => stalled--);
+  },
   '/slow-head': (res) => {
     setTimeout(() => res.end('late'), 150);
   },
@@ -188,4 +194,19 @@ t.test('an upstream that is down, or speaks garbage, gets 502', async (t) => {
   t.teardown(() => garbage.close());
   const bad = await proxy(`127.0.0.1:${(garbage.address() as { port: number }).port}`, { connectTimeoutMs: 300, headersTimeoutMs: 300 });
   t.equal((await get(bad.port, '/x')).status, 502);
+});
+
+t.test('a client that resets while its request waits upstream frees the upstream connection at once', async (t) => {
+  const patient = await proxy(`127.0.0.1:${upstreamPort}`, { headersTimeoutMs: 10_000 });
+  const client = await WireClient.open(patient.port);
+  client.write('GET /stall HTTP/1.1\r\nHost: x\r\n\r\n');
+  const deadline = Date.now() + 2000;
+  while (stalled === 0 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(stalled, 1, 'the request is held upstream');
+  // A reset: the client is gone (a FIN alone may be a half-close that still reads the answer).
+  client.socket.resetAndDestroy();
+  const freed = Date.now() + 1000;
+  while (stalled > 0 && Date.now() < freed) await new Promise((resolve) => setTimeout(resolve, 10));
+  t.equal(stalled, 0, 'the upstream request was cancelled, not left to its 10 s deadline');
+  t.equal(patient.upstream.stats.abandoned, 1);
 });
