@@ -11,8 +11,10 @@ import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { discardBody, StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
 
 export interface UpstreamOptions {
-  /** Connections to the metadata service at most. */
+  /** Connections to the metadata service at most, for pass-through. */
   connections: number;
+  /** Pass-through requests one client address may have waiting upstream at once. */
+  perClient: number;
   connectTimeoutMs: number;
   /** From sending the request (or waiting for a connection) to the upstream's head. */
   headersTimeoutMs: number;
@@ -22,6 +24,7 @@ export interface UpstreamOptions {
 
 export const DEFAULT_UPSTREAM_OPTIONS: Readonly<UpstreamOptions> = Object.freeze({
   connections: 16,
+  perClient: 8,
   connectTimeoutMs: 1_000,
   headersTimeoutMs: 2_000,
   bodyTimeoutMs: 2_000,
@@ -32,6 +35,7 @@ const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te'
 
 const BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
 const GATEWAY_TIMEOUT = textResponse(502, 'metadata service did not answer in time\n');
+const TOO_MANY = textResponse(503, 'too many metadata requests in flight from this address\n', [['Retry-After', '1']]);
 
 export class UpstreamStats {
   requests = 0;
@@ -39,6 +43,8 @@ export class UpstreamStats {
   timeouts = 0;
   /** Requests cancelled because their client went away first. */
   abandoned = 0;
+  /** Refused because their client already had `perClient` requests waiting. */
+  refused = 0;
 }
 
 export interface UpstreamAnswer {
@@ -52,6 +58,10 @@ export class MetadataUpstream {
   readonly stats = new UpstreamStats();
   private readonly options: UpstreamOptions;
   private readonly pool: Pool;
+  /** The proxy's own requests (tokens, discovery): never queued behind pods' pass-through. */
+  private readonly ownPool: Pool;
+  /** Pass-through requests waiting upstream, by client address. */
+  private readonly waiting = new Map<string, number>();
 
   /** `address`: host or host:port (IPv6 in brackets). */
   constructor(address: string, options: Partial<UpstreamOptions> = {}) {
@@ -64,10 +74,26 @@ export class MetadataUpstream {
       bodyTimeout: this.options.bodyTimeoutMs,
       keepAliveTimeout: 4_000,
     });
+    this.ownPool = new Pool(this.origin, {
+      connections: 2,
+      connectTimeout: this.options.connectTimeoutMs,
+      headersTimeout: this.options.headersTimeoutMs,
+      bodyTimeout: this.options.bodyTimeoutMs,
+      keepAliveTimeout: 4_000,
+    });
   }
 
   /** Passes a request through; answers it with the upstream's answer, streamed, or 502. */
   forward(request: Request): void {
+    // One pod cannot fill the pool that every pod's pass-through shares.
+    const client = request.remoteAddress;
+    const waiting = this.waiting.get(client) ?? 0;
+    if (waiting >= this.options.perClient) {
+      this.stats.refused++;
+      request.send(TOO_MANY);
+      return;
+    }
+    this.waiting.set(client, waiting + 1);
     this.stats.requests++;
     const deadline = this.deadline();
     // A client that leaves frees its pool connection at once, not at the deadline.
@@ -83,6 +109,7 @@ export class MetadataUpstream {
       .then(
         (answer) => {
           clearTimeout(deadline.timer);
+          this.done(client);
           let response: StreamedResponse;
           try {
             const length = Number(answer.headers['content-length']);
@@ -98,6 +125,7 @@ export class MetadataUpstream {
         },
         (error: unknown) => {
           clearTimeout(deadline.timer);
+          this.done(client);
           request.send(this.failed(error));
         },
       );
@@ -108,7 +136,7 @@ export class MetadataUpstream {
     this.stats.requests++;
     const deadline = this.deadline();
     try {
-      const answer = await this.pool.request({ method, path, headers, signal: deadline.signal });
+      const answer = await this.ownPool.request({ method, path, headers, signal: deadline.signal });
       const body = await answer.body.text();
       return { status: answer.statusCode, headers: answer.headers, body };
     } catch (error) {
@@ -119,8 +147,14 @@ export class MetadataUpstream {
     }
   }
 
-  close(): Promise<void> {
-    return this.pool.close();
+  async close(): Promise<void> {
+    await Promise.all([this.pool.close(), this.ownPool.close()]);
+  }
+
+  private done(client: string): void {
+    const waiting = (this.waiting.get(client) ?? 1) - 1;
+    if (waiting === 0) this.waiting.delete(client);
+    else this.waiting.set(client, waiting);
   }
 
   /** Bounds the whole wait for a head, queueing for a pool connection included. */

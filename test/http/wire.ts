@@ -72,9 +72,10 @@ export class WireClient {
     });
   }
 
-  static open(port: number): Promise<WireClient> {
+  /** Connects to the server on loopback, from `localAddress` (another loopback address stands for another pod). */
+  static open(port: number, localAddress?: string): Promise<WireClient> {
     return new Promise((resolve, reject) => {
-      const socket = connect(port, '127.0.0.1');
+      const socket = connect({ port, host: '127.0.0.1', localAddress });
       socket.setNoDelay(true);
       socket.once('error', reject);
       socket.once('connect', () => {
