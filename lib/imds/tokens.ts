@@ -1,7 +1,7 @@
 // IMDSv2 session tokens issued through this proxy. With --imdsv2-required a credential
 // request must carry one that was issued to the same source IP and has not expired, so
 // a plain GET made through an SSRF hole in a pod (which cannot send the token PUT)
-// gets no credentials. Bounded: a flood of token requests evicts the oldest ones.
+// gets no credentials. Bounded per address and in addresses.
 
 import { LRUCache } from 'lru-cache';
 
@@ -16,25 +16,35 @@ export function parseTokenTtl(value: string | undefined): number | null {
 }
 
 export class TokenRegistry {
-  // Keyed by IP and token together: an upstream that hands every caller the same token
-  // (moto does) must still not let one pod's token stand for another's.
-  private readonly expiries: LRUCache<string, number>;
+  // Per address, so a pod that floods token requests evicts only its own tokens, never
+  // another pod's (which would then be refused, and botocore does not retry a 401).
+  // Keyed by address and token together: an upstream that hands every caller the same
+  // token (moto does) must still not let one pod's token stand for another's.
+  private readonly byAddress: LRUCache<string, LRUCache<string, number>>;
+  private readonly perAddress: number;
 
-  constructor(max = 100_000) {
-    this.expiries = new LRUCache({ max });
+  constructor(maxAddresses = 4_096, perAddress = 64) {
+    this.byAddress = new LRUCache({ max: maxAddresses });
+    this.perAddress = perAddress;
   }
 
+  /** Addresses holding tokens. */
   get size(): number {
-    return this.expiries.size;
+    return this.byAddress.size;
   }
 
   issued(ip: string, token: string, ttlSeconds: number, now: number): void {
-    this.expiries.set(`${ip} ${token}`, now + ttlSeconds * 1000);
+    let tokens = this.byAddress.get(ip);
+    if (tokens === undefined) {
+      tokens = new LRUCache({ max: this.perAddress });
+      this.byAddress.set(ip, tokens);
+    }
+    tokens.set(token, now + ttlSeconds * 1000);
   }
 
   valid(ip: string, token: string | undefined, now: number): boolean {
     if (token === undefined || token.length === 0) return false;
-    const expiresAt = this.expiries.get(`${ip} ${token}`);
+    const expiresAt = this.byAddress.get(ip)?.get(token);
     return expiresAt !== undefined && now < expiresAt;
   }
 }
