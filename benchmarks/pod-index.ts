@@ -3,36 +3,16 @@
 // server's answer to the index having the change, and the cost of a caller lookup.
 
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Pool } from 'undici';
-import { ADMIN_TOKEN, KubernetesControlPlane } from '../test/harness/kubernetes.js';
+import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
+import { ClusterLoader, cpuMs, IMAGE_NODE_OPTIONS, rssMb } from './cluster.js';
 import { freePort, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
-/** The Node options the container image runs the proxy with, so the figures are the shipped ones. */
-const IMAGE_NODE_OPTIONS = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))?.[1] ?? '';
 const ipOf = (n: number): string => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
-
-async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++] as T);
-  }));
-}
-
-function cpuMs(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10; // clock ticks of 10 ms
-}
-
-function rssMb(pid: number): number {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) / 1024;
-}
 
 export interface PodIndexOptions {
   pods: number;
@@ -45,38 +25,9 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
   const plane = await KubernetesControlPlane.start();
   const moto = await MotoServer.start();
   try {
-    // The load generator speaks plain HTTP to the API server, so that it takes as little
-    // of the machine's two cores as it can from the API server and the proxy.
-    const api = new Pool(plane.apiServerUrl, { connections: 16, connect: { ca: readFileSync(plane.caFile) } });
-    const call = async (method: 'POST' | 'PATCH', path: string, body: unknown): Promise<void> => {
-      const response = await api.request({
-        method,
-        path,
-        body: JSON.stringify(body),
-        headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': method === 'PATCH' ? 'application/merge-patch+json' : 'application/json' },
-      });
-      await response.body.dump();
-      if (response.statusCode >= 300) throw new Error(`${method} ${path}: ${response.statusCode}`);
-    };
-    const setIp = (n: number, ip: string, phase?: string): Promise<void> =>
-      call('PATCH', `/api/v1/namespaces/bench/pods/pod-${n}/status`, { status: { ...(phase === undefined ? {} : { phase }), podIP: ip, podIPs: [{ ip }] } });
-    await call('POST', '/api/v1/namespaces', { metadata: { name: 'bench' } });
-    const names = Array.from({ length: options.pods }, (_, n) => n);
+    const cluster = new ClusterLoader(plane);
     const loadStarted = Date.now();
-    await pool(names, 16, async (n) => {
-      // Pods of Deployments: one workload (and so one set of credentials) per role.
-      const workload = n % options.roles;
-      await call('POST', '/api/v1/namespaces/bench/pods', {
-        metadata: {
-          name: `pod-${n}`,
-          annotations: { 'iam.amazonaws.com/role': `role-${workload}` },
-          labels: { 'pod-template-hash': '5d9f7' },
-          ownerReferences: [{ apiVersion: 'apps/v1', kind: 'ReplicaSet', name: `app-${workload}-5d9f7`, uid: `rs-${workload}`, controller: true }],
-        },
-        spec: { nodeName: 'node-1', containers: [{ name: 'app', image: 'example/app' }] },
-      });
-      await setIp(n, ipOf(n), 'Running');
-    });
+    await cluster.createPods(0, options.pods, options.roles, ipOf);
     const loadSeconds = (Date.now() - loadStarted) / 1000;
     process.stderr.write(`  pod-index: ${options.pods} pods created in ${loadSeconds.toFixed(0)} s\n`);
 
@@ -128,7 +79,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
         const pod = (n * 7919) % options.pods;
         const ip = ipOf(options.pods + n);
         const start = Date.now();
-        const patch = setIp(pod, ip)
+        const patch = cluster.setIp(pod, ip)
           .then(() => {
             sent.push({ key: `pod-${pod} ${ip}`, start, end: Date.now() });
           })
@@ -186,7 +137,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
         raw: { options, cpuPerEventUs, loadSeconds, syncMs: Number(syncMs), rssAtList, rssAfter, rssSamples, achieved, missing, lookupNs, lagMedian: median(lagFromAnswer), lagP99: p(lagFromAnswer, 0.99), lagFromRequestP99: p(lagFromRequest, 0.99) },
       };
     } finally {
-      await api.close();
+      await cluster.close();
       child.kill('SIGTERM');
       await sleep(500);
       child.kill('SIGKILL');

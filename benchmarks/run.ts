@@ -1,7 +1,7 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|hot-path|credentials|pods|dnat runs one group and only prints it;
+//   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods runs one group and only prints it;
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
@@ -10,6 +10,7 @@ import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { credentialScenarios } from './credentials.js';
 import { dnatScenario } from './dnat.js';
+import { footprintScenario } from './footprint.js';
 import { credentialHotPathScenarios } from './hot-path.js';
 import { httpEngineScenario } from './http-engine.js';
 import { podIndexScenario } from './pod-index.js';
@@ -27,6 +28,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'hot-path') sections.push(...(await credentialHotPathScenarios({ rounds, seconds, connections })));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
   if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
+  if (only === undefined || only === 'footprint') sections.push(await footprintScenario({ pods: Math.min(1000, Number(process.env.BENCH_PODS ?? 1000)), roles: 500 }));
   if (only === undefined || only === 'pods') {
     const pods = Number(process.env.BENCH_PODS ?? 10_000);
     sections.push(await podIndexScenario({ pods, roles: Math.min(500, pods), eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));

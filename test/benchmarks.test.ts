@@ -27,11 +27,12 @@ t.test('every benchmark scenario runs to its table', async (t) => {
     'Credentials: STS calls with shared roles',
     'Credentials: first request of a new pod',
     'Credentials through the iptables DNAT rule',
+    'Start-up and memory',
     'Pod index:',
   ]) {
     t.ok(markdown.includes(`## ${title}`), title);
   }
   t.match(markdown, /\| kube2iam-equivalent Go peer \| \d+ \|/, 'the Go peer was built and measured');
   const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { sections: Array<{ id: string }> };
-  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'pod-index']);
+  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'footprint', 'pod-index']);
 });
