@@ -6,7 +6,8 @@ import { HttpServer } from '../../lib/http/index.js';
 import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 
 const [host, metadataAddr, port] = process.argv.slice(2);
-const upstream = new MetadataUpstream(metadataAddr as string);
+// No per-address share: the baseline is one pod's load, through the pool alone.
+const upstream = new MetadataUpstream(metadataAddr as string, { perClient: 1_000_000 });
 const server = new HttpServer((request) => upstream.forward(request));
 await server.listen(Number(port), host);
 process.stdout.write('ready\n');

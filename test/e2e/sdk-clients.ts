@@ -50,15 +50,15 @@ function parseJson(text: string): Record<string, unknown> | null {
   return null;
 }
 
-/** boto3's default credential chain, then STS GetCallerIdentity (clients/botocore_credentials.py). */
-export async function runBotocore(pod: Pod): Promise<ClientReport> {
-  const result = await pod.run('python3', [join(CLIENTS, 'botocore_credentials.py'), POD_STS_ENDPOINT]);
+/** A client script that prints one JSON object: its credentials, identity and metadata requests. */
+async function runScript(pod: Pod, client: 'botocore' | 'smithy', command: string, script: string): Promise<ClientReport> {
+  const result = await pod.run(command, [join(CLIENTS, script), POD_STS_ENDPOINT]);
   const out = parseJson(result.stdout);
   const requests = (out?.requests as MetadataRequest[] | undefined) ?? [];
   return {
-    client: 'botocore',
+    client,
     exit: result.code,
-    method: (out?.method as string | null | undefined) ?? null,
+    ...(client === 'botocore' ? { method: (out?.method as string | null | undefined) ?? null } : {}),
     accessKeyId: (out?.accessKeyId as string | null | undefined) ?? null,
     arn: (out?.arn as string | null | undefined) ?? null,
     rolesRequested: rolesRequested(requests),
@@ -67,20 +67,14 @@ export async function runBotocore(pod: Pod): Promise<ClientReport> {
   };
 }
 
+/** boto3's default credential chain, then STS GetCallerIdentity (clients/botocore_credentials.py). */
+export function runBotocore(pod: Pod): Promise<ClientReport> {
+  return runScript(pod, 'botocore', 'python3', 'botocore_credentials.py');
+}
+
 /** @smithy/credential-provider-imds fromInstanceMetadata(), then STS (clients/smithy-imds-credentials.mjs). */
-export async function runSmithy(pod: Pod): Promise<ClientReport> {
-  const result = await pod.run(process.execPath, [join(CLIENTS, 'smithy-imds-credentials.mjs'), POD_STS_ENDPOINT]);
-  const out = parseJson(result.stdout);
-  const requests = (out?.requests as MetadataRequest[] | undefined) ?? [];
-  return {
-    client: 'smithy',
-    exit: result.code,
-    accessKeyId: (out?.accessKeyId as string | null | undefined) ?? null,
-    arn: (out?.arn as string | null | undefined) ?? null,
-    rolesRequested: rolesRequested(requests),
-    requests,
-    output: result.stdout + result.stderr,
-  };
+export function runSmithy(pod: Pod): Promise<ClientReport> {
+  return runScript(pod, 'smithy', process.execPath, 'smithy-imds-credentials.mjs');
 }
 
 /**
