@@ -220,8 +220,7 @@ export class Connection implements Responder {
       if (next instanceof StreamedResponse) {
         if (this.startStream(current, next, close)) return; // the rest waits for the body's end
       } else {
-        const persistence = close ? Persistence.Close : current.minor === 1 ? Persistence.KeepAlive11 : Persistence.KeepAlive10;
-        this.write(next.bytes(persistence, current.method === 'HEAD'));
+        this.write(next.bytes(persistenceOf(close, current.minor), current.method === 'HEAD'));
       }
       current = inflight[0];
       next = current === undefined ? null : current.pending;
@@ -258,7 +257,7 @@ export class Connection implements Responder {
       this.finalResponse = null;
       this.requestDeadline = 0;
     }
-    this.write(response.headBytes(request.minor, close, !close && request.minor === 0));
+    this.write(response.headBytes(request.minor, persistenceOf(close, request.minor)));
     const body = response.body;
     if (body === null) return false;
     if (request.method === 'HEAD' || response.length === 0) {
@@ -435,6 +434,10 @@ export class Connection implements Responder {
       this.destroy();
     }
   }
+}
+
+function persistenceOf(close: boolean, minor: number): Persistence {
+  return close ? Persistence.Close : minor === 1 ? Persistence.KeepAlive11 : Persistence.KeepAlive10;
 }
 
 /** Answers that will never be written: streamed bodies are destroyed to free their upstream. */

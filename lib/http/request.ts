@@ -1,6 +1,6 @@
 // One parsed request, and the handle through which its handler answers it.
 
-import { PreparedResponse, textResponse, type Answer, type HeaderList, type StreamedResponse } from './response.js';
+import { PreparedResponse, textResponse, type Answer, type HeaderList } from './response.js';
 
 const EMPTY = Buffer.alloc(0);
 
@@ -59,13 +59,11 @@ export class Request {
     return undefined;
   }
 
-  /** Answers with a prepared response; the engine adds only what the connection needs. */
-  send(response: PreparedResponse): void {
-    this.responder?.answer(this, response);
-  }
-
-  /** Answers with a body that arrives later (passed through from upstream). */
-  stream(response: StreamedResponse): void {
+  /**
+   * Answers with a prepared response, or a streamed one whose body arrives later; the
+   * engine adds only what the connection needs.
+   */
+  send(response: Answer): void {
     this.responder?.answer(this, response);
   }
 

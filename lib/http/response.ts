@@ -28,14 +28,9 @@ export class PreparedResponse {
   private readonly headOnly: Array<Buffer | undefined> = [undefined, undefined, undefined];
 
   constructor(status: number, headers: HeaderList, body: Buffer | string) {
-    if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`invalid status ${status}`);
+    const head = statusAndHeaders(status, headers);
     this.status = status;
     this.body = typeof body === 'string' ? Buffer.from(body, 'utf8') : body;
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
-    for (const [name, value] of headers) {
-      checkHeader(name, value);
-      head += `${name}: ${value}\r\n`;
-    }
     // 204 and 304 carry no body and no Content-Length (RFC 9110 8.6).
     const bodiless = status === 204 || status === 304;
     if (bodiless && this.body.length > 0) throw new TypeError(`status ${status} cannot have a body`);
@@ -56,6 +51,17 @@ export class PreparedResponse {
     this.headOnly[persistence] = full.subarray(0, head.length);
     return (headRequest ? this.headOnly[persistence] : full) as Buffer;
   }
+}
+
+/** The status line and the headers, each checked. */
+function statusAndHeaders(status: number, headers: HeaderList): string {
+  if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`invalid status ${status}`);
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
+  for (const [name, value] of headers) {
+    checkHeader(name, value);
+    head += `${name}: ${value}\r\n`;
+  }
+  return head;
 }
 
 /** The engine itself adds Content-Length and Connection; a caller supplying them is a bug. */
@@ -88,19 +94,13 @@ export class StreamedResponse {
   private readonly head: string;
 
   constructor(status: number, headers: HeaderList, body: Readable | null, length: number | null) {
-    if (!Number.isInteger(status) || status < 200 || status > 599) throw new RangeError(`invalid status ${status}`);
-    this.status = status;
     // An answer may be dropped (client gone, timeout) and its body destroyed before anyone
     // reads it; the error that destroy raises must not reach the process as unhandled.
     body?.on('error', ignore);
+    this.head = statusAndHeaders(status, headers);
+    this.status = status;
     this.body = body;
     this.length = status === 204 || status === 304 ? 0 : length;
-    let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? 'Unknown'}\r\n`;
-    for (const [name, value] of headers) {
-      checkHeader(name, value);
-      head += `${name}: ${value}\r\n`;
-    }
-    this.head = head;
   }
 
   /** Whether the body is sent with chunked framing to a client of this HTTP minor version. */
@@ -108,15 +108,14 @@ export class StreamedResponse {
     return this.length === null && minor === 1;
   }
 
-  /** The head for this exchange; `close` when the connection ends after the body. */
-  headBytes(minor: number, close: boolean, keepAlive10: boolean): Buffer {
+  /** The head for this exchange, to a client of HTTP/1.`minor`. */
+  headBytes(minor: number, persistence: Persistence): Buffer {
     let head = this.head;
     if (this.status !== 204 && this.status !== 304) {
       if (this.length !== null) head += `Content-Length: ${this.length}\r\n`;
       else if (minor === 1) head += 'Transfer-Encoding: chunked\r\n';
     }
-    head += close ? CONNECTION_LINES[Persistence.Close] : keepAlive10 ? CONNECTION_LINES[Persistence.KeepAlive10] : '';
-    return Buffer.from(`${head}\r\n`, 'latin1');
+    return Buffer.from(`${head}${CONNECTION_LINES[persistence]}\r\n`, 'latin1');
   }
 }
 

@@ -35,7 +35,10 @@ export enum Route {
   Blocked,
   PassThrough,
 }
-export const ROUTE_NAMES: readonly string[] = ['invalid', 'listing', 'credentials', 'token', 'healthz', 'debug', 'blocked', 'passthrough'];
+/** The routes' names in the stats line, by Route value. */
+export const ROUTE_NAMES: readonly string[] = Object.values(Route)
+  .filter((value): value is number => typeof value === 'number')
+  .map((value) => Route[value]!.toLowerCase());
 
 const JSON_TYPE = [['Content-Type', 'application/json']] as const;
 const NOT_SERVED = textResponse(404, 'not served by this proxy\n');

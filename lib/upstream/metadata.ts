@@ -67,20 +67,16 @@ export class MetadataUpstream {
   constructor(address: string, options: Partial<UpstreamOptions> = {}) {
     this.options = { ...DEFAULT_UPSTREAM_OPTIONS, ...options };
     this.origin = `http://${address}`;
-    this.pool = new Pool(this.origin, {
-      connections: this.options.connections,
-      connectTimeout: this.options.connectTimeoutMs,
-      headersTimeout: this.options.headersTimeoutMs,
-      bodyTimeout: this.options.bodyTimeoutMs,
-      keepAliveTimeout: 4_000,
-    });
-    this.ownPool = new Pool(this.origin, {
-      connections: 2,
-      connectTimeout: this.options.connectTimeoutMs,
-      headersTimeout: this.options.headersTimeoutMs,
-      bodyTimeout: this.options.bodyTimeoutMs,
-      keepAliveTimeout: 4_000,
-    });
+    const pool = (connections: number): Pool =>
+      new Pool(this.origin, {
+        connections,
+        connectTimeout: this.options.connectTimeoutMs,
+        headersTimeout: this.options.headersTimeoutMs,
+        bodyTimeout: this.options.bodyTimeoutMs,
+        keepAliveTimeout: 4_000,
+      });
+    this.pool = pool(this.options.connections);
+    this.ownPool = pool(2);
   }
 
   /** Passes a request through; answers it with the upstream's answer, streamed, or 502. */
@@ -121,7 +117,7 @@ export class MetadataUpstream {
             request.send(BAD_GATEWAY);
             return;
           }
-          request.stream(response);
+          request.send(response);
         },
         (error: unknown) => {
           clearTimeout(deadline.timer);
