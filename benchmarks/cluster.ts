@@ -3,6 +3,7 @@
 
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { ADMIN_TOKEN, type KubernetesControlPlane } from '../test/harness/kubernetes.js';
 
@@ -77,4 +78,25 @@ export class ClusterLoader {
   close(): Promise<void> {
     return this.api.close();
   }
+}
+
+/**
+ * Calls `event(n)` for n = 0, 1, ... at `perSecond` for `seconds`, each on its own time
+ * whether or not earlier ones have finished (an open loop, as a cluster's events come);
+ * resolves once all have finished, with how many there were.
+ */
+export async function paced(perSecond: number, seconds: number, event: (n: number) => Promise<void>): Promise<number> {
+  const intervalMs = 1000 / perSecond;
+  const started = Date.now();
+  const inflight = new Set<Promise<void>>();
+  let n = 0;
+  while (Date.now() - started < seconds * 1000) {
+    const target = started + n * intervalMs;
+    if (Date.now() < target) await sleep(target - Date.now());
+    const done: Promise<void> = event(n).finally(() => inflight.delete(done));
+    inflight.add(done);
+    n++;
+  }
+  await Promise.all(inflight);
+  return n;
 }

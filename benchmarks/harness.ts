@@ -19,6 +19,22 @@ export function pinned(cpu: string, command: string, args: string[]): [string, s
   return PIN ? ['taskset', ['-c', cpu, command, ...args]] : [command, args];
 }
 
+/** The command prefix that runs a program beside the load generator, off the server's core. */
+export function onLoadCore(): string[] {
+  return PIN ? ['taskset', '-c', LOAD_CPU] : [];
+}
+
+/** Runs `work` with this process moved to the load generator's core, so it never takes the server's. */
+export async function fromLoadCore<T>(work: () => Promise<T>): Promise<T> {
+  if (!PIN) return work();
+  spawnSync('taskset', ['-a', '-p', '-c', LOAD_CPU, String(process.pid)]);
+  try {
+    return await work();
+  } finally {
+    spawnSync('taskset', ['-a', '-p', '-c', `${SERVER_CPU},${LOAD_CPU}`, String(process.pid)]);
+  }
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -96,6 +112,10 @@ export class BenchServer {
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
     return new BenchServer(name, port, child);
+  }
+
+  get pid(): number {
+    return this.child.pid as number;
   }
 
   /** CPU time (user + system) the server has used so far, in ms, from /proc. */

@@ -8,7 +8,7 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
-import { ClusterLoader, cpuMs, IMAGE_NODE_OPTIONS, rssMb } from './cluster.js';
+import { ClusterLoader, cpuMs, IMAGE_NODE_OPTIONS, paced, rssMb } from './cluster.js';
 import { freePort, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
@@ -67,28 +67,16 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
 
       // Churn: each event moves one pod to a new IP; the index must follow.
       const sent: Array<{ key: string; start: number; end: number }> = [];
-      const intervalMs = 1000 / options.eventsPerSecond;
       const cpuBefore = cpuMs(child.pid as number);
-      const churnStarted = Date.now();
-      const inflight = new Set<Promise<void>>();
-      let n = 0;
       const rssSamples: number[] = [];
-      while (Date.now() - churnStarted < options.seconds * 1000) {
-        const target = churnStarted + n * intervalMs;
-        if (Date.now() < target) await sleep(target - Date.now());
-        const pod = (n * 7919) % options.pods;
-        const ip = ipOf(options.pods + n);
+      const n = await paced(options.eventsPerSecond, options.seconds, async (event) => {
+        const pod = (event * 7919) % options.pods;
+        const ip = ipOf(options.pods + event);
         const start = Date.now();
-        const patch = cluster.setIp(pod, ip)
-          .then(() => {
-            sent.push({ key: `pod-${pod} ${ip}`, start, end: Date.now() });
-          })
-          .finally(() => inflight.delete(patch));
-        inflight.add(patch);
-        if (n % options.eventsPerSecond === 0) rssSamples.push(rssMb(child.pid as number));
-        n++;
-      }
-      await Promise.all(inflight);
+        if (event % options.eventsPerSecond === 0) rssSamples.push(rssMb(child.pid as number));
+        await cluster.setIp(pod, ip);
+        sent.push({ key: `pod-${pod} ${ip}`, start, end: Date.now() });
+      });
       const cpuPerEventUs = ((cpuMs(child.pid as number) - cpuBefore) * 1000) / Math.max(1, n);
       const achieved = sent.length / options.seconds;
       await sleep(1000);

@@ -1,13 +1,14 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods runs one group and only prints it;
-//   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index scenario;
+//   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods|churn runs one group and only prints it;
+//   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
 import { writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
+import { churnScenario } from './churn.js';
 import { credentialScenarios } from './credentials.js';
 import { dnatScenario } from './dnat.js';
 import { footprintScenario } from './footprint.js';
@@ -32,6 +33,11 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'pods') {
     const pods = Number(process.env.BENCH_PODS ?? 10_000);
     sections.push(await podIndexScenario({ pods, roles: Math.min(500, pods), eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
+  }
+
+  if (only === undefined || only === 'churn') {
+    const pods = Math.min(1000, Number(process.env.BENCH_PODS ?? 1000));
+    sections.push(await churnScenario({ pods, roles: Math.min(100, pods), eventsPerSecond: 200, seconds: Math.min(30, Number(process.env.BENCH_CHURN_SECONDS ?? 30)), loadPerSecond: Number(process.env.BENCH_LOAD ?? 4000) }));
   }
 
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;

@@ -34,5 +34,5 @@ t.test('every benchmark scenario runs to its table', async (t) => {
   }
   t.match(markdown, /\| kube2iam-equivalent Go peer \| \d+ \|/, 'the Go peer was built and measured');
   const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { sections: Array<{ id: string }> };
-  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'footprint', 'pod-index']);
+  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'footprint', 'pod-index', 'churn']);
 });
