@@ -9,9 +9,9 @@ import { TokenRegistry } from './imds/tokens.js';
 import type { Logger } from './log.js';
 import { discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
-import { CallerResolver } from './pods/callers.js';
+import { CallerResolver, type LiveClaims } from './pods/callers.js';
 import { PodIndex } from './pods/index.js';
-import { duplicateResolver, loadKubeConfig } from './pods/kubernetes.js';
+import { liveClaims, loadKubeConfig } from './pods/kubernetes.js';
 import { RoleAssignment } from './pods/role-assignment.js';
 import { ClusterSource, PodsFileSource, type PodSource } from './pods/sources.js';
 import { CounterDeltas, RequestStats, StatsReporter } from './stats.js';
@@ -61,7 +61,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
   let source: PodSource;
   let watchRestarts = (): number => 0;
-  let resolveDuplicate: ((ip: string) => Promise<string | null>) | null = null;
+  let live: LiveClaims | null = null;
   if (pods.podsFile !== null) {
     source = new PodsFileSource(pods.podsFile, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
   } else {
@@ -78,9 +78,9 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     });
     watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
     source = cluster;
-    if (pods.resolveDuplicates) resolveDuplicate = duplicateResolver(kc);
+    live = liveClaims(kc, keys);
   }
-  const callers = new CallerResolver(index, { waitMs: pods.waitMs, resolveDuplicate });
+  const callers = new CallerResolver(index, { waitMs: pods.waitMs, liveClaims: live, resolveDuplicates: pods.resolveDuplicates });
   // --imdsv2-required: credential routes need a token issued here to the same pod IP.
   const tokens = serve.imdsv2Required ? new TokenRegistry() : null;
   const answerStats = new CredentialAnswerStats();

@@ -3,6 +3,8 @@
 
 import { existsSync } from 'node:fs';
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import type { LiveClaims } from './callers.js';
+import { podRecord, type AnnotationKeys, type PodObject } from './pod.js';
 
 const SERVICE_ACCOUNT_TOKEN = '/var/run/secrets/kubernetes.io/serviceaccount/token';
 
@@ -68,15 +70,13 @@ export function namespaceLister(kc: KubeConfig): ListFunction {
 }
 
 /**
- * --resolve-duplicate-cache-ips: asks the API server which pods hold an IP now, and names
- * the one that is running, not terminating and not on the host network, if there is
- * exactly one (kube2iam takes the first, which can be the wrong one).
+ * The pods that hold an IP now, by a consistent list from the API server (not the watch,
+ * which may lag behind): for a terminating owner's IP and --resolve-duplicate-cache-ips.
  */
-export function duplicateResolver(kc: KubeConfig): (ip: string) => Promise<string | null> {
+export function liveClaims(kc: KubeConfig, keys: AnnotationKeys): LiveClaims {
   const core = kc.makeApiClient(CoreV1Api);
   return async (ip) => {
     const pods = (await core.listPodForAllNamespaces({ fieldSelector: `status.podIP=${ip}` })).items;
-    const running = pods.filter((p) => p.status?.phase === 'Running' && p.spec?.hostNetwork !== true && p.metadata?.deletionTimestamp == null);
-    return running.length === 1 ? (running[0]?.metadata?.uid ?? null) : null;
+    return pods.flatMap((p) => podRecord(p as PodObject, keys) ?? []);
   };
 }

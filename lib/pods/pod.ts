@@ -14,6 +14,11 @@ export interface PodRecord {
   hostNetwork: boolean;
   /** deletionTimestamp is set: the pod is shutting down. */
   terminating: boolean;
+  /**
+   * Terminating, and every container has stopped: nothing in the pod can call any more,
+   * and its IP may already be given to a new pod.
+   */
+  stopped: boolean;
   /** creationTimestamp, ms. */
   created: number;
   /** The role annotation's value, undefined when the pod has none. */
@@ -41,7 +46,12 @@ export interface PodObject {
     ownerReferences?: Array<{ kind: string; name: string; controller?: boolean | null }> | null;
   } | null;
   spec?: { hostNetwork?: boolean | null } | null;
-  status?: { phase?: string | null; podIP?: string | null; podIPs?: Array<{ ip?: string | null }> | null } | null;
+  status?: {
+    phase?: string | null;
+    podIP?: string | null;
+    podIPs?: Array<{ ip?: string | null }> | null;
+    containerStatuses?: Array<{ state?: { terminated?: unknown } | null }> | null;
+  } | null;
 }
 
 export function podRecord(pod: PodObject, keys: AnnotationKeys): PodRecord | null {
@@ -55,6 +65,8 @@ export function podRecord(pod: PodObject, keys: AnnotationKeys): PodRecord | nul
   const single = pod.status?.podIP == null ? null : normalizeIp(pod.status.podIP);
   if (single !== null) ips.add(single);
   const annotations = meta.annotations ?? {};
+  const containers = pod.status?.containerStatuses ?? [];
+  const terminating = meta.deletionTimestamp != null;
   return {
     uid: meta.uid,
     namespace: meta.namespace,
@@ -62,7 +74,8 @@ export function podRecord(pod: PodObject, keys: AnnotationKeys): PodRecord | nul
     ips: [...ips],
     phase: pod.status?.phase ?? 'Unknown',
     hostNetwork: pod.spec?.hostNetwork === true,
-    terminating: meta.deletionTimestamp != null,
+    terminating,
+    stopped: terminating && containers.length > 0 && containers.every((c) => c.state?.terminated != null),
     created: meta.creationTimestamp == null ? 0 : new Date(meta.creationTimestamp).getTime(),
     role: annotations[keys.role],
     externalId: annotations[keys.externalId],
@@ -74,7 +87,7 @@ export function podRecord(pod: PodObject, keys: AnnotationKeys): PodRecord | nul
   };
 }
 
-/** A pod that may use credentials: not on the host network and not finished. */
+/** A pod that may use credentials: not on the host network, not finished, not stopped. */
 export function podIsActive(pod: PodRecord): boolean {
-  return !pod.hostNetwork && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
+  return !pod.hostNetwork && !pod.stopped && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
 }

@@ -4,7 +4,6 @@
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CallerResolver } from '../../lib/pods/callers.js';
-import { duplicateResolver } from '../../lib/pods/kubernetes.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { BASE, eventually, PodStack, type StackOptions } from './stack.js';
@@ -88,10 +87,49 @@ t.test('IP reuse: the new pod gets the IP while the old one still looks alive', 
   t.ok(await eventually(() => stack.ownerName('10.100.3.1') === 'new'));
 });
 
+t.test('a terminating pod that still holds its IP is confirmed live and answered as itself', async (t) => {
+  const { stack, ns } = await stackWithNamespace(t);
+  await stack.createPod(ns, 'leaving', { role: 'leaving-role' });
+  await stack.setStatus(ns, 'leaving', 'Running', '10.100.16.1');
+  await stack.terminate(ns, 'leaving');
+  t.ok(await eventually(() => stack.index.lookup('10.100.16.1')?.owner?.terminating === true));
+  t.equal(stack.callers.known('10.100.16.1'), null, 'no answer from the index alone');
+  const lookups = stack.callers.liveLookups;
+  const caller = await stack.callers.resolve('10.100.16.1');
+  t.equal(caller.kind === 'pod' ? caller.pod.name : caller.reason, 'leaving', 'still its own credentials while it shuts down');
+  t.equal(stack.callers.liveLookups, lookups + 1, 'after one live lookup');
+});
+
+t.test('IP reuse before the watch says so: the new pod is never answered as the terminating one', async (t) => {
+  const { stack, ns } = await stackWithNamespace(t, { waitMs: 1500 });
+  await stack.createPod(ns, 'old', { role: 'old-role' });
+  await stack.setStatus(ns, 'old', 'Running', '10.100.17.1');
+  await stack.terminate(ns, 'old');
+  t.ok(await eventually(() => stack.index.lookup('10.100.17.1')?.owner?.terminating === true));
+  // The watch falls behind: the index still holds the terminating pod while the API
+  // server already has the IP on a new pod, whose app asks at once.
+  stack.source.stop();
+  await stack.containersStopped(ns, 'old');
+  await stack.createPod(ns, 'new', { role: 'new-role' });
+  await stack.setStatus(ns, 'new', 'Running', '10.100.17.1');
+  const caller = await stack.callers.resolve('10.100.17.1');
+  t.equal(caller.kind, 'unknown', 'no credentials rather than the old pod’s');
+  t.match(caller.kind === 'unknown' ? caller.reason : '', /no longer holds IP 10\.100\.17\.1/);
+});
+
+t.test('a terminating pod whose containers have all exited gives up its IP at once', async (t) => {
+  const { stack, ns } = await stackWithNamespace(t);
+  await stack.createPod(ns, 'done', { role: 'done-role' });
+  await stack.setStatus(ns, 'done', 'Running', '10.100.18.1');
+  await stack.terminate(ns, 'done');
+  await stack.containersStopped(ns, 'done');
+  t.ok(await eventually(() => stack.ownerName('10.100.18.1') === undefined), 'unindexed by its status alone');
+});
+
 t.test('--resolve-duplicate-cache-ips settles an ambiguous IP with a live lookup', async (t) => {
   const stackOptions: StackOptions = { waitMs: 200 };
-  const { stack, ns } = await stackWithNamespace(t, stackOptions);
-  const resolver = new PodStack(plane, moto, { ...stackOptions, resolveDuplicate: duplicateResolver(stack.kc) });
+  const { ns } = await stackWithNamespace(t, stackOptions);
+  const resolver = new PodStack(plane, moto, { ...stackOptions, resolveDuplicates: true });
   t.teardown(() => resolver.stop());
   await resolver.source.whenSynced();
   await resolver.createPod(ns, 'pending-old', { role: 'a' });
@@ -115,7 +153,7 @@ t.test('a request from an IP the index does not know yet waits for the watch, wo
   t.equal(caller.kind === 'pod' ? caller.pod.name : caller.reason, 'late');
   t.ok(waited < 2000, `answered ${waited} ms after asking, well inside the bound`);
   const unknownStarted = Date.now();
-  const unknown = await new CallerResolver(stack.index, { waitMs: 300, resolveDuplicate: null }).resolve('10.100.5.99');
+  const unknown = await new CallerResolver(stack.index, { waitMs: 300, liveClaims: null, resolveDuplicates: false }).resolve('10.100.5.99');
   t.equal(unknown.kind, 'unknown');
   t.ok(Date.now() - unknownStarted >= 290, 'an unknown IP gets its answer after the bound');
 });
@@ -123,10 +161,10 @@ t.test('a request from an IP the index does not know yet waits for the watch, wo
 t.test('--node watches only that node’s pods', async (t) => {
   const { stack, ns } = await stackWithNamespace(t, { node: 'node-a' });
   await stack.createPod(ns, 'mine', { role: 'r', node: 'node-a' });
-  await stack.setStatus(ns, 'mine', 'Running', '10.100.6.1');
+  await stack.setStatus(ns, 'mine', 'Running', '10.100.16.1');
   await stack.createPod(ns, 'theirs', { role: 'r', node: 'node-b' });
   await stack.setStatus(ns, 'theirs', 'Running', '10.100.6.2');
-  t.ok(await eventually(() => stack.ownerName('10.100.6.1') === 'mine'));
+  t.ok(await eventually(() => stack.ownerName('10.100.16.1') === 'mine'));
   await sleep(300);
   t.equal(stack.ownerName('10.100.6.2'), undefined);
 });

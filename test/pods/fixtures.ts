@@ -15,6 +15,8 @@ export interface PodSpec {
   externalId?: string;
   hostNetwork?: boolean;
   terminating?: boolean;
+  /** Every container has terminated (kubelet's report). */
+  stopped?: boolean;
 }
 
 export function podObject(p: PodSpec): PodObject {
@@ -31,7 +33,12 @@ export function podObject(p: PodSpec): PodObject {
       deletionTimestamp: p.terminating === true ? '2026-11-27T01:00:00Z' : null,
     },
     spec: { hostNetwork: p.hostNetwork ?? false },
-    status: { phase: p.phase ?? 'Running', podIP: p.ip ?? null, podIPs: p.ip === undefined ? [] : [{ ip: p.ip }] },
+    status: {
+      phase: p.phase ?? 'Running',
+      podIP: p.ip ?? null,
+      podIPs: p.ip === undefined ? [] : [{ ip: p.ip }],
+      containerStatuses: [{ state: { terminated: p.stopped === true ? { exitCode: 0 } : null } }],
+    },
   };
 }
 

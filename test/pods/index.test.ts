@@ -28,12 +28,16 @@ t.test('only active pods with an IP are indexed', async (t) => {
   index.upsert(pod({ name: 'host', ip: '192.168.0.10', hostNetwork: true }));
   index.upsert(pod({ name: 'done', ip: '10.0.0.3', phase: 'Succeeded' }));
   index.upsert(pod({ name: 'failed', ip: '10.0.0.4', phase: 'Failed' }));
+  index.upsert(pod({ name: 'stopping', ip: '10.0.0.5', terminating: true }));
+  index.upsert(pod({ name: 'stopped', ip: '10.0.0.6', terminating: true, stopped: true }));
   t.equal(owner(index, '10.0.0.1'), 'running');
+  t.equal(owner(index, '10.0.0.5'), 'stopping', 'a terminating pod keeps its IP while its containers run');
+  t.equal(owner(index, '10.0.0.6'), undefined, 'and gives it up once they have all exited');
   t.equal(owner(index, '10.0.0.2'), 'pending-with-ip');
   t.equal(owner(index, '192.168.0.10'), undefined, 'hostNetwork pods are never indexed by IP');
   t.equal(owner(index, '10.0.0.3'), undefined, 'finished pods are not indexed');
   t.equal(owner(index, '10.0.0.4'), undefined);
-  t.equal(index.size, 6, 'all are known by UID');
+  t.equal(index.size, 8, 'all are known by UID');
   index.upsert(pod({ name: 'running', ip: '10.0.0.1', phase: 'Succeeded' }));
   t.equal(owner(index, '10.0.0.1'), undefined, 'a pod that finishes leaves the IP index');
 });

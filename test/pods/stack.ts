@@ -8,7 +8,7 @@ import { CredentialStore } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/index.js';
-import { loadKubeConfig } from '../../lib/pods/kubernetes.js';
+import { liveClaims, loadKubeConfig } from '../../lib/pods/kubernetes.js';
 import { RoleAssignment, type RestrictionConfig } from '../../lib/pods/role-assignment.js';
 import { ClusterSource } from '../../lib/pods/sources.js';
 import type { KubernetesControlPlane } from '../harness/kubernetes.js';
@@ -22,7 +22,7 @@ export interface StackOptions {
   restrictions?: Partial<RestrictionConfig>;
   defaultRole?: string | null;
   waitMs?: number;
-  resolveDuplicate?: ((ip: string) => Promise<string | null>) | null;
+  resolveDuplicates?: boolean;
 }
 
 export class PodStack {
@@ -55,7 +55,7 @@ export class PodStack {
       backoffMaxMs: 1000,
       onError: (error) => this.watchErrors.push(error),
     });
-    this.callers = new CallerResolver(this.index, { waitMs: options.waitMs ?? 2000, resolveDuplicate: options.resolveDuplicate ?? null });
+    this.callers = new CallerResolver(this.index, { waitMs: options.waitMs ?? 2000, liveClaims: liveClaims(this.kc, KEYS), resolveDuplicates: options.resolveDuplicates ?? false });
   }
 
   stop(): void {
@@ -95,6 +95,12 @@ export class PodStack {
       { name, namespace, body: { status: { phase, ...(ip === undefined ? {} : { podIP: ip, podIPs: [{ ip }] }) } } },
       setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
     );
+  }
+
+  /** What the kubelet reports once a terminating pod's containers have exited. */
+  async containersStopped(namespace: string, name: string): Promise<void> {
+    const containerStatuses = [{ name: 'app', image: 'example/app', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } }];
+    await this.core.patchNamespacedPodStatus({ name, namespace, body: { status: { containerStatuses } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
   }
 
   /** Graceful delete: with no kubelet to confirm, the pod stays terminating. */
