@@ -12,7 +12,8 @@ import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
-import { ClusterLoader, IMAGE_NODE_OPTIONS, paced, rssMb } from './cluster.js';
+import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
+import { ClusterLoader, paced, rssMb } from './cluster.js';
 import { BenchServer, fromLoadCore, onLoadCore, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
@@ -121,7 +122,7 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
     proxy = await BenchServer.run(
       'this proxy',
       process.execPath,
-      [...IMAGE_NODE_OPTIONS.split(' ').filter(Boolean), PROGRAM, '--kubeconfig', plane.kubeconfig, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
+      [...IMAGE_NODE_OPTIONS, PROGRAM, '--kubeconfig', plane.kubeconfig, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
       { env, ready: /msg="listening"/ },
     );
     const port = proxy.port;

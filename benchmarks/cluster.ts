@@ -2,13 +2,10 @@
 // reading a process's footprint from /proc.
 
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { ADMIN_TOKEN, type KubernetesControlPlane } from '../test/harness/kubernetes.js';
 
-/** The Node options the container image runs the proxy with, so the figures are the shipped ones. */
-export const IMAGE_NODE_OPTIONS = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))?.[1] ?? '';
 
 export async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;

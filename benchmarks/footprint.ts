@@ -11,7 +11,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
-import { ClusterLoader, IMAGE_NODE_OPTIONS, rssMb } from './cluster.js';
+import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
+import { ClusterLoader, rssMb } from './cluster.js';
 import { freePort, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
@@ -44,7 +45,7 @@ interface Measure {
 async function measure(plane: KubernetesControlPlane, moto: MotoServer, pods: number, roles: number): Promise<Measure> {
   const port = await freePort();
   const started = Date.now();
-  const args = [...IMAGE_NODE_OPTIONS.split(' ').filter(Boolean), PROGRAM, '--kubeconfig', plane.kubeconfig, '--node', 'node-1', '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--log-level', 'warn'];
+  const args = [...IMAGE_NODE_OPTIONS, PROGRAM, '--kubeconfig', plane.kubeconfig, '--node', 'node-1', '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--log-level', 'warn'];
   const child = spawn(process.execPath, args, {
     stdio: 'ignore',
     env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
@@ -85,7 +86,7 @@ export async function footprintScenario(options: FootprintOptions): Promise<Sect
   }
   const rows = results.map((r) => `| ${r.pods === 0 ? 'idle (no pods)' : `${r.pods} pods, ${options.roles} roles`} | ${r.healthzMs} | ${r.credentialsMs ?? '–'} | ${r.rssMb.toFixed(0)} |`);
   const markdown = [
-    `The built program started against a real kube-apiserver (\`--node\`, the image's Node options \`${IMAGE_NODE_OPTIONS}\`, \`--sts-rate-limit 100\`, moto as STS); times from process start.`,
+    `The built program started against a real kube-apiserver (\`--node\`, the image's Node options \`${IMAGE_NODE_OPTIONS.join(' ')}\`, \`--sts-rate-limit 100\`, moto as STS); times from process start.`,
     '',
     '| Pods | to /healthz 200 (pods listed), ms | to the last pod’s credentials, ms | RSS settled, MB |',
     '|---|---:|---:|---:|',

@@ -4,11 +4,12 @@
 // the same logic on node:http, and a bare floor; then the same with a new connection per
 // request (SDKs that do not keep connections alive). Runs alternate between servers.
 
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { alternate, BenchServer, summarize, type Contender, type MeasuredLoad, type Section } from './harness.js';
 import { goPeer } from './peers.js';
@@ -16,7 +17,6 @@ import { goPeer } from './peers.js';
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const NODE_HTTP = fileURLToPath(new URL('./servers/node-http-credentials.js', import.meta.url));
 const FIXED = fileURLToPath(new URL('./servers/fixed-response.js', import.meta.url));
-const IMAGE_NODE_OPTIONS = /^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(fileURLToPath(new URL('../../Dockerfile', import.meta.url)), 'utf8'))?.[1] ?? '';
 const ROLE = 'bench-role';
 const PATH = `/latest/meta-data/iam/security-credentials/${ROLE}`;
 
@@ -52,7 +52,7 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     const proxy = await BenchServer.run(
       'this proxy',
       process.execPath,
-      [...IMAGE_NODE_OPTIONS.split(' ').filter(Boolean), PROGRAM, '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
+      [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
       { env, ready: /msg="listening"/ },
     );
     servers.push(proxy);

@@ -8,7 +8,8 @@ import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
-import { ClusterLoader, cpuMs, IMAGE_NODE_OPTIONS, paced, rssMb } from './cluster.js';
+import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
+import { ClusterLoader, cpuMs, paced, rssMb } from './cluster.js';
 import { freePort, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
@@ -32,7 +33,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
     process.stderr.write(`  pod-index: ${options.pods} pods created in ${loadSeconds.toFixed(0)} s\n`);
 
     const port = await freePort();
-    const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS.split(' ').filter(Boolean), PROXY, '--kubeconfig', plane.kubeconfig, '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0'], {
+    const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, PROXY, '--kubeconfig', plane.kubeconfig, '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0'], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
     });
@@ -116,7 +117,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
         `| time from start to synced (${options.pods} pods listed) | ${syncMs} ms | |`,
         `| time from start to every role's credentials fetched (${options.roles} roles, --sts-rate-limit 100) | ${prefetchedMs} ms | |`,
         '',
-        `Proxy memory at the end (MB): ${memoryLine.slice('memory '.length)}. The proxy runs with the container image's Node options: \`${IMAGE_NODE_OPTIONS}\`.`,
+        `Proxy memory at the end (MB): ${memoryLine.slice('memory '.length)}. The proxy runs with the container image's Node options: \`${IMAGE_NODE_OPTIONS.join(' ')}\`.`,
       ].join('\n');
       return {
         id: 'pod-index',

@@ -38,7 +38,7 @@ export class Connection implements Responder {
   readonly socket: Socket;
   private readonly host: ConnectionHost;
   private readonly parser: RequestParser;
-  private readonly remoteAddress: string;
+  readonly remoteAddress: string;
   private readonly remotePort: number;
   private inflight: Request[] = [];
   // Bytes read but not parsed yet, held while reading is stopped.

@@ -5,6 +5,12 @@ import type { ParserLimits } from './parser.js';
 export interface HttpServerOptions extends ParserLimits {
   /** Open connections; one more is answered 503 and closed. */
   maxConnections: number;
+  /**
+   * Open connections from one client address (one pod), so one pod cannot take the cap
+   * from every other. Past it, and once the last tenth of the cap is reached for an
+   * address already holding `FEW_CONNECTIONS`, a connection is answered 503 and closed.
+   */
+  maxConnectionsPerAddress: number;
   /** Requests read ahead of their answers on one connection; reading stops at the cap. */
   maxPipelined: number;
   /** ms for a request (head and body) to arrive once its first byte has (slowloris bound). */
@@ -24,6 +30,7 @@ export const DEFAULT_HTTP_OPTIONS: Readonly<HttpServerOptions> = Object.freeze({
   maxHeaders: 100,
   maxBodySize: 64 * 1024,
   maxConnections: 10_000,
+  maxConnectionsPerAddress: 1_000,
   maxPipelined: 16,
   headersTimeout: 10_000,
   keepAliveTimeout: 5_000,
@@ -31,6 +38,14 @@ export const DEFAULT_HTTP_OPTIONS: Readonly<HttpServerOptions> = Object.freeze({
   sendTimeout: 10_000,
   lingerTimeout: 2_000,
 });
+
+/**
+ * The last tenth of `maxConnections` is kept for addresses holding fewer connections
+ * than this: a flood from several addresses still leaves every other pod its few (an SDK
+ * uses one or two). Only more flooding addresses than a tenth of the cap over this can
+ * fill the cap.
+ */
+export const FEW_CONNECTIONS = 8;
 
 export function httpOptions(overrides: Partial<HttpServerOptions> = {}): HttpServerOptions {
   const options = { ...DEFAULT_HTTP_OPTIONS, ...overrides };
@@ -43,6 +58,7 @@ export function httpOptions(overrides: Partial<HttpServerOptions> = {}): HttpSer
 /** Counters only; whoever reports them reads and resets what it needs. */
 export class HttpStats {
   connections = 0;
+  /** Refused at the cap, or at an address's share of it. */
   connectionsRejected = 0;
   requests = 0;
   refused = 0;

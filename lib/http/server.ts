@@ -3,11 +3,12 @@
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { Connection, type ConnectionHost, type Handler } from './connection.js';
-import { HttpStats, httpOptions, type HttpServerOptions } from './options.js';
+import { FEW_CONNECTIONS, HttpStats, httpOptions, type HttpServerOptions } from './options.js';
 import type { Request } from './request.js';
 import { Persistence, textResponse } from './response.js';
 
 const BUSY = textResponse(503, 'too many connections\n').bytes(Persistence.Close, false);
+const BUSY_ADDRESS = textResponse(503, 'too many connections from this address\n').bytes(Persistence.Close, false);
 
 export interface HttpServerEvents {
   /** A handler threw; the request was answered 500. */
@@ -24,6 +25,10 @@ export class HttpServer implements ConnectionHost {
   private readonly events: HttpServerEvents;
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
+  /** Open connections by client address. */
+  private readonly perAddress = new Map<string, number>();
+  /** Connections beyond this count are admitted only for addresses holding fewer than FEW_CONNECTIONS. */
+  private readonly unreserved: number;
   private sweep: NodeJS.Timeout | null = null;
   private closed: Promise<void> | null = null;
   private allClosed: (() => void) | null = null;
@@ -32,6 +37,7 @@ export class HttpServer implements ConnectionHost {
     this.handler = handler;
     this.options = httpOptions(options);
     this.events = events;
+    this.unreserved = this.options.maxConnections - Math.floor(this.options.maxConnections / 10);
     // allowHalfOpen: a client that half-closes after its request still gets the answer.
     this.server = createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
   }
@@ -52,19 +58,36 @@ export class HttpServer implements ConnectionHost {
   }
 
   private accept(socket: Socket): void {
-    if (this.shuttingDown || this.connections.size >= this.options.maxConnections) {
+    const address = socket.remoteAddress ?? '';
+    const refusal = this.refusal(address);
+    if (refusal !== null) {
       this.stats.connectionsRejected++;
       socket.on('error', () => {});
-      socket.end(BUSY);
+      socket.end(refusal);
       socket.setTimeout(this.options.lingerTimeout, () => socket.destroy());
       return;
     }
     this.stats.connections++;
+    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
     this.connections.add(new Connection(socket, this));
   }
 
+  /** Why a new connection from `address` is refused, or null to admit it. */
+  private refusal(address: string): Buffer | null {
+    const open = this.connections.size;
+    if (this.shuttingDown || open >= this.options.maxConnections) return BUSY;
+    const mine = this.perAddress.get(address) ?? 0;
+    if (mine >= this.options.maxConnectionsPerAddress) return BUSY_ADDRESS;
+    // The reserve: past this, only addresses with few connections (pods, not floods) get in.
+    if (open >= this.unreserved && mine >= FEW_CONNECTIONS) return BUSY_ADDRESS;
+    return null;
+  }
+
   connectionClosed(connection: Connection): void {
-    this.connections.delete(connection);
+    if (!this.connections.delete(connection)) return;
+    const left = (this.perAddress.get(connection.remoteAddress) ?? 1) - 1;
+    if (left === 0) this.perAddress.delete(connection.remoteAddress);
+    else this.perAddress.set(connection.remoteAddress, left);
     if (this.connections.size === 0 && this.allClosed !== null) this.allClosed();
   }
 

@@ -11,7 +11,7 @@
 
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { ACCOUNT, BASE_ROLE_ARN, motoRequests, TestNode, TOKEN_HEADER, TOKEN_TTL_HEADER, type Pod } from './node.js';
+import { ACCOUNT, motoRequests, TestNode, TOKEN_HEADER, TOKEN_TTL_HEADER, type Pod } from './node.js';
 import { CLIENT_RUNNERS, runBotocore, type ClientReport } from './sdk-clients.js';
 
 const node = await TestNode.start();

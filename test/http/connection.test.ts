@@ -202,6 +202,45 @@ t.test('connections beyond the cap get 503 and are closed; a freed slot is reuse
   t.equal(server.stats.connectionsRejected, 1);
 });
 
+/** Opens a connection from `from` and reports the status of its first answer to a GET (or the 503 it got at once). */
+async function statusFrom(port: number, from: string, held: WireClient[]): Promise<number | undefined> {
+  const c = await WireClient.open(port, from);
+  held.push(c);
+  c.write(get('/'));
+  return (await c.response())?.status;
+}
+
+t.test('one address cannot take the connection cap: past its share it gets 503, other addresses still get in', async (t) => {
+  const { server, port } = await startServer(undefined, { maxConnections: 20, maxConnectionsPerAddress: 5 });
+  t.teardown(() => server.close());
+  const held: WireClient[] = [];
+  t.teardown(() => held.forEach((c) => c.destroy()));
+  for (let n = 0; n < 5; n++) t.equal(await statusFrom(port, '127.0.0.2', held), 200);
+  const refused = await WireClient.open(port, '127.0.0.2');
+  held.push(refused);
+  const answer = await refused.response();
+  t.equal(answer?.status, 503, 'the sixth from the same address');
+  t.equal(answer?.body.toString(), 'too many connections from this address\n');
+  t.ok(await refused.closedWithin(2000));
+  t.equal(await statusFrom(port, '127.0.0.3', held), 200, 'another address');
+  held[0]?.destroy();
+  await sleep(50);
+  t.equal(await statusFrom(port, '127.0.0.2', held), 200, 'a freed slot is the address’s again');
+});
+
+t.test('the last tenth of the cap is kept for addresses with few connections', async (t) => {
+  // 27 of 30 for anyone; the last 3 only for addresses holding fewer than 8.
+  const { server, port } = await startServer(undefined, { maxConnections: 30, maxConnectionsPerAddress: 30 });
+  t.teardown(() => server.close());
+  const held: WireClient[] = [];
+  t.teardown(() => held.forEach((c) => c.destroy()));
+  for (let n = 0; n < 27; n++) t.equal(await statusFrom(port, `127.0.0.${2 + (n % 3)}`, held), 200);
+  t.equal(await statusFrom(port, '127.0.0.2', held), 503, 'an address with 9 is refused from the reserve');
+  for (let n = 0; n < 3; n++) t.equal(await statusFrom(port, `127.0.0.${10 + n}`, held), 200, 'a pod with none gets in');
+  t.equal(await statusFrom(port, '127.0.0.20', held), 503, 'the cap itself still holds');
+  t.equal(server.connectionCount, 30);
+});
+
 t.test('close() lets in-flight requests finish, closes idle connections and refuses new ones', async (t) => {
   const { server, port } = await startServer((request) => {
     setTimeout(() => request.respondText(200, 'late'), 200);

@@ -159,4 +159,25 @@ export function parseResponse(data: Buffer, offset: number, headRequest = false)
   return { response: { status, headers, body: data.subarray(bodyStart, bodyStart + length) }, end: bodyStart + length };
 }
 
+/**
+ * Every byte the server sent is a sequence of complete responses. An answer to HEAD has
+ * no body despite its Content-Length; the checker cannot know which answers those were,
+ * so it accepts a bodiless reading when the next bytes start a response.
+ */
+export function wellFormed(data: Buffer): boolean {
+  let offset = 0;
+  while (offset < data.length) {
+    const full = parseResponse(data, offset);
+    const startsNext = (end: number): boolean => end === data.length || data.toString('latin1', end, end + 5) === 'HTTP/';
+    if (full !== null && startsNext(full.end)) {
+      offset = full.end;
+      continue;
+    }
+    const bodiless = parseResponse(data, offset, true);
+    if (bodiless === null || !startsNext(bodiless.end)) return false;
+    offset = bodiless.end;
+  }
+  return true;
+}
+
 export const PROBE = 'GET /probe HTTP/1.1\r\nHost: probe\r\n\r\n';
