@@ -14,7 +14,7 @@ import { PodIndex } from './pods/index.js';
 import { liveClaims, loadKubeConfig } from './pods/kubernetes.js';
 import { RoleAssignment } from './pods/role-assignment.js';
 import { ClusterSource, PodsFileSource, type PodSource } from './pods/sources.js';
-import { CounterDeltas, RequestStats, StatsReporter } from './stats.js';
+import { CounterDeltas, EventLoopDelay, RequestStats, StatsReporter } from './stats.js';
 import { MetadataUpstream } from './upstream/metadata.js';
 
 export interface App {
@@ -99,6 +99,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const http = server;
 
   const deltas = new CounterDeltas();
+  const loopDelay = new EventLoopDelay();
   const stats = new StatsReporter(
     serve.statsIntervalMs,
     (seconds) => {
@@ -115,6 +116,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         upstream: deltas.take('upstream', upstream.stats),
         http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
         tokens: tokens?.size ?? 0,
+        loopDelayMs: roundAll(loopDelay.take()),
       };
       latency.reset();
       return line;
@@ -143,6 +145,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     }
   }
   stats.start();
+  loopDelay.start();
   void source.whenSynced().then(() => log.info({ pods: index.size }, 'pods synced'));
 
   const removeRule = config.iptables?.removeOnExit === true ? rule : null;
@@ -158,6 +161,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     async close(graceMs?: number) {
       await http.close(graceMs);
       stats.stop();
+      loopDelay.stop();
       source.stop();
       store.close();
       await upstream.close();
@@ -174,4 +178,8 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
+}
+
+function roundAll<T extends Record<string, number>>(values: T): T {
+  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, round(v)])) as T;
 }

@@ -3,6 +3,8 @@
 // role ARNs that any pod could read). Recording is a few array and Map updates per
 // request; everything else is computed when the line is written.
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+
 export interface Counters {
   readonly [name: string]: number;
 }
@@ -39,6 +41,27 @@ export class LatencyHistogram {
     this.counts.fill(0);
     this.count = 0;
     this.maxMs = 0;
+  }
+}
+
+/** How late the event loop ran callbacks (GC pauses, long tasks), sampled every 10 ms. */
+export class EventLoopDelay {
+  private readonly histogram = monitorEventLoopDelay({ resolution: 10 });
+
+  start(): void {
+    this.histogram.enable();
+  }
+
+  stop(): void {
+    this.histogram.disable();
+  }
+
+  /** p99 and maximum in ms since the last call, then starts over. */
+  take(): { p99: number; max: number } {
+    const h = this.histogram;
+    const out = h.count === 0 ? { p99: 0, max: 0 } : { p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+    h.reset();
+    return out;
   }
 }
 
