@@ -81,7 +81,9 @@ export class RequestParser {
   private targetEnd = 0;
   private versionStart = 0;
   private fieldCount = 0;
-  private readonly fields: Int32Array; // [nameStart, nameEnd, valueStart, valueEnd] per field
+  // [nameStart, nameEnd, valueStart, valueEnd] per field. A plain array grown as needed:
+  // a typed array would cost an off-heap allocation on every new connection.
+  private readonly fields: number[] = [];
   private inTrailers = false;
   private trailerBytes = 0;
   // Body state.
@@ -93,7 +95,6 @@ export class RequestParser {
 
   constructor(limits: ParserLimits) {
     this.limits = limits;
-    this.fields = new Int32Array(limits.maxHeaders * 4);
   }
 
   /** True while a message has begun but is not complete (for timeouts and close handling). */
