@@ -6,6 +6,18 @@ import { isIP } from 'node:net';
  * lower-cased. Returns null for anything that is not an IP address.
  */
 export function normalizeIp(address: string): string | null {
+  // Requests on one connection carry the same address string: the last answer is reused.
+  if (address === lastAddress) return lastNormalized;
+  const normalized = normalize(address);
+  lastAddress = address;
+  lastNormalized = normalized;
+  return normalized;
+}
+
+let lastAddress = '';
+let lastNormalized: string | null = null;
+
+function normalize(address: string): string | null {
   let ip = address.trim();
   if (ip.length > 7 && ip.charCodeAt(0) === 0x3a && /^::ffff:/i.test(ip) && isIP(ip.slice(7)) === 4) ip = ip.slice(7);
   const family = isIP(ip);
