@@ -44,9 +44,11 @@ export class LatencyHistogram {
   }
 }
 
+const LOOP_RESOLUTION_MS = 10;
+
 /** How late the event loop ran callbacks (GC pauses, long tasks), sampled every 10 ms. */
 export class EventLoopDelay {
-  private readonly histogram = monitorEventLoopDelay({ resolution: 10 });
+  private readonly histogram = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 
   start(): void {
     this.histogram.enable();
@@ -59,7 +61,9 @@ export class EventLoopDelay {
   /** p99 and maximum in ms since the last call, then starts over. */
   take(): { p99: number; max: number } {
     const h = this.histogram;
-    const out = h.count === 0 ? { p99: 0, max: 0 } : { p99: h.percentile(99) / 1e6, max: h.max / 1e6 };
+    // The histogram holds whole intervals between samples: the delay is what exceeds the resolution.
+    const late = (ns: number): number => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
+    const out = h.count === 0 ? { p99: 0, max: 0 } : { p99: late(h.percentile(99)), max: late(h.max) };
     h.reset();
     return out;
   }

@@ -239,10 +239,15 @@ export class CredentialStore {
           entry.errorResponse = null;
           entry.errorUntil = 0;
           entry.failures = 0;
-          // Renew when less than the TTL remains, spread a little earlier; if STS granted
-          // less than asked, renew at half of what it granted.
-          const renewAt = entry.expiresAt - o.sessionTtlMs - o.random() * o.renewalJitter * o.sessionTtlMs;
-          this.scheduler.schedule(entry, Math.max(renewAt, now + (entry.expiresAt - now) / 2));
+          // Renew when less than the TTL remains; if STS granted less than asked, at half
+          // of what it granted, or, when that is already past the end of serving (a grant
+          // under twice the stale margin), halfway to that end, so renewed credentials
+          // arrive before the old ones stop being served. Then spread a little earlier, so
+          // roles fetched together are not renewed together.
+          let at = Math.max(entry.expiresAt - o.sessionTtlMs, now + (entry.expiresAt - now) / 2);
+          if (at >= entry.servableUntil && entry.servableUntil > now) at = now + (entry.servableUntil - now) / 2;
+          at -= o.random() * o.renewalJitter * Math.min(o.sessionTtlMs, at - now);
+          this.scheduler.schedule(entry, at);
         },
         (error: unknown) => {
           const now = Date.now();

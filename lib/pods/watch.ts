@@ -2,7 +2,9 @@
 // proxy runs. The client's informer stops on errors; this loop never does:
 // - 410 Gone (as an event or a status) re-lists; the new list replaces the old state;
 // - any other error or a closed stream restarts the watch from the last
-//   resourceVersion, after an exponential back-off;
+//   resourceVersion, after an exponential back-off that starts over once a watch has
+//   delivered again (however that watch then ended), so past outages never lengthen
+//   the wait after the next one;
 // - a watch that stays silent longer than bookmarks allow is abandoned and restarted,
 //   so a half-open connection cannot freeze the index.
 // The consumer keeps serving its last known state throughout.
@@ -62,6 +64,8 @@ export class ResourceWatch {
   private sleepTimer: NodeJS.Timeout | null = null;
   private wakeSleep: (() => void) | null = null;
   private syncWaiters: Array<() => void> = [];
+  /** The current watch request has delivered an event or bookmark: the API server works. */
+  private delivering = false;
 
   constructor(kc: KubeConfig, path: string, fieldSelector: string | undefined, list: ListFunction, consumer: WatchConsumer, options: WatchOptions) {
     this.kc = kc;
@@ -92,6 +96,7 @@ export class ResourceWatch {
   private async run(): Promise<void> {
     let failures = 0;
     while (!this.stopped) {
+      this.delivering = false;
       try {
         if (this.resourceVersion === '') await this.relist();
         const delivered = await this.watchOnce();
@@ -102,6 +107,8 @@ export class ResourceWatch {
           this.resourceVersion = '';
           continue;
         }
+        // A watch that worked before it broke is a first failure, not one more of a series.
+        if (this.delivering) failures = 0;
         failures++;
         this.restarts++;
         this.options.onError(error, this.restarts);
@@ -158,6 +165,7 @@ export class ResourceWatch {
           this.controller?.abort();
           return;
         }
+        this.delivering = true;
         const version = object?.metadata?.resourceVersion;
         if (version !== undefined) this.resourceVersion = version;
         if (type === 'BOOKMARK') return;

@@ -179,7 +179,7 @@ t.test('the stats line counts requests by route and status, credential latency, 
   t.equal(line.sts.calls, 2, 'one per role, fetched when the pods were listed');
   t.equal(line.pods.indexed, 2);
   t.equal(line.upstream.requests, 1);
-  t.ok(line.loopDelayMs.max > 0 && line.loopDelayMs.p99 <= line.loopDelayMs.max, 'the event loop delay is measured');
+  t.ok(line.loopDelayMs.max >= 0 && line.loopDelayMs.max < 10_000 && line.loopDelayMs.p99 <= line.loopDelayMs.max, 'the event loop delay is measured');
   app.stats.report();
   const second = JSON.parse(stats[1]!) as Record<string, any>;
   t.same(second.requests, {}, 'the next line counts from the last one');

@@ -15,7 +15,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { MotoServer } from '../harness/moto.js';
 import { generateInput, Random } from '../http/generate.js';
 import { parseResponse, WireClient, wellFormed } from '../http/wire.js';
-import { credentialsFor, FakeMetadataService, figures, LegitPods, LISTING, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
+import { credentialsFor, FakeMetadataService, figures, LegitPods, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
 
 const LONG = process.env.RELIABILITY_LONG === '1' || process.env.HOSTILE_SECONDS !== undefined;
 /** Seconds each time-bounded attack runs in the long version. */
