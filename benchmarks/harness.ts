@@ -71,11 +71,14 @@ export class BenchServer {
   readonly name: string;
   readonly port: number;
   private readonly child: ChildProcess;
+  /** What the server has printed so far ('' when its output is discarded). */
+  readonly log: () => string;
 
-  private constructor(name: string, port: number, child: ChildProcess) {
+  private constructor(name: string, port: number, child: ChildProcess, log: () => string) {
     this.name = name;
     this.port = port;
     this.child = child;
+    this.log = log;
   }
 
   /**
@@ -111,7 +114,7 @@ export class BenchServer {
       }
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
-    return new BenchServer(name, port, child);
+    return new BenchServer(name, port, child, log);
   }
 
   get pid(): number {

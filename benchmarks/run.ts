@@ -3,9 +3,10 @@
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
 //   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods|churn runs one group and only prints it;
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
+//   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { churnScenario } from './churn.js';
@@ -51,10 +52,31 @@ async function main(): Promise<void> {
     ...sections.flatMap((s) => [`## ${s.title}`, '', s.markdown, '']),
   ].join('\n');
   process.stdout.write(`${markdown}\n`);
-  if (only !== undefined) return; // a partial run does not replace the full table
   const dir = process.env.BENCH_OUT === undefined ? fileURLToPath(new URL('../../benchmarks/', import.meta.url)) : `${process.env.BENCH_OUT}/`;
+  if (only !== undefined) {
+    // A partial run does not replace the full table; with BENCH_MERGE=1 its sections replace theirs.
+    if (process.env.BENCH_MERGE === '1') merge(dir, sections, started);
+    return;
+  }
   writeFileSync(`${dir}RESULTS.md`, markdown);
   writeFileSync(`${dir}results.json`, `${JSON.stringify({ date: started.toISOString(), machine, sections: sections.map(({ id, raw }) => ({ id, raw })) }, null, 2)}\n`);
+}
+
+/** Replaces these sections (by title, and by id in the JSON) in the table a full run wrote, noting when they were measured. */
+function merge(dir: string, sections: Section[], started: Date): void {
+  let markdown = readFileSync(`${dir}RESULTS.md`, 'utf8');
+  const json = JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as { sections: Array<{ id: string; raw: unknown; date?: string }> };
+  for (const section of sections) {
+    const heading = `## ${section.title}\n`;
+    const at = markdown.indexOf(heading);
+    if (at === -1) throw new Error(`no section "${section.title}" in ${dir}RESULTS.md to replace`);
+    const next = markdown.indexOf('\n## ', at + heading.length);
+    const block = `${heading}\n(Measured ${started.toISOString().slice(0, 10)} in a run of this scenario alone.)\n\n${section.markdown}\n`;
+    markdown = markdown.slice(0, at) + block + (next === -1 ? '' : markdown.slice(next));
+    json.sections = json.sections.map((s) => (s.id === section.id ? { id: s.id, raw: section.raw, date: started.toISOString() } : s));
+  }
+  writeFileSync(`${dir}RESULTS.md`, markdown);
+  writeFileSync(`${dir}results.json`, `${JSON.stringify(json, null, 2)}\n`);
 }
 
 main().catch((error: unknown) => {
