@@ -48,7 +48,8 @@ export class RoleAssignment implements PodIndexObserver {
   private readonly log: AssignmentLog;
   private readonly assignments = new Map<string, Assignment>();
   private readonly namespaces = new Map<string, NamespacePolicy>();
-  private readonly listings = new Map<string, PreparedResponse>();
+  /** One listing answer per role name, shared by the pods assigned it, dropped with the last. */
+  private readonly listings = new Map<string, { response: PreparedResponse; users: number }>();
 
   constructor(store: CredentialStore, index: PodIndex, policy: RolePolicy, restrictions: RestrictionConfig, log: AssignmentLog) {
     this.store = store;
@@ -70,7 +71,7 @@ export class RoleAssignment implements PodIndexObserver {
   }
 
   podRemoved(pod: PodRecord): void {
-    this.assignments.delete(pod.uid);
+    this.setAssignment(pod.uid, undefined);
     this.store.release(pod.uid);
   }
 
@@ -136,23 +137,42 @@ export class RoleAssignment implements PodIndexObserver {
       sessionName: sessionName(pod.namespace, pod.workload),
     });
     const name = roleListingName(arn, this.policy.baseRoleArn);
-    this.assignments.set(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
+    this.setAssignment(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
   }
 
   private deny(pod: PodRecord, reason: string): void {
     this.store.release(pod.uid);
     const current = this.assignments.get(pod.uid);
     if (current?.kind === 'none' && current.reason === reason) return;
-    this.assignments.set(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
+    this.setAssignment(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
   }
 
+  private setAssignment(uid: string, next: Assignment | undefined): void {
+    const previous = this.assignments.get(uid);
+    if (next === undefined) this.assignments.delete(uid);
+    else this.assignments.set(uid, next);
+    if (previous?.kind === 'role') this.releaseListing(previous.name);
+  }
+
+  /** The listing for a role name, counted as used until `releaseListing`. */
   private listing(name: string): PreparedResponse {
-    let response = this.listings.get(name);
-    if (response === undefined) {
-      response = roleListingResponse(name);
-      this.listings.set(name, response);
+    let shared = this.listings.get(name);
+    if (shared === undefined) {
+      shared = { response: roleListingResponse(name), users: 0 };
+      this.listings.set(name, shared);
     }
-    return response;
+    shared.users++;
+    return shared.response;
+  }
+
+  private releaseListing(name: string): void {
+    const shared = this.listings.get(name);
+    if (shared !== undefined && --shared.users === 0) this.listings.delete(name);
+  }
+
+  /** Role names with a listing held (tests: nothing is kept for roles no pod has). */
+  get listingCount(): number {
+    return this.listings.size;
   }
 }
 

@@ -3,32 +3,11 @@
 // pod's app asks for its credentials. The model knows which pod's app is calling from
 // each address; a 200 that names any other role is a leak.
 
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { Random } from '../http/generate.js';
-import { CREDENTIALS_PATH } from './load.js';
+import { CREDENTIALS_PATH, get } from './load.js';
 import { NAMESPACE, type FaultRig } from './rig.js';
-
-export interface Reply {
-  status: number;
-  body: string;
-}
-
-/** A GET from `from` with extra headers, on a connection of its own. */
-export function ask(port: number, from: string, path: string, headers: Record<string, string> = {}): Promise<Reply> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, localAddress: from, agent: false, headers, timeout: 5_000 }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('timeout', () => req.destroy());
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.end();
-  });
-}
 
 export class AddressReuse {
   asked = 0;
@@ -70,7 +49,7 @@ export class AddressReuse {
     while (Date.now() < until) {
       const other = this.address(random.int(this.slots));
       const headers: Record<string, string> = random.int(2) === 0 ? { 'X-Forwarded-For': other, 'X-Real-IP': other } : {};
-      const reply = await ask(this.rig.port, ip, CREDENTIALS_PATH, headers);
+      const reply = await get(this.rig.port, ip, CREDENTIALS_PATH, 5_000, headers);
       this.asked++;
       if (reply.status === 200 && reply.body === role) this.own++;
       else if (reply.status === 200) this.leaks.push(`${ip} (${role}) was answered ${reply.body}`);

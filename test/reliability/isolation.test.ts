@@ -15,8 +15,8 @@ import { connect } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { motoRequests } from '../e2e/node.js';
-import { AddressReuse, ask } from './churn.js';
-import { CREDENTIALS_PATH, type LoadedPod } from './load.js';
+import { AddressReuse } from './churn.js';
+import { CREDENTIALS_PATH, get, type LoadedPod } from './load.js';
 import { FaultRig, NAMESPACE, NODE } from './rig.js';
 
 const LONG = process.env.RELIABILITY_LONG === '1';
@@ -75,9 +75,9 @@ t.test('X-Forwarded-For and other headers never change who the caller is', async
     { 'X-Client-IP': b.ip, 'True-Client-IP': b.ip, 'X-Original-Forwarded-For': b.ip },
   ];
   for (const headers of claims) {
-    const reply = await ask(rig.port, a.ip, CREDENTIALS_PATH, headers);
-    t.same(reply, { status: 200, body: a.role }, `${Object.keys(headers).join(', ')}: still ${a.role}`);
-    const stranger = await ask(rig.port, '127.0.8.9', CREDENTIALS_PATH, headers);
+    const reply = await get(rig.port, a.ip, CREDENTIALS_PATH, 5_000, headers);
+    t.same({ status: reply.status, body: reply.body }, { status: 200, body: a.role }, `${Object.keys(headers).join(', ')}: still ${a.role}`);
+    const stranger = await get(rig.port, '127.0.8.9', CREDENTIALS_PATH, 5_000, headers);
     t.equal(stranger.status, 404, `${Object.keys(headers).join(', ')} from an unknown address: 404`);
     t.notMatch(stranger.body, b.role);
   }

@@ -22,11 +22,11 @@ export interface Answer {
   error?: string;
 }
 
-/** One GET to the proxy from `from` (a pod's loopback address), on a connection of its own. */
-export function get(port: number, from: string, path: string, timeoutMs = 5_000): Promise<Answer> {
+/** One GET to the proxy from `from` (a pod's loopback address), on a connection of its own, with extra headers if any. */
+export function get(port: number, from: string, path: string, timeoutMs = 5_000, headers: Record<string, string> = {}): Promise<Answer> {
   const started = performance.now();
   return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, localAddress: from, agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, localAddress: from, agent: false, headers, timeout: timeoutMs }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));

@@ -7,7 +7,7 @@ set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=$(mktemp)
 RELIABILITY_LONG=1 SOAK_SECONDS=${SOAK_SECONDS:-600} HOSTILE_SECONDS=${HOSTILE_SECONDS:-120} \
-  bash test/setup/run.sh --timeout 3600 test/reliability/ | tee "$LOG"
+  bash test/setup/run.sh --timeout 3600 test/reliability/*.test.ts | tee "$LOG"
 rc=${PIPESTATUS[0]}
 node dist/test/reliability/results.js "$LOG" "npm run soak"
 rm -f "$LOG"

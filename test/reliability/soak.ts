@@ -6,8 +6,8 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
-import { AddressReuse, ask } from './churn.js';
-import { CREDENTIALS_PATH, type LoadedPod } from './load.js';
+import { AddressReuse } from './churn.js';
+import { CREDENTIALS_PATH, get, type LoadedPod } from './load.js';
 import { FaultRig } from './rig.js';
 
 export interface SoakSample {
@@ -88,7 +88,7 @@ export async function soak(seconds: number, seed: number): Promise<SoakReport> {
         const response = await fast.request({ method: 'GET', path: CREDENTIALS_PATH });
         return response.statusCode === 200 && (await response.body.text()) === KEEP_ALIVE_POD.role;
       }, keepAlive),
-      repeat(on, 50, async () => (await ask(rig.port, LOAD_PODS[0]!.ip, '/latest/meta-data/instance-id')).status === 200, passThrough),
+      repeat(on, 50, async () => (await get(rig.port, LOAD_PODS[0]!.ip, '/latest/meta-data/instance-id')).status === 200, passThrough),
       repeat(on, 200, async () => {
         const response = await fast.request({ method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } });
         await response.body.dump();

@@ -1,0 +1,35 @@
+// Role assignment's memory: what it keeps per role name lives only as long as some pod
+// is assigned that role, so pods churning through new role names leave nothing behind.
+
+import t from 'tap';
+import { CredentialStore } from '../../lib/credentials/store.js';
+import { StsRoleAssumer } from '../../lib/credentials/sts.js';
+import { PodIndex } from '../../lib/pods/index.js';
+import { RoleAssignment } from '../../lib/pods/role-assignment.js';
+import { MotoServer } from '../harness/moto.js';
+import { pod } from './fixtures.js';
+
+const moto = await MotoServer.start();
+t.teardown(() => moto.stop());
+
+t.test('a role listing is shared by the pods assigned that role and dropped with the last of them', async (t) => {
+  const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
+  t.teardown(() => store.close());
+  const index = new PodIndex();
+  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { warn: () => {} });
+  for (let n = 0; n < 40; n++) index.upsert(pod({ name: `p${n}`, ip: `10.0.0.${n}`, role: `role-${n % 20}` }));
+  t.equal(assignment.listingCount, 20, 'one listing per role name');
+  const a = assignment.of('uid-p0');
+  const b = assignment.of('uid-p20');
+  t.ok(a?.kind === 'role' && b?.kind === 'role' && a.listing === b.listing, 'pods of one role share its listing');
+  index.upsert(pod({ name: 'p0', ip: '10.0.0.0', role: 'renamed' }));
+  t.equal(assignment.listingCount, 21, 'role-0 is still used by p20');
+  index.remove('uid-p20');
+  t.equal(assignment.listingCount, 20, 'role-0 dropped with its last pod');
+  index.upsert(pod({ name: 'p1', ip: '10.0.0.1', role: 'role-1', phase: 'Succeeded' }));
+  index.upsert(pod({ name: 'p2', ip: '10.0.0.2' }));
+  for (let n = 3; n < 40; n++) index.remove(`uid-p${n}`);
+  t.equal(assignment.listingCount, 1, 'finished, unannotated and deleted pods hold nothing: only p0’s role remains');
+  index.remove('uid-p0');
+  t.equal(assignment.listingCount, 0);
+});
