@@ -2,7 +2,7 @@
 # `npm run soak`: the reliability suite in its long form (each fault held 30 s, each
 # attack run for 2 minutes, 60 pod generations per reused address, a 10-minute soak),
 # inside the same loopback-only sandbox as `npm test`, then test/reliability/RESULTS.md
-# from the figures it printed. About 45 minutes.
+# from the figures it printed. About 30 minutes.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 LOG=$(mktemp)
