@@ -6,11 +6,11 @@
 // program holds an unknown caller briefly for its pod to appear, so the time to a right
 // answer is the lag from the API server to the proxy serving the pod.
 
-import { request as httpRequest } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Pool } from 'undici';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
+import { get } from '../test/harness/pod-client.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { ClusterLoader, paced, rssMb } from './cluster.js';
@@ -103,21 +103,6 @@ function loopDelay(output: string): LoopDelay {
   return { p99: Math.max(0, ...lines.map((l) => l.p99)), max: Math.max(0, ...lines.map((l) => l.max)) };
 }
 
-/** The listing (or a role's document) as the pod at `from` sees it, on a new connection. */
-function listingFrom(port: number, from: string, role = ''): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path: LISTING + role, localAddress: from, agent: false, timeout: 5000 }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
-}
-
 /**
  * The program has a core to itself; the API server, etcd and this process (the pods'
  * load and the churn) share the other, as on a node the control plane is elsewhere.
@@ -144,7 +129,7 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
     // Every load pod has its credentials before the clock starts.
     const deadline = Date.now() + 120_000;
     for (let k = 0; k < LOAD_PODS; k++) {
-      while ((await listingFrom(port, `127.0.1.${k + 1}`, `role-${(options.pods + k) % options.roles}`)).status !== 200) {
+      while ((await get(port, `127.0.1.${k + 1}`, LISTING + `role-${(options.pods + k) % options.roles}`)).status !== 200) {
         if (Date.now() > deadline) throw new Error('the load pods are not served');
         await sleep(100);
       }
@@ -170,7 +155,7 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
       const accepted = performance.now();
       // A pod asks again after a 404, as SDKs retry; three tries of the program's wait.
       for (let attempt = 0; attempt < 3; attempt++) {
-        const answer = await listingFrom(port, ip);
+        const answer = await get(port, ip, LISTING);
         if (answer.status === 200) {
           if (answer.body === `role-${pod % options.roles}`) lags.push(performance.now() - accepted);
           else wrongRole++;

@@ -6,11 +6,11 @@
 // scenario's.
 
 import { spawn } from 'node:child_process';
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
+import { get } from '../test/harness/pod-client.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { ClusterLoader, rssMb } from './cluster.js';
 import { freePort, type Section } from './harness.js';
@@ -21,18 +21,6 @@ const ipOf = (n: number): string => `127.1.${(n >> 8) & 255}.${n & 255}`;
 export interface FootprintOptions {
   pods: number;
   roles: number;
-}
-
-function status(port: number, path: string, from?: string): Promise<number> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, localAddress: from, timeout: 1000 }, (res) => {
-      res.resume();
-      resolve(res.statusCode ?? 0);
-    });
-    req.on('error', () => resolve(0));
-    req.on('timeout', () => req.destroy());
-    req.end();
-  });
 }
 
 interface Measure {
@@ -60,9 +48,9 @@ async function measure(plane: KubernetesControlPlane, moto: MotoServer, pods: nu
       }
       return Date.now() - started;
     };
-    const healthzMs = await until(async () => (await status(port, '/healthz')) === 200, '/healthz');
+    const healthzMs = await until(async () => (await get(port, '127.0.0.1', '/healthz', 1000)).status === 200, '/healthz');
     const last = pods - 1;
-    const credentialsMs = pods === 0 ? null : await until(async () => (await status(port, `/latest/meta-data/iam/security-credentials/role-${last % roles}`, ipOf(last))) === 200, 'credentials');
+    const credentialsMs = pods === 0 ? null : await until(async () => (await get(port, ipOf(last), `/latest/meta-data/iam/security-credentials/role-${last % roles}`, 1000)).status === 200, 'credentials');
     await sleep(2000); // settled: the start-up garbage collected
     return { pods, healthzMs, credentialsMs, rssMb: rssMb(child.pid as number) };
   } finally {

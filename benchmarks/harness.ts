@@ -35,6 +35,13 @@ export async function fromLoadCore<T>(work: () => Promise<T>): Promise<T> {
   }
 }
 
+/** CPU time (user + system) process `pid` has used so far, in ms, from /proc. */
+export function cpuMs(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  // utime and stime are fields 14 and 15 of stat; after the ") " split they are at 11 and 12.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
@@ -123,9 +130,7 @@ export class BenchServer {
 
   /** CPU time (user + system) the server has used so far, in ms, from /proc. */
   cpuMs(): number {
-    const fields = readFileSync(`/proc/${this.child.pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-    // utime and stime are fields 14 and 15 of stat; after the ") " split they are at 11 and 12.
-    return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+    return cpuMs(this.pid);
   }
 
   async stop(): Promise<void> {

@@ -5,12 +5,12 @@
 // request (SDKs that do not keep connections alive). Runs alternate between servers.
 
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { MotoServer } from '../test/harness/moto.js';
+import { get } from '../test/harness/pod-client.js';
 import { alternate, BenchServer, summarize, type Contender, type MeasuredLoad, type Section } from './harness.js';
 import { goPeer } from './peers.js';
 
@@ -24,18 +24,6 @@ export interface HotPathOptions {
   rounds: number;
   seconds: number;
   connections: number;
-}
-
-function get(port: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path: PATH }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
-    req.on('error', () => resolve({ status: 0, body: '' }));
-    req.end();
-  });
 }
 
 export async function credentialHotPathScenarios(options: HotPathOptions): Promise<Section[]> {
@@ -57,11 +45,11 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     );
     servers.push(proxy);
     const deadline = Date.now() + 30_000;
-    let answer = await get(proxy.port);
+    let answer = await get(proxy.port, '127.0.0.1', PATH);
     while (answer.status !== 200) {
       if (Date.now() > deadline) throw new Error(`the proxy serves no credentials (${answer.status} ${answer.body})`);
       await new Promise((resolve) => setTimeout(resolve, 100));
-      answer = await get(proxy.port);
+      answer = await get(proxy.port, '127.0.0.1', PATH);
     }
     documentBytes = Buffer.byteLength(answer.body);
     // The others serve a document with a token of the same length.

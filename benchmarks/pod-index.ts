@@ -9,8 +9,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { KubernetesControlPlane } from '../test/harness/kubernetes.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
-import { ClusterLoader, cpuMs, paced, rssMb } from './cluster.js';
-import { freePort, median, type Section } from './harness.js';
+import { ClusterLoader, paced, rssMb } from './cluster.js';
+import { cpuMs, freePort, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
 const ipOf = (n: number): string => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;

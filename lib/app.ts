@@ -116,7 +116,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         upstream: deltas.take('upstream', upstream.stats),
         http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
         tokens: tokens?.size ?? 0,
-        loopDelayMs: roundAll(loopDelay.take()),
+        loopDelayMs: loopDelay.take(),
       };
       latency.reset();
       return line;
@@ -178,8 +178,4 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
 
 function round(ms: number): number {
   return Math.round(ms * 1000) / 1000;
-}
-
-function roundAll<T extends Record<string, number>>(values: T): T {
-  return Object.fromEntries(Object.entries(values).map(([k, v]) => [k, round(v)])) as T;
 }

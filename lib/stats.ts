@@ -61,8 +61,9 @@ export class EventLoopDelay {
   /** p99 and maximum in ms since the last call, then starts over. */
   take(): { p99: number; max: number } {
     const h = this.histogram;
-    // The histogram holds whole intervals between samples: the delay is what exceeds the resolution.
-    const late = (ns: number): number => Math.max(0, ns / 1e6 - LOOP_RESOLUTION_MS);
+    // The histogram holds whole intervals between samples: the delay is what exceeds the
+    // resolution (to the µs, as the other latencies of the line).
+    const late = (ns: number): number => Math.max(0, Math.round(ns / 1e3 - LOOP_RESOLUTION_MS * 1e3) / 1e3);
     const out = h.count === 0 ? { p99: 0, max: 0 } : { p99: late(h.percentile(99)), max: late(h.max) };
     h.reset();
     return out;

@@ -1,3 +1,4 @@
+export { AddressCounts } from './address-counts.js';
 export { HttpServer, type HttpServerEvents } from './server.js';
 export { DEFAULT_HTTP_OPTIONS, HttpStats, httpOptions, type HttpServerOptions } from './options.js';
 export { Request } from './request.js';

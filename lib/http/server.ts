@@ -2,6 +2,7 @@
 // timer that enforces every connection's timeouts, and shuts down gracefully.
 
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { AddressCounts } from './address-counts.js';
 import { Connection, type ConnectionHost, type Handler } from './connection.js';
 import { FEW_CONNECTIONS, HttpStats, httpOptions, type HttpServerOptions } from './options.js';
 import type { Request } from './request.js';
@@ -26,7 +27,7 @@ export class HttpServer implements ConnectionHost {
   private readonly server: Server;
   private readonly connections = new Set<Connection>();
   /** Open connections by client address. */
-  private readonly perAddress = new Map<string, number>();
+  private readonly perAddress = new AddressCounts();
   /** Connections beyond this count are admitted only for addresses holding fewer than FEW_CONNECTIONS. */
   private readonly unreserved: number;
   private sweep: NodeJS.Timeout | null = null;
@@ -68,7 +69,7 @@ export class HttpServer implements ConnectionHost {
       return;
     }
     this.stats.connections++;
-    this.perAddress.set(address, (this.perAddress.get(address) ?? 0) + 1);
+    this.perAddress.add(address);
     this.connections.add(new Connection(socket, this));
   }
 
@@ -76,7 +77,7 @@ export class HttpServer implements ConnectionHost {
   private refusal(address: string): Buffer | null {
     const open = this.connections.size;
     if (this.shuttingDown || open >= this.options.maxConnections) return BUSY;
-    const mine = this.perAddress.get(address) ?? 0;
+    const mine = this.perAddress.of(address);
     if (mine >= this.options.maxConnectionsPerAddress) return BUSY_ADDRESS;
     // The reserve: past this, only addresses with few connections (pods, not floods) get in.
     if (open >= this.unreserved && mine >= FEW_CONNECTIONS) return BUSY_ADDRESS;
@@ -85,9 +86,7 @@ export class HttpServer implements ConnectionHost {
 
   connectionClosed(connection: Connection): void {
     if (!this.connections.delete(connection)) return;
-    const left = (this.perAddress.get(connection.remoteAddress) ?? 1) - 1;
-    if (left === 0) this.perAddress.delete(connection.remoteAddress);
-    else this.perAddress.set(connection.remoteAddress, left);
+    this.perAddress.remove(connection.remoteAddress);
     if (this.connections.size === 0 && this.allClosed !== null) this.allClosed();
   }
 

@@ -8,7 +8,7 @@
 
 import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
-import { discardBody, StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
+import { AddressCounts, discardBody, StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
 
 export interface UpstreamOptions {
   /** Connections to the metadata service at most, for pass-through. */
@@ -61,7 +61,7 @@ export class MetadataUpstream {
   /** The proxy's own requests (tokens, discovery): never queued behind pods' pass-through. */
   private readonly ownPool: Pool;
   /** Pass-through requests waiting upstream, by client address. */
-  private readonly waiting = new Map<string, number>();
+  private readonly waiting = new AddressCounts();
 
   /** `address`: host or host:port (IPv6 in brackets). */
   constructor(address: string, options: Partial<UpstreamOptions> = {}) {
@@ -83,13 +83,12 @@ export class MetadataUpstream {
   forward(request: Request): void {
     // One pod cannot fill the pool that every pod's pass-through shares.
     const client = request.remoteAddress;
-    const waiting = this.waiting.get(client) ?? 0;
-    if (waiting >= this.options.perClient) {
+    if (this.waiting.of(client) >= this.options.perClient) {
       this.stats.refused++;
       request.send(TOO_MANY);
       return;
     }
-    this.waiting.set(client, waiting + 1);
+    this.waiting.add(client);
     this.stats.requests++;
     const deadline = this.deadline();
     // A client that leaves frees its pool connection at once, not at the deadline.
@@ -105,7 +104,7 @@ export class MetadataUpstream {
       .then(
         (answer) => {
           clearTimeout(deadline.timer);
-          this.done(client);
+          this.waiting.remove(client);
           let response: StreamedResponse;
           try {
             const length = Number(answer.headers['content-length']);
@@ -121,7 +120,7 @@ export class MetadataUpstream {
         },
         (error: unknown) => {
           clearTimeout(deadline.timer);
-          this.done(client);
+          this.waiting.remove(client);
           request.send(this.failed(error));
         },
       );
@@ -145,12 +144,6 @@ export class MetadataUpstream {
 
   async close(): Promise<void> {
     await Promise.all([this.pool.close(), this.ownPool.close()]);
-  }
-
-  private done(client: string): void {
-    const waiting = (this.waiting.get(client) ?? 1) - 1;
-    if (waiting === 0) this.waiting.delete(client);
-    else this.waiting.set(client, waiting);
   }
 
   /** Bounds the whole wait for a head, queueing for a pool connection included. */

@@ -3,7 +3,7 @@
 // its exit hook.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, closeSync } from 'node:fs';
+import { mkdtempSync, openSync, readdirSync, readFileSync, closeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -137,4 +137,10 @@ export async function run(command: string, args: string[], options: { env?: Node
   const { code, stdout, stderr } = await execute(command, args, options);
   if (code !== 0) throw new Error(`${command} ${args.join(' ')} exited ${code}: ${stderr.trim() || stdout.trim()}`);
   return stdout;
+}
+
+/** A running process's resident memory (VmRSS, kB) and open file descriptors, from /proc. */
+export function footprint(pid: number): { rssKb: number; fds: number } {
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { rssKb: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN), fds: readdirSync(`/proc/${pid}/fd`).length };
 }

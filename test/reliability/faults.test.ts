@@ -7,7 +7,8 @@
 
 import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { get, type LoadedPod, type Tally } from './load.js';
+import { get } from '../harness/pod-client.js';
+import type { LoadedPod, Tally } from './load.js';
 import type { StsOutcome } from '../harness/sts-faults.js';
 import { BASE_ROLE_ARN, FaultRig, NAMESPACE, podName, type ProcessFootprint } from './rig.js';
 

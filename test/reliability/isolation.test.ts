@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { motoRequests } from '../e2e/node.js';
 import { AddressReuse } from './churn.js';
-import { CREDENTIALS_PATH, get, type LoadedPod } from './load.js';
+import { get } from '../harness/pod-client.js';
+import { CREDENTIALS_PATH, type LoadedPod } from './load.js';
 import { FaultRig, NAMESPACE, NODE } from './rig.js';
 
 const LONG = process.env.RELIABILITY_LONG === '1';

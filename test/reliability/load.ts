@@ -5,39 +5,14 @@
 // - its AccessKeyId belongs to that role: each key is remembered under the role it was
 //   first seen with, and a key seen under a second role is a leak.
 
-import { request } from 'node:http';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { get, type Answer } from '../harness/pod-client.js';
 
 /** The store never serves credentials this close to their expiry (DEFAULT_STORE_OPTIONS.staleMarginMs). */
 export const STALE_MARGIN_MS = 60_000;
 /** An answer slower than this would miss an SDK's one-second IMDS timeout: reported, not failed. */
 export const SDK_TIMEOUT_MS = 1_000;
 export const CREDENTIALS_PATH = '/latest/meta-data/iam/security-credentials/';
-
-export interface Answer {
-  /** 0 when no answer came (connection error or timeout). */
-  status: number;
-  body: string;
-  ms: number;
-  error?: string;
-}
-
-/** One GET to the proxy from `from` (a pod's loopback address), on a connection of its own, with extra headers if any. */
-export function get(port: number, from: string, path: string, timeoutMs = 5_000, headers: Record<string, string> = {}): Promise<Answer> {
-  const started = performance.now();
-  return new Promise((resolve) => {
-    const req = request({ host: '127.0.0.1', port, path, localAddress: from, agent: false, headers, timeout: timeoutMs }, (res) => {
-      let body = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (body += chunk));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, ms: performance.now() - started }));
-      res.on('error', (error) => resolve({ status: 0, body, ms: performance.now() - started, error: error.message }));
-    });
-    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-    req.on('error', (error) => resolve({ status: 0, body: '', ms: performance.now() - started, error: error.message }));
-    req.end();
-  });
-}
 
 /** Counts for one window (a fault) or the whole run. */
 export class Tally {

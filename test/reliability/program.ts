@@ -3,15 +3,15 @@
 // credentials as an SDK would, and a named fake metadata service that can misbehave.
 // Loopback only: the program's --metadata-addr is always a loopback address.
 
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { request as httpRequest } from 'node:http';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { freePort } from '../harness/ports.js';
 import { shippedProgram } from '../harness/environment.js';
-import { TestProcess } from '../harness/processes.js';
+import { footprint, TestProcess } from '../harness/processes.js';
+import { get } from '../harness/pod-client.js';
 
 export const LISTING = '/latest/meta-data/iam/security-credentials/';
 
@@ -80,11 +80,11 @@ export interface PodAnswer {
 export async function credentialsFor(port: number, pod: Pod, timeoutMs: number): Promise<PodAnswer> {
   const started = performance.now();
   const fail = (problem: string): PodAnswer => ({ ok: false, ms: performance.now() - started, problem, accessKeyId: '' });
-  const listing = await get(port, LISTING, pod.ip, timeoutMs);
-  if (listing.status !== 200 || listing.body !== pod.role) return fail(`listing: ${listing.status} ${listing.body.slice(0, 80)}`);
+  const listing = await get(port, pod.ip, LISTING, timeoutMs);
+  if (listing.status !== 200 || listing.body !== pod.role) return fail(`listing: ${listing.status} ${(listing.error ?? listing.body).slice(0, 80)}`);
   const left = timeoutMs - (performance.now() - started);
-  const document = await get(port, LISTING + pod.role, pod.ip, Math.max(1, left));
-  if (document.status !== 200) return fail(`credentials: ${document.status} ${document.body.slice(0, 80)}`);
+  const document = await get(port, pod.ip, LISTING + pod.role, Math.max(1, left));
+  if (document.status !== 200) return fail(`credentials: ${document.status} ${(document.error ?? document.body).slice(0, 80)}`);
   let accessKeyId = '';
   try {
     accessKeyId = (JSON.parse(document.body) as { AccessKeyId: string }).AccessKeyId;
@@ -93,30 +93,6 @@ export async function credentialsFor(port: number, pod: Pod, timeoutMs: number):
   }
   const ms = performance.now() - started;
   return ms > timeoutMs ? fail(`took ${ms.toFixed(0)} ms`) : { ok: true, ms, problem: '', accessKeyId };
-}
-
-function get(port: number, path: string, from: string, timeoutMs: number): Promise<{ status: number; body: string }> {
-  return new Promise((resolve) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, localAddress: from, agent: false }, (res) => {
-      let body = '';
-      res.setEncoding('latin1');
-      res.on('data', (d: string) => (body += d));
-      res.on('end', () => {
-        clearTimeout(timer);
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-      res.on('error', () => {});
-    });
-    let connected = false;
-    req.on('socket', (socket) => socket.once('connect', () => (connected = true)));
-    // Whether the connection was made tells a full accept queue from a stalled program.
-    const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms (${connected ? 'connected' : 'not connected'})`)), timeoutMs);
-    req.on('error', (error) => {
-      clearTimeout(timer);
-      resolve({ status: 0, body: error.message });
-    });
-    req.end();
-  });
 }
 
 /** Legitimate pods asking for their own credentials in a loop, counted. */
@@ -186,11 +162,10 @@ export interface ProcessFigures {
   fds: number;
 }
 
-/** RSS (VmRSS) and open file descriptors of a running process, from /proc. */
+/** RSS (MB) and open file descriptors of a running process. */
 export function figures(pid: number): ProcessFigures {
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rssKb = Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN);
-  return { rssMb: Math.round(rssKb / 102.4) / 10, fds: readdirSync(`/proc/${pid}/fd`).length };
+  const { rssKb, fds } = footprint(pid);
+  return { rssMb: Math.round(rssKb / 102.4) / 10, fds };
 }
 
 /** Polls until the process holds at most `fds` descriptors, or `timeoutMs` passes; returns the last figures. */

@@ -7,7 +7,7 @@
 // test asks for credentials from each pod's own source address. Everything stays on
 // loopback.
 
-import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
@@ -17,10 +17,11 @@ import { shippedProgram } from '../harness/environment.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { freePort } from '../harness/ports.js';
-import { TestProcess } from '../harness/processes.js';
+import { footprint, TestProcess } from '../harness/processes.js';
 import { FaultRelay } from '../harness/relay.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
-import { CREDENTIALS_PATH, CredentialChecker, CredentialLoad, get, type LoadedPod } from './load.js';
+import { get } from '../harness/pod-client.js';
+import { CREDENTIALS_PATH, CredentialChecker, CredentialLoad, type LoadedPod } from './load.js';
 
 export const BASE_ROLE_ARN = 'arn:aws:iam::123456789012:role/';
 export const NAMESPACE = 'reliability';
@@ -180,9 +181,7 @@ export class FaultRig {
   }
 
   footprint(): ProcessFootprint {
-    const status = readFileSync(`/proc/${this.program.pid}/status`, 'utf8');
-    const rssKb = Number(/^VmRSS:\s+(\d+)/m.exec(status)?.[1] ?? NaN);
-    return { rssKb, fds: readdirSync(`/proc/${this.program.pid}/fd`).length };
+    return footprint(this.program.pid);
   }
 
   /** Lines the program logged when a watch failed and was restarted. */

@@ -7,7 +7,8 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Pool } from 'undici';
 import { AddressReuse } from './churn.js';
-import { CREDENTIALS_PATH, get, type LoadedPod } from './load.js';
+import { get } from '../harness/pod-client.js';
+import { CREDENTIALS_PATH, type LoadedPod } from './load.js';
 import { FaultRig } from './rig.js';
 
 export interface SoakSample {
