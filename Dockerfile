@@ -1,5 +1,5 @@
 # Build stage: full dev install, compile to dist/.
-FROM node:20-bookworm-slim AS build
+FROM node:24-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json tsconfig.json ./
 RUN npm ci --no-audit --no-fund
@@ -8,13 +8,14 @@ COPY bin bin
 RUN npx tsc -p .
 
 # Runtime stage: production dependencies, the compiled program, and the iptables tools
-# that --iptables needs.
-FROM node:20-bookworm-slim
+# that --iptables runs (lib/node/commands.ts lists every command the program can run;
+# network interfaces are read from /sys, so iproute2 is not needed).
+FROM node:24-bookworm-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends iptables \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-ENV NODE_ENV=production AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true
+ENV NODE_ENV=production
 # A small young generation and a bounded old one keep RSS under 150 MB with 10,000 pods
 # (benchmarks/RESULTS.md measures the proxy with exactly these options). Below 2 MB of
 # semi-space, connection churn (SDKs that do not keep connections alive) halves the
@@ -25,7 +26,9 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/lib dist/lib
 COPY --from=build /app/dist/bin dist/bin
-# Non-root by default. --iptables needs root with NET_ADMIN: the DaemonSet sets
-# runAsUser: 0 and drops every other capability (manifests/daemonset.yaml).
-USER node
+# Root by default, as kube2iam's image: kube2iam's own DaemonSet (privileged, no
+# runAsUser) must work with only the image swapped, and --iptables needs NET_ADMIN.
+# Without --iptables nothing needs root: run as the image's user `node` (uid 1000) with
+# runAsNonRoot (manifests/daemonset.yaml says how).
+USER root
 ENTRYPOINT ["node", "/app/dist/bin/kube2iam.js"]

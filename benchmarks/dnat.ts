@@ -56,7 +56,7 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
 
     const [pod1, pod2] = topology.pods as [(typeof topology.pods)[0], (typeof topology.pods)[0]];
     for (const [pod, server] of [[pod1, full], [pod2, passThrough]] as const) {
-      await node.exec('iptables', ['-w', '5', '-t', 'nat', '-A', 'PREROUTING', '-s', pod.ip, '-d', METADATA_IP, '-p', 'tcp', '--dport', '80', '-i', topology.bridge, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:${server.port}`]);
+      await node.exec('iptables', ['-w', '5', '-t', 'nat', '-A', 'PREROUTING', '-s', pod.ip, '-d', METADATA_IP, '-p', 'tcp', '--dport', '80', '-i', topology.hostInterface, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:${server.port}`]);
     }
     // The credentials are prefetched when the pods are read; wait until they are served.
     const deadline = Date.now() + 30_000;

@@ -7,7 +7,7 @@ import { HttpServer } from './http/index.js';
 import { CredentialAnswerStats, createRouter, Route, ROUTE_NAMES } from './imds/router.js';
 import { TokenRegistry } from './imds/tokens.js';
 import type { Logger } from './log.js';
-import { discoverRolePolicy } from './node/instance-profile.js';
+import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
 import { PodIndex } from './pods/index.js';
@@ -39,6 +39,9 @@ export interface AppOptions {
 
 export async function startApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const { credentials, pods, serve } = config;
+  // Checked before anything starts: a proxy that cannot install its rule must not serve.
+  const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
+  rule?.preflight();
   const upstream = new MetadataUpstream(serve.metadataAddr);
   let rolePolicy;
   try {
@@ -49,7 +52,13 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   }
   if (rolePolicy !== credentials.rolePolicy) log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
 
-  const region = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  // kube2iam's own DaemonSet sets no AWS_REGION; the SDKs on EC2 then take the node's.
+  const configuredRegion = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  const region = configuredRegion ?? (await discoverRegion(upstream).catch((error: unknown) => {
+    log.warn({ err: error }, 'AWS_REGION is not set and the metadata service gave no region: STS calls fail until AWS_REGION is set');
+    return undefined;
+  }));
+  if (region !== undefined) log.info({ region, regionSource: configuredRegion === undefined ? 'metadata placement/region' : 'AWS_REGION' }, 'STS region');
   const store = new CredentialStore(new StsRoleAssumer({ region }), {
     sessionTtlMs: credentials.sessionTtlMs,
     errorTtlMs: credentials.errorTtlMs,
@@ -127,12 +136,9 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
 
   const address = await server.listen(config.appPort, options.host);
   log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr }, 'listening');
-  if (region === undefined) log.warn('AWS_REGION is not set: STS calls fail until it is');
 
-  let rule: MetadataDnatRule | null = null;
-  if (config.iptables !== null) {
+  if (rule !== null) {
     // After listening, so pods redirected by the rule never find the port closed.
-    rule = new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: address.port });
     try {
       const outcome = await rule.ensure();
       log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');

@@ -5,9 +5,9 @@
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { loadAllYaml } from '@kubernetes/client-node';
 import { parseArgs } from '../lib/config.js';
 import { KubernetesControlPlane } from './harness/kubernetes.js';
+import { containerArgs, containerEnv, daemonSetContainer } from './harness/manifests.js';
 
 const DIR = fileURLToPath(new URL('../manifests/', import.meta.url));
 /** Not a manifest: the --pods-file the demo and the CLI tests run the proxy on. */
@@ -19,22 +19,12 @@ const manifests = ['', 'examples/'].flatMap((sub) =>
     .map((f) => `${sub}${f}`),
 );
 
-interface Container {
-  args?: string[];
-  env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
-}
-const daemonSet = (loadAllYaml(readFileSync(`${DIR}daemonset.yaml`, 'utf8')) as Array<{ kind: string; spec: { template: { spec: { containers: Container[] } } } }>).find(
-  (doc) => doc.kind === 'DaemonSet',
-);
+const container = daemonSetContainer(`${DIR}daemonset.yaml`);
 
 t.test('the DaemonSet’s arguments parse with the program’s own flags', async (t) => {
-  const container = daemonSet?.spec.template.spec.containers[0];
-  t.ok(container?.args?.length, 'the DaemonSet has arguments');
-  // $(VAR) as the kubelet expands it, from the downward API.
-  const values: Record<string, string> = { 'status.hostIP': '10.0.1.23', 'spec.nodeName': 'ip-10-0-1-23.ec2.internal' };
-  const env = Object.fromEntries((container?.env ?? []).map((e) => [e.name, e.value ?? values[e.valueFrom?.fieldRef?.fieldPath ?? ''] ?? '']));
-  const args = (container?.args ?? []).map((arg) => arg.replace(/\$\((\w+)\)/g, (_, name: string) => env[name] ?? ''));
-  const parsed = await parseArgs(args, {});
+  t.ok(container.args?.length, 'the DaemonSet has arguments');
+  const env = containerEnv(container, { 'status.hostIP': '10.0.1.23', 'spec.nodeName': 'ip-10-0-1-23.ec2.internal' });
+  const parsed = await parseArgs(containerArgs(container, env), {});
   const config = parsed.config;
   t.ok(config, 'accepted');
   t.same(config?.iptables, { hostInterface: 'eni+', hostIp: '10.0.1.23', removeOnExit: false }, 'the rule goes to the node’s own IP');

@@ -1,16 +1,37 @@
-// --auto-discover-base-arn and --auto-discover-default-role: the node's own instance
-// profile, read once at start from the metadata service, as kube2iam reads it.
+// What the proxy reads of its own node from the metadata service at start, as kube2iam
+// and the SDKs read it: the instance profile (--auto-discover-base-arn,
+// --auto-discover-default-role) and, when AWS_REGION is not set, the region.
 
 import { baseArnFromInstanceProfile, resolveRoleName, type RolePolicy } from '../credentials/roles.js';
-import type { MetadataUpstream } from '../upstream/metadata.js';
+import type { MetadataUpstream, UpstreamAnswer } from '../upstream/metadata.js';
+
+type MetadataGet = (path: string) => Promise<UpstreamAnswer>;
+
+/**
+ * GETs from the node's metadata service with an IMDSv2 token when it gives one: nodes
+ * with HttpTokens=required refuse plain GETs (kube2iam crash-looped there until it moved
+ * to an IMDSv2 client).
+ */
+async function nodeMetadata(upstream: MetadataUpstream): Promise<MetadataGet> {
+  const token = await upstream.fetch('PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }).catch(() => null);
+  const headers: Record<string, string> = token?.status === 200 && token.body !== '' ? { 'x-aws-ec2-metadata-token': token.body } : {};
+  return (path) => upstream.fetch('GET', path, headers);
+}
+
+/** The node's region (placement/region), where SDKs on EC2 find it when AWS_REGION is not set. */
+export async function discoverRegion(upstream: MetadataUpstream): Promise<string> {
+  const answer = await (await nodeMetadata(upstream))('/latest/meta-data/placement/region');
+  const region = answer.body.trim();
+  if (answer.status !== 200 || !/^[a-z]{2}(-[a-z]+)+-\d+$/.test(region)) {
+    throw new Error(`metadata placement/region answered ${answer.status} ${JSON.stringify(region.slice(0, 40))}`);
+  }
+  return region;
+}
 
 export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn: boolean; defaultRole: boolean }, upstream: MetadataUpstream): Promise<RolePolicy> {
   if (!discover.baseArn && !discover.defaultRole) return policy;
-  // An IMDSv2 token when the service gives one: nodes with HttpTokens=required refuse
-  // plain GETs (kube2iam crash-looped there until it moved to an IMDSv2 client).
-  const token = await upstream.fetch('PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }).catch(() => null);
-  const headers: Record<string, string> = token?.status === 200 && token.body !== '' ? { 'x-aws-ec2-metadata-token': token.body } : {};
-  const info = await upstream.fetch('GET', '/latest/meta-data/iam/info', headers);
+  const get = await nodeMetadata(upstream);
+  const info = await get('/latest/meta-data/iam/info');
   if (info.status !== 200) throw new Error(`auto-discovery: metadata iam/info answered ${info.status}`);
   let profileArn: unknown;
   try {
@@ -21,7 +42,7 @@ export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn
   if (typeof profileArn !== 'string') throw new Error('auto-discovery: metadata iam/info has no InstanceProfileArn');
   const baseRoleArn = baseArnFromInstanceProfile(profileArn);
   if (!discover.defaultRole) return { ...policy, baseRoleArn };
-  const listing = await upstream.fetch('GET', '/latest/meta-data/iam/security-credentials/', headers);
+  const listing = await get('/latest/meta-data/iam/security-credentials/');
   const name = listing.status === 200 ? listing.body.split('\n')[0]?.trim() ?? '' : '';
   if (name === '') throw new Error(`auto-discovery: the metadata service names no instance role (${listing.status})`);
   const resolved = resolveRoleName(name, baseRoleArn);

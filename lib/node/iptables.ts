@@ -4,8 +4,9 @@
 // that holds it; and the rule stays after exit unless asked, so a dead proxy leaves pods
 // unable to reach the node's own credentials (fail closed).
 
-import { spawn } from 'node:child_process';
 import { isIP } from 'node:net';
+import { runCommand, type CommandResult, type CommandRunner, type NodeCommand } from './commands.js';
+import { hostInterfaces, processHasNetAdmin } from './host.js';
 
 export interface DnatRuleSpec {
   /** `--metadata-addr`, host[:port]; the rule matches port 80 whatever the port. */
@@ -34,7 +35,7 @@ function parseInterface(text: string): HostInterface {
   const negated = text.startsWith('!');
   const name = negated ? text.slice(1) : text;
   // The kernel's limit (IFNAMSIZ - 1) and the characters it refuses in a name.
-  if (name.length === 0 || name.length > 15 || /[\s/]/.test(name)) {
+  if (name.length === 0 || name.length > 15 || /[\s/]/.test(name) || name === '.' || name === '..') {
     throw new IptablesError(`host interface "${text}" is not a valid interface name (1-15 characters, no whitespace or "/", optional leading "!")`);
   }
   return { name, negated, wildcard: name.endsWith('+') };
@@ -58,30 +59,14 @@ export function dnatRuleArgs(spec: DnatRuleSpec): string[] {
   ];
 }
 
-export type CommandRunner = (command: string, args: string[]) => Promise<{ code: number; stdout: string; stderr: string }>;
-
-/** Runs a program to its exit; a non-zero exit is a result, only a program that cannot start rejects. */
-export const runCommand: CommandRunner = (command, args) =>
-  new Promise((resolve, reject) => {
-    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', (error: NodeJS.ErrnoException) => {
-      reject(new IptablesError(error.code === 'ENOENT' ? `${command} not found: is it installed and on PATH?` : `cannot run ${command}: ${error.message}`));
-    });
-    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr })); // null: killed by a signal
-  });
-
 /**
  * The iptables backend the node already uses, as kube-proxy's iptables-wrapper picks it:
  * the one, legacy or nft, that holds more rules. A rule written to the other backend
  * would sit beside kube-proxy's and the CNI's, never seen by the node's tools, under a
  * different lock. `iptables` when the two variants are not both installed.
  */
-export async function nodeIptables(runner: CommandRunner = runCommand): Promise<string> {
-  const count = async (save: string): Promise<number | null> => {
+export async function nodeIptables(runner: CommandRunner = runCommand): Promise<NodeCommand> {
+  const count = async (save: NodeCommand): Promise<number | null> => {
     const result = await runner(save, []).catch(() => null);
     return result === null || result.code !== 0 ? null : result.stdout.split('\n').filter((line) => line.startsWith('-')).length;
   };
@@ -90,32 +75,65 @@ export async function nodeIptables(runner: CommandRunner = runCommand): Promise<
   return legacy > nft ? 'iptables-legacy' : 'iptables-nft';
 }
 
+/** What the rule needs to know of the node and this process; read in-process by default. */
+export interface HostView {
+  interfaces(): string[];
+  hasNetAdmin(): boolean;
+}
+
+const THIS_HOST: HostView = { interfaces: hostInterfaces, hasNetAdmin: processHasNetAdmin };
+
+/** What to change when the rule cannot be installed for lack of privileges. */
+const PRIVILEGE_HINT =
+  'run the container as root (runAsUser: 0) with the capabilities NET_ADMIN and NET_RAW, or privileged: true; or install the DNAT rule on the node and drop --iptables';
+
 export class MetadataDnatRule {
   private readonly args: string[];
   private readonly iface: HostInterface;
   private readonly runner: CommandRunner;
-  private iptables: string | null;
+  private readonly host: HostView;
+  private iptables: NodeCommand | null;
 
   /**
    * Validates the spec at once (throws IptablesError); nothing runs until ensure() or
    * remove(). Without `iptables`, the backend is the node's own (nodeIptables).
    */
-  constructor(spec: DnatRuleSpec, options: { runner?: CommandRunner; iptables?: string } = {}) {
+  constructor(spec: DnatRuleSpec, options: { runner?: CommandRunner; iptables?: NodeCommand; host?: HostView } = {}) {
     this.args = dnatRuleArgs(spec);
     this.iface = parseInterface(spec.hostInterface);
     this.runner = options.runner ?? runCommand;
+    this.host = options.host ?? THIS_HOST;
     this.iptables = options.iptables ?? null;
+  }
+
+  /**
+   * Throws an IptablesError, one line saying what to change, when the rule cannot be
+   * installed here: no NET_ADMIN, or a named interface this node does not have (a
+   * wildcard matches by prefix, so there is nothing to look up). Checked before the
+   * proxy serves, so it never serves pods that no rule sends to it.
+   */
+  preflight(): void {
+    if (!this.host.hasNetAdmin()) {
+      const uid = process.getuid?.() ?? -1;
+      throw new IptablesError(`--iptables needs the NET_ADMIN capability, which this process (uid ${uid}) does not have: ${PRIVILEGE_HINT}`);
+    }
+    if (this.iface.wildcard) return;
+    let present: string[];
+    try {
+      present = this.host.interfaces();
+    } catch (error) {
+      throw new IptablesError(`cannot list the node's interfaces to check --host-interface "${this.iface.name}" (${(error as Error).message}): mount sysfs at /sys, or use a wildcard such as eni+`);
+    }
+    if (!present.includes(this.iface.name)) {
+      const shown = present.length > 12 ? `${present.slice(0, 12).join(', ')}, ...` : present.join(', ');
+      throw new IptablesError(`host interface "${this.iface.name}" not found on this node (it has: ${shown}): set --host-interface to the interface pod traffic arrives on, or a wildcard such as eni+ or cali+`);
+    }
   }
 
   /** Installs the rule unless it is there already. */
   async ensure(): Promise<'added' | 'present'> {
+    this.preflight();
     this.iptables ??= await nodeIptables(this.runner);
-    if (!this.iface.wildcard) {
-      const link = await this.runner('ip', ['-o', 'link', 'show', 'dev', this.iface.name]);
-      if (link.code !== 0) {
-        throw new IptablesError(`host interface "${this.iface.name}" not found: ${link.stderr.trim() || `ip exited ${link.code}`}`);
-      }
-    }
     if (await this.exists()) return 'present';
     await this.call('-A');
     return 'added';
@@ -148,7 +166,7 @@ export class MetadataDnatRule {
     if (result.code !== 0) throw this.failure(action, result);
   }
 
-  private get binary(): string {
+  private get binary(): NodeCommand {
     return this.iptables ?? 'iptables';
   }
 
@@ -156,8 +174,9 @@ export class MetadataDnatRule {
     return ['-w', LOCK_WAIT_SECONDS, '-t', 'nat', action, 'PREROUTING', ...this.args];
   }
 
-  private failure(action: string, result: { code: number; stdout: string; stderr: string }): IptablesError {
+  private failure(action: string, result: CommandResult): IptablesError {
     const output = (result.stderr.trim() || result.stdout.trim()).replace(/\s*\n\s*/g, '; ');
-    return new IptablesError(`${this.binary} ${action} of the metadata DNAT rule failed (exit ${result.code}): ${output}`);
+    const hint = /permission denied|you must be root|operation not permitted/i.test(output) ? `: ${PRIVILEGE_HINT}` : '';
+    return new IptablesError(`${this.binary} ${action} of the metadata DNAT rule failed (exit ${result.code}): ${output}${hint}`);
   }
 }

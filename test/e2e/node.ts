@@ -129,7 +129,6 @@ export class Pod {
       LANG: 'C.UTF-8',
       AWS_CONFIG_FILE: '/dev/null',
       AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       ...extra,
     };
     if (process.env.PYENV_ROOT !== undefined) env.PYENV_ROOT = process.env.PYENV_ROOT;
@@ -228,7 +227,7 @@ export class TestNode {
       '--node', NODE_NAME,
       '--kubeconfig', this.plane.kubeconfig,
       '--iptables',
-      '--host-interface', this.topology.bridge,
+      '--host-interface', this.topology.hostInterface,
       '--host-ip', this.topology.nodeIp,
       '--metadata-addr', METADATA_IP,
       '--stats-interval', '0',
@@ -246,7 +245,6 @@ export class TestNode {
       AWS_SECRET_ACCESS_KEY: 'test',
       // The proxy is no SDK client of the metadata service; its upstream is --metadata-addr.
       AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
     delete env.AWS_PROFILE;
     delete env.AWS_SESSION_TOKEN;

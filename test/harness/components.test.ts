@@ -68,7 +68,7 @@ t.test('a pod namespace reaches a node server through the DNAT rule, seen by its
   t.teardown(() => nodeServer.stop());
   await topology.node.exec('iptables', [
     '-w', '-t', 'nat', '-A', 'PREROUTING', '-d', METADATA_IP, '-p', 'tcp', '--dport', '80',
-    '-i', topology.bridge, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:8181`,
+    '-i', topology.hostInterface, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:8181`,
   ]);
   for (const pod of topology.pods) {
     const seen = await pod.ns.exec('curl', ['-sf', '--max-time', '5', `http://${METADATA_IP}/latest/meta-data/`]);

@@ -20,7 +20,7 @@ export function runPrefix(): string {
 }
 
 /** The repository: this file runs from test/harness under tap and from dist/test/harness when built. */
-const REPO = ((): string => {
+export const REPO = ((): string => {
   let dir = dirname(fileURLToPath(import.meta.url));
   while (!existsSync(join(dir, 'package.json'))) dir = dirname(dir);
   return dir;

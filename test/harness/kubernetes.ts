@@ -93,6 +93,8 @@ export class KubernetesControlPlane {
         '--authorization-mode=RBAC', '--service-cluster-ip-range=10.96.0.0/24',
         // No controller-manager runs, so the default ServiceAccount never exists.
         '--disable-admission-plugins=ServiceAccount',
+        // As kubeadm and managed clusters set it: kube2iam's own DaemonSet is privileged.
+        '--allow-privileged=true',
       ],
       { name: 'kube-apiserver', ready: () => this.ready(), readyTimeoutMs: 60_000 },
     );

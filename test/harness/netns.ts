@@ -1,6 +1,7 @@
-// Network namespaces built as on a Kubernetes node: a node namespace with a bridge and
-// the metadata address on its loopback, and pod namespaces wired to the bridge by veth
-// pairs. Everything here lives inside the test's own namespaces and is deleted after.
+// Network namespaces built as on a Kubernetes node: a node namespace with the metadata
+// address on its loopback, and pod namespaces wired to it by veth pairs, through a bridge
+// or one link per pod as the network plugin would. Everything here lives inside the
+// test's own namespaces and is deleted after.
 
 import { run } from './processes.js';
 import { runPrefix } from './environment.js';
@@ -55,25 +56,35 @@ export interface PodNetwork {
 
 export interface NodeTopology {
   node: NetworkNamespace;
-  /** The node's address on the pod bridge, the DNAT target. */
+  /** The node's own address, the DNAT target. */
   nodeIp: string;
-  bridge: string;
+  /** What --host-interface names for pod traffic: the bridge, or the wildcard of the pods' links. */
+  hostInterface: string;
   pods: PodNetwork[];
   delete(): Promise<void>;
 }
 
+/**
+ * How pods are wired to the node: `bridge`, as bridge CNIs and kubenet (a `cni0` bridge
+ * holding the node's address); `eni`, as the AWS VPC CNI (one veth per pod, host side
+ * `eni<n>`, a /32 route to each pod, no bridge; the node's address elsewhere).
+ */
+export type PodWiring = 'bridge' | 'eni';
+
 export const METADATA_IP = '169.254.169.254';
 
 /**
- * A node namespace (bridge `cni0` with 10.200.0.1/24, 169.254.169.254 on loopback) and
- * `podCount` pod namespaces at 10.200.0.11, .12, ... routed through the node.
+ * A node namespace (169.254.169.254 on loopback) and `podCount` pod namespaces at
+ * 10.200.0.11, .12, ... routed through the node. With `bridge` wiring the node's address
+ * is 10.200.0.1 on the bridge `cni0`; with `eni` it is 10.0.0.10 (on loopback: any local
+ * address is a DNAT target) and each pod has its own link `eni<n>`.
  */
-export async function createNodeTopology(podCount: number): Promise<NodeTopology> {
+export async function createNodeTopology(podCount: number, wiring: PodWiring = 'bridge'): Promise<NodeTopology> {
   const created: NetworkNamespace[] = [];
   const topology: NodeTopology = {
     node: undefined as unknown as NetworkNamespace,
-    nodeIp: '10.200.0.1',
-    bridge: 'cni0',
+    nodeIp: wiring === 'bridge' ? '10.200.0.1' : '10.0.0.10',
+    hostInterface: wiring === 'bridge' ? 'cni0' : 'eni+',
     pods: [],
     async delete() {
       for (const ns of created.reverse()) await ns.delete();
@@ -84,19 +95,31 @@ export async function createNodeTopology(podCount: number): Promise<NodeTopology
     created.push(node);
     topology.node = node;
     await node.ip('addr', 'add', `${METADATA_IP}/32`, 'dev', 'lo');
-    await node.ip('link', 'add', 'cni0', 'type', 'bridge');
-    await node.ip('addr', 'add', '10.200.0.1/24', 'dev', 'cni0');
-    await node.ip('link', 'set', 'cni0', 'up');
+    if (wiring === 'bridge') {
+      await node.ip('link', 'add', 'cni0', 'type', 'bridge');
+      await node.ip('addr', 'add', '10.200.0.1/24', 'dev', 'cni0');
+      await node.ip('link', 'set', 'cni0', 'up');
+    } else {
+      await node.ip('addr', 'add', `${topology.nodeIp}/32`, 'dev', 'lo');
+    }
     for (let n = 0; n < podCount; n++) {
       const pod = await NetworkNamespace.create('pod');
       created.push(pod);
       const ip = `10.200.0.${11 + n}`;
-      const hostSide = `veth${n}`;
+      const hostSide = wiring === 'bridge' ? `veth${n}` : `eni${n}`;
       await run('ip', ['link', 'add', hostSide, 'netns', node.name, 'type', 'veth', 'peer', 'name', 'eth0', 'netns', pod.name]);
-      await node.ip('link', 'set', hostSide, 'master', 'cni0', 'up');
-      await pod.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
       await pod.ip('link', 'set', 'eth0', 'up');
-      await pod.ip('route', 'add', 'default', 'via', '10.200.0.1');
+      if (wiring === 'bridge') {
+        await node.ip('link', 'set', hostSide, 'master', 'cni0', 'up');
+        await pod.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
+        await pod.ip('route', 'add', 'default', 'via', '10.200.0.1');
+      } else {
+        await node.ip('link', 'set', hostSide, 'up');
+        await node.ip('route', 'add', `${ip}/32`, 'dev', hostSide);
+        await pod.ip('addr', 'add', `${ip}/32`, 'dev', 'eth0');
+        // On-link: the node's end answers ARP for its own addresses (169.254.169.254, the node IP).
+        await pod.ip('route', 'add', 'default', 'dev', 'eth0');
+      }
       topology.pods.push({ ns: pod, ip });
     }
     return topology;

@@ -15,10 +15,12 @@ import type { AddressInfo } from 'node:net';
 export type StsMode = 'pass' | 'delay' | 'throttle';
 export type StsOutcome = 'passed' | 'delayed' | 'throttled' | 'unreachable';
 
-/** One call that reached the injector: which role, and what the fault did to it. */
+/** One call that reached the injector: which role, signed for which region, and what the fault did to it. */
 export interface StsCall {
   at: number;
   roleArn: string;
+  /** The region of the SigV4 credential scope (`Credential=<key>/<date>/<region>/sts/aws4_request`). */
+  region: string;
   outcome: StsOutcome;
 }
 
@@ -59,7 +61,8 @@ export class StsFaultInjector {
     const body = Buffer.concat(chunks);
     const call = (outcome: StsOutcome): void => {
       this.counts[outcome]++;
-      this.calls.push({ at: Date.now(), roleArn: new URLSearchParams(body.toString('utf8')).get('RoleArn') ?? '', outcome });
+      const region = /Credential=[^/,]+\/\d{8}\/([^/,]+)\/sts\//.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      this.calls.push({ at: Date.now(), roleArn: new URLSearchParams(body.toString('utf8')).get('RoleArn') ?? '', region, outcome });
     };
     // The mode when the request arrived decides, as it would at a real endpoint.
     const mode = this.mode;

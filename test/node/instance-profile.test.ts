@@ -6,14 +6,16 @@ import t from 'tap';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
+import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { startApp } from '../../lib/app.js';
 import { parseArgs } from '../../lib/config.js';
 import { baseArnFromInstanceProfile } from '../../lib/credentials/roles.js';
 import { createLogger } from '../../lib/log.js';
-import { discoverRolePolicy } from '../../lib/node/instance-profile.js';
+import { discoverRegion, discoverRolePolicy } from '../../lib/node/instance-profile.js';
 import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 import { MotoServer } from '../harness/moto.js';
+import { StsFaultInjector } from '../harness/sts-faults.js';
 import { freePort } from '../harness/ports.js';
 import { eventually } from '../pods/stack.js';
 
@@ -27,6 +29,7 @@ t.test('the base ARN is the instance profile’s account and partition, path dro
 
 let info = JSON.stringify({ Code: 'Success', InstanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/eks/nodes', InstanceProfileId: 'AIPA' });
 let infoStatus = 200;
+let region = 'eu-west-1';
 // Like an instance with HttpTokens=required: GETs need the token it hands out.
 const metadata = createServer((req, res) => {
   if (req.method === 'PUT' && req.url === '/latest/api/token') {
@@ -41,6 +44,8 @@ const metadata = createServer((req, res) => {
   if (req.url === '/latest/meta-data/iam/info') {
     res.statusCode = infoStatus;
     res.end(info);
+  } else if (req.url === '/latest/meta-data/placement/region') {
+    res.end(region);
   } else if (req.url === '/latest/meta-data/iam/security-credentials/') {
     res.end('node-role');
   } else {
@@ -102,4 +107,39 @@ t.test('with --auto-discover-default-role an unannotated pod gets the node’s r
     req.end();
   });
   t.equal(body, 'node-role');
+});
+
+t.test('the region comes from placement/region, with an IMDSv2 token; an answer that is no region is refused', async (t) => {
+  const upstream = new MetadataUpstream(address);
+  t.teardown(() => upstream.close());
+  t.equal(await discoverRegion(upstream), 'eu-west-1');
+  for (const bad of ['', 'not a region', '<html>', 'eu-west-1\nus-east-1']) {
+    region = bad;
+    await t.rejects(discoverRegion(upstream), /^Error: metadata placement\/region answered 200 /, JSON.stringify(bad));
+  }
+  region = 'us-gov-west-1';
+  t.equal(await discoverRegion(upstream), 'us-gov-west-1');
+  region = 'eu-west-1';
+});
+
+t.test('without AWS_REGION, STS is called in the node’s region, as the start-up line says', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const sts = await StsFaultInjector.start({ host: '127.0.0.1', port: moto.port });
+  t.teardown(() => sts.close());
+  const saved = { AWS_REGION: process.env.AWS_REGION, AWS_DEFAULT_REGION: process.env.AWS_DEFAULT_REGION };
+  delete process.env.AWS_REGION;
+  delete process.env.AWS_DEFAULT_REGION;
+  t.teardown(() => Object.assign(process.env, saved));
+  Object.assign(process.env, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-region-'));
+  writeFileSync(join(dir, 'pods.json'), JSON.stringify({ kind: 'List', items: [{ kind: 'Pod', metadata: { name: 'app', namespace: 'default', annotations: { 'iam.amazonaws.com/role': 'app' } }, status: { phase: 'Running', podIP: '127.0.0.2' } }] }));
+  const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--metadata-addr', address, '--stats-interval', '0', '--base-role-arn', 'arn:aws:iam::123456789012:role/']);
+  const lines: string[] = [];
+  const log = createLogger({ logLevel: 'info', logFormat: 'json' }, new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(chunk.toString()), done()) }));
+  const app = await startApp(parsed.config!, log, { host: '127.0.0.1' });
+  t.teardown(() => app.close());
+  await eventually(() => sts.calls.length > 0 && app.store.pending === 0, 10_000);
+  t.same(sts.calls.map((c) => [c.roleArn, c.region, c.outcome]), [['arn:aws:iam::123456789012:role/app', 'eu-west-1', 'passed']], 'signed for the node’s region');
+  t.match(lines.join(''), /"region":"eu-west-1","regionSource":"metadata placement\/region"/);
 });

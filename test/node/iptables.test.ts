@@ -2,15 +2,9 @@
 // used by a pod and removed inside a node namespace, with the test's own namespace untouched.
 
 import t, { type Test } from 'tap';
-import {
-  dnatRuleArgs,
-  IptablesError,
-  MetadataDnatRule,
-  nodeIptables,
-  runCommand,
-  type CommandRunner,
-  type DnatRuleSpec,
-} from '../../lib/node/iptables.js';
+import { runProgram, type CommandRunner } from '../../lib/node/commands.js';
+import { hasNetAdmin } from '../../lib/node/host.js';
+import { dnatRuleArgs, IptablesError, MetadataDnatRule, nodeIptables, type DnatRuleSpec, type HostView } from '../../lib/node/iptables.js';
 import { createNodeTopology, METADATA_IP, type NodeTopology } from '../harness/netns.js';
 import { run, TestProcess } from '../harness/processes.js';
 
@@ -49,7 +43,7 @@ t.test('invalid inputs are refused with a one-line IptablesError naming the valu
   for (const port of [0, 65536, 80.5, Number.NaN]) {
     refused({ appPort: port }, new RegExp(`^app port ${port} is not a port number \\(1-65535\\)$`), `app port ${port}`);
   }
-  for (const name of ['', '!', 'abcdefghijklmnop', 'eth 0', 'a/b', '!\teth0']) {
+  for (const name of ['', '!', 'abcdefghijklmnop', 'eth 0', 'a/b', '!\teth0', '..', '!.']) {
     refused({ hostInterface: name }, /^host interface ".*" is not a valid interface name \(1-15 characters/, `interface ${JSON.stringify(name)}`);
   }
   t.doesNotThrow(() => dnatRuleArgs(spec({ hostInterface: '!abcdefghijklmno' })), 'the 15-character limit applies after !');
@@ -63,6 +57,9 @@ t.test('describe() prints the rule as an iptables command for the log', async (t
   t.match(new MetadataDnatRule(spec(), { iptables: 'iptables-legacy' }).describe(), /^iptables-legacy -t nat -A PREROUTING /);
 });
 
+/** A node with a cni0 and an eth0, seen by a process that holds NET_ADMIN. */
+const HOST: HostView = { interfaces: () => ['cni0', 'eth0', 'lo'], hasNetAdmin: () => true };
+
 /** A runner that records calls and answers `-C` with `checkCode`. */
 function fakeRunner(checkCode: number, checkStderr = ''): { runner: CommandRunner; calls: string[][] } {
   const calls: string[][] = [];
@@ -75,7 +72,7 @@ function fakeRunner(checkCode: number, checkStderr = ''): { runner: CommandRunne
 
 t.test('every iptables call waits 5 s for the xtables lock, with the chosen binary', async (t) => {
   const { runner, calls } = fakeRunner(1);
-  t.equal(await new MetadataDnatRule(spec(), { runner, iptables: 'iptables-legacy' }).ensure(), 'added');
+  t.equal(await new MetadataDnatRule(spec(), { runner, iptables: 'iptables-legacy', host: HOST }).ensure(), 'added');
   const iptablesCalls = calls.filter(([command]) => command === 'iptables-legacy');
   t.same(iptablesCalls.map((c) => c.slice(1, 6)), [
     ['-w', '5', '-t', 'nat', '-C'],
@@ -85,25 +82,57 @@ t.test('every iptables call waits 5 s for the xtables lock, with the chosen bina
 
 t.test('only exit 1 from -C means absent: a lock timeout fails ensure() without appending', async (t) => {
   const { runner, calls } = fakeRunner(4, 'Another app is currently holding the xtables lock. Stopped waiting after 5s.\n');
-  await t.rejects(new MetadataDnatRule(spec(), { runner, iptables: 'iptables' }).ensure(), {
+  await t.rejects(new MetadataDnatRule(spec(), { runner, iptables: 'iptables', host: HOST }).ensure(), {
     name: 'IptablesError',
     message: /^iptables -C of the metadata DNAT rule failed \(exit 4\): Another app is currently holding the xtables lock/,
   });
   t.notOk(calls.some((c) => c.includes('-A')), 'no -A after a failed check');
 });
 
-t.test('a wildcard interface is not looked up; a negated one is looked up without the !', async (t) => {
-  const wildcard = fakeRunner(0);
-  t.equal(await new MetadataDnatRule(spec({ hostInterface: 'veth+' }), { runner: wildcard.runner }).ensure(), 'present');
-  t.notOk(wildcard.calls.some(([command]) => command === 'ip'), 'no ip link lookup for veth+');
-  const negated = fakeRunner(0);
-  await new MetadataDnatRule(spec({ hostInterface: '!eth0' }), { runner: negated.runner }).ensure();
-  t.same(negated.calls.find(([command]) => command === 'ip'), ['ip', '-o', 'link', 'show', 'dev', 'eth0']);
+t.test('preflight: a named interface must be one the node has; a wildcard is not looked up; ! is looked up without it', async (t) => {
+  let lookups = 0;
+  const host: HostView = { interfaces: () => (lookups++, ['cni0', 'eth0', 'lo']), hasNetAdmin: () => true };
+  t.doesNotThrow(() => new MetadataDnatRule(spec({ hostInterface: 'veth+' }), { host }).preflight());
+  t.equal(lookups, 0, 'no lookup for veth+');
+  t.doesNotThrow(() => new MetadataDnatRule(spec({ hostInterface: '!eth0' }), { host }).preflight());
+  t.throws(() => new MetadataDnatRule(spec({ hostInterface: 'eni0' }), { host }).preflight(), {
+    name: 'IptablesError',
+    message: 'host interface "eni0" not found on this node (it has: cni0, eth0, lo): set --host-interface to the interface pod traffic arrives on, or a wildcard such as eni+ or cali+',
+  });
+  t.throws(() => new MetadataDnatRule(spec({ hostInterface: '!eni0' }), { host }).preflight(), { message: /^host interface "eni0" not found/ });
+  const noSysfs: HostView = { interfaces: () => { throw new Error("ENOENT: no such file or directory, scandir '/sys/class/net'"); }, hasNetAdmin: () => true };
+  t.throws(() => new MetadataDnatRule(spec(), { host: noSysfs }).preflight(), { message: /^cannot list the node's interfaces to check --host-interface "cni0" \(ENOENT.*\): mount sysfs at \/sys/ });
 });
 
-t.test('runCommand returns a non-zero exit with its output and rejects only for a missing program', async (t) => {
-  t.same(await runCommand('sh', ['-c', 'echo out; echo err >&2; exit 3']), { code: 3, stdout: 'out\n', stderr: 'err\n' });
-  await t.rejects(runCommand('k2i-no-such-program', []), { name: 'IptablesError', message: 'k2i-no-such-program not found: is it installed and on PATH?' });
+t.test('preflight: without NET_ADMIN the start is refused with one line saying what to change, before any iptables call', async (t) => {
+  const { runner, calls } = fakeRunner(1);
+  const rule = new MetadataDnatRule(spec({ hostInterface: 'eni+' }), { runner, host: { interfaces: () => [], hasNetAdmin: () => false } });
+  const message = /^--iptables needs the NET_ADMIN capability, which this process \(uid \d+\) does not have: run the container as root \(runAsUser: 0\) with the capabilities NET_ADMIN and NET_RAW, or privileged: true; or install the DNAT rule on the node and drop --iptables$/;
+  t.throws(() => rule.preflight(), { name: 'IptablesError', message });
+  await t.rejects(rule.ensure(), { message });
+  t.same(calls, [], 'nothing ran');
+});
+
+t.test('hasNetAdmin reads bit 12 of the effective capability set', async (t) => {
+  const status = (capEff: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t${capEff}\nCapBnd:\t000001ffffffffff\n`;
+  t.equal(hasNetAdmin(status('000001ffffffffff')), true, 'root, privileged');
+  t.equal(hasNetAdmin(status('0000000000003000')), true, 'NET_ADMIN and NET_RAW only (our DaemonSet)');
+  t.equal(hasNetAdmin(status('0000000000002000')), false, 'NET_RAW only');
+  t.equal(hasNetAdmin(status('00000000a80425fb')), false, "a container runtime's default set, without NET_ADMIN");
+  t.equal(hasNetAdmin(status('0000000000000000')), false, 'non-root');
+  t.equal(hasNetAdmin('Name:\tnode\n'), false, 'no CapEff line');
+});
+
+t.test('iptables refusing for lack of privileges gets the same hint', async (t) => {
+  const runner: CommandRunner = async () => ({ code: 4, stdout: '', stderr: 'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n' });
+  await t.rejects(new MetadataDnatRule(spec(), { runner, iptables: 'iptables-nft', host: HOST }).ensure(), {
+    message: /^iptables-nft -C of the metadata DNAT rule failed \(exit 4\): .*Permission denied \(you must be root\): run the container as root/,
+  });
+});
+
+t.test('runProgram returns a non-zero exit with its output and rejects only for a missing program', async (t) => {
+  t.same(await runProgram('sh', ['-c', 'echo out; echo err >&2; exit 3']), { code: 3, stdout: 'out\n', stderr: 'err\n' });
+  await t.rejects(runProgram('k2i-no-such-program', []), { name: 'CommandError', message: 'k2i-no-such-program not found on PATH: the image must contain it' });
 });
 
 // In network namespaces: the rule is installed in the node namespace through a runner that
@@ -116,7 +145,14 @@ async function nodeTopology(t: Test): Promise<NodeTopology> {
 }
 
 const inNode = (topology: NodeTopology): CommandRunner => (command, args) =>
-  runCommand('ip', ['netns', 'exec', topology.node.name, command, ...args]);
+  runProgram('ip', ['netns', 'exec', topology.node.name, command, ...args]);
+
+/** The node namespace as the program there sees it (its sysfs), holding NET_ADMIN as root does. */
+async function nodeHost(topology: NodeTopology): Promise<HostView> {
+  const links = await topology.node.ip('-o', 'link', 'show');
+  const names = [...links.matchAll(/^\d+: ([^:@]+)[:@]/gm)].map((m) => m[1] as string).sort();
+  return { interfaces: () => names, hasNetAdmin: () => true };
+}
 
 async function natRules(topology: NodeTopology): Promise<string[]> {
   const rules = await topology.node.exec('iptables', ['-t', 'nat', '-S', 'PREROUTING']);
@@ -128,26 +164,26 @@ const shown = (iface: string): string =>
 
 t.test('ensure() adds exactly one rule, and a second ensure() (a restart) finds it present', async (t) => {
   const topology = await nodeTopology(t);
-  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology) });
+  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology), host: await nodeHost(topology) });
   t.equal(await rule.ensure(), 'added');
   t.same(await natRules(topology), [shown('-i cni0')]);
-  t.equal(await new MetadataDnatRule(spec(), { runner: inNode(topology) }).ensure(), 'present');
+  t.equal(await new MetadataDnatRule(spec(), { runner: inNode(topology), host: await nodeHost(topology) }).ensure(), 'present');
   t.same(await natRules(topology), [shown('-i cni0')], 'still one rule');
 });
 
 t.test('the wildcard veth+ and the negation !lo are installed as iptables shows them', async (t) => {
   const topology = await nodeTopology(t);
-  t.equal(await new MetadataDnatRule(spec({ hostInterface: 'veth+' }), { runner: inNode(topology) }).ensure(), 'added');
-  t.equal(await new MetadataDnatRule(spec({ hostInterface: '!lo' }), { runner: inNode(topology) }).ensure(), 'added');
+  t.equal(await new MetadataDnatRule(spec({ hostInterface: 'veth+' }), { runner: inNode(topology), host: await nodeHost(topology) }).ensure(), 'added');
+  t.equal(await new MetadataDnatRule(spec({ hostInterface: '!lo' }), { runner: inNode(topology), host: await nodeHost(topology) }).ensure(), 'added');
   t.same(await natRules(topology), [shown('-i veth+'), shown('! -i lo')]);
 });
 
-t.test('a missing interface is refused, naming it, and nothing is installed', async (t) => {
+t.test('a missing interface is refused, naming it and what the node has, and nothing is installed', async (t) => {
   const topology = await nodeTopology(t);
   for (const hostInterface of ['nosuch0', '!nosuch0']) {
-    await t.rejects(new MetadataDnatRule(spec({ hostInterface }), { runner: inNode(topology) }).ensure(), {
+    await t.rejects(new MetadataDnatRule(spec({ hostInterface }), { runner: inNode(topology), host: await nodeHost(topology) }).ensure(), {
       name: 'IptablesError',
-      message: /^host interface "nosuch0" not found: Device "nosuch0" does not exist\.$/,
+      message: /^host interface "nosuch0" not found on this node \(it has: cni0, lo, veth0\)/,
     }, hostInterface);
   }
   t.same(await natRules(topology), []);
@@ -180,7 +216,7 @@ t.test('a pod reaches the server only once the rule is in, and is seen by its ow
   const server = await startEcho(t, topology);
   t.equal(await podRequest(topology, '/before'), null, 'no rule: the request fails');
   t.notMatch(server.log(), '/before', 'and never reached the server');
-  await new MetadataDnatRule(spec(), { runner: inNode(topology) }).ensure();
+  await new MetadataDnatRule(spec(), { runner: inNode(topology), host: await nodeHost(topology) }).ensure();
   t.equal(await podRequest(topology, '/latest/meta-data/'), '10.200.0.11', 'the answer names the pod');
   t.match(server.log(), '10.200.0.11 /latest/meta-data/\n', 'the server saw the pod\'s address');
 });
@@ -188,7 +224,7 @@ t.test('a pod reaches the server only once the rule is in, and is seen by its ow
 t.test('remove() deletes the rule and duplicates from older runs, after which pods no longer reach the server', async (t) => {
   const topology = await nodeTopology(t);
   const server = await startEcho(t, topology);
-  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology) });
+  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology), host: await nodeHost(topology) });
   await rule.ensure();
   await topology.node.exec('iptables', ['-t', 'nat', '-A', 'PREROUTING', ...dnatRuleArgs(spec())]);
   t.equal((await natRules(topology)).length, 2, 'a duplicate, as an older run could leave');
@@ -207,7 +243,7 @@ t.test('the rule goes to the backend the node already uses: legacy when it holds
   for (const chain of ['KUBE-SERVICES', 'KUBE-POSTROUTING']) await topology.node.exec('iptables-legacy', ['-t', 'nat', '-N', chain]);
   await topology.node.exec('iptables-legacy', ['-t', 'nat', '-A', 'PREROUTING', '-j', 'KUBE-SERVICES']);
   t.equal(await nodeIptables(inNode(topology)), 'iptables-legacy');
-  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology) });
+  const rule = new MetadataDnatRule(spec(), { runner: inNode(topology), host: await nodeHost(topology) });
   t.equal(await rule.ensure(), 'added');
   t.match(rule.describe(), /^iptables-legacy /);
   const legacy = await topology.node.exec('iptables-legacy', ['-t', 'nat', '-S', 'PREROUTING']);

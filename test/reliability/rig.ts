@@ -112,7 +112,6 @@ export class FaultRig {
       AWS_SECRET_ACCESS_KEY: 'node-secret',
       // The program is no SDK client of the metadata service; its upstream is --metadata-addr.
       AWS_EC2_METADATA_DISABLED: 'true',
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
     };
     delete env.AWS_PROFILE;
     delete env.AWS_SESSION_TOKEN;

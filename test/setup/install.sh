@@ -8,7 +8,7 @@ CACHE=${KUBE2IAM_TEST_CACHE:-${HOME:-/root}/.cache/kube2iam-ts}
 K8S_SRC_VERSION=1.20.5+really1.20.2-1.1+deb12u1
 K8S_ORIG=kubernetes_1.20.5+really1.20.2.orig.tar.gz
 APISERVER=$CACHE/bin/kube-apiserver
-PACKAGES=(etcd-server etcd-client iptables wrk golang-go golang-github-gorilla-mux-dev golang-github-sirupsen-logrus-dev golang-github-prometheus-client-golang-dev rsync jq ca-certificates iproute2 curl)
+PACKAGES=(etcd-server etcd-client iptables wrk golang-go golang-github-gorilla-mux-dev golang-github-sirupsen-logrus-dev golang-github-prometheus-client-golang-dev rsync jq ca-certificates iproute2 curl debootstrap)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 die() { printf 'setup: ERROR: %s\n' "$*" >&2; exit 1; }
@@ -58,4 +58,5 @@ if ! "$APISERVER" --version >/dev/null 2>&1; then
 fi
 
 command -v kubectl >/dev/null 2>&1 || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+bash "$(dirname "$0")/image-rootfs.sh" "$CACHE" >/dev/null
 echo "$CACHE"

@@ -3,15 +3,17 @@
 # every test inside a network namespace that has only a loopback interface, so nothing
 # in the suite can reach 169.254.169.254 or any other address of the machine's own
 # network. Tests build their own namespaces (pods, node, DNAT) from inside it.
+# Runs on Node 24 from node_modules (test/setup/node.sh), whatever the machine's Node is.
 # Ends with one line: `N passed, N failed`.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 
 summary() { echo "$1 passed, $2 failed"; }
 
-if [ ! -d node_modules/tap ]; then
+if [ ! -d node_modules/tap ] || [ ! -x node_modules/.bin/node ]; then
   npm ci --no-audit --no-fund || { summary 0 1; exit 1; }
 fi
+source test/setup/node.sh || { summary 0 1; exit 1; }
 CACHE=$(bash test/setup/install.sh) || { echo "test setup failed" >&2; summary 0 1; exit 1; }
 npx tsc -p . || { echo "type check or build failed" >&2; summary 0 1; exit 1; }  # type-checks everything, builds dist/ for the CLI tests
 
@@ -34,9 +36,9 @@ OUT=$(mktemp)
 ip netns exec "$RUN" env \
   KUBE2IAM_TEST_CACHE="$CACHE" KUBE2IAM_TEST_RUN="$RUN" CI=true \
   AWS_EC2_METADATA_DISABLED=true AWS_EC2_METADATA_SERVICE_ENDPOINT=http://127.0.0.1:9 \
-  AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED=true \
   npx tap "$@" 2>&1 | tee "$OUT"
 rc=${PIPESTATUS[0]}
+echo "runtime: Node $(node --version) ($(command -v node)), for tap and every process the tests start"
 node -e '
   const s = require("fs").readFileSync(process.argv[1], "utf8");
   const m = [...s.matchAll(/^# (\{ total: .*\})$/gm)].pop();

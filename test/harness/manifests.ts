@@ -1,0 +1,30 @@
+// A DaemonSet's container as the kubelet starts it: its environment from values and the
+// downward API, and its arguments with $(VAR) expanded from that environment.
+
+import { readFileSync } from 'node:fs';
+import { loadAllYaml } from '@kubernetes/client-node';
+
+export interface Container {
+  image: string;
+  args?: string[];
+  env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+  securityContext?: { privileged?: boolean; runAsUser?: number; runAsGroup?: number; runAsNonRoot?: boolean };
+}
+
+/** The first container of the DaemonSet in a manifest file. */
+export function daemonSetContainer(file: string): Container {
+  const docs = loadAllYaml(readFileSync(file, 'utf8')) as Array<{ kind: string; spec: { template: { spec: { containers: Container[] } } } }>;
+  const container = docs.find((doc) => doc.kind === 'DaemonSet')?.spec.template.spec.containers[0];
+  if (container === undefined) throw new Error(`${file} has no DaemonSet with a container`);
+  return container;
+}
+
+/** The container's environment, with downward-API fields (`status.podIP`, ...) from `fields`. */
+export function containerEnv(container: Container, fields: Record<string, string>): Record<string, string> {
+  return Object.fromEntries((container.env ?? []).map((e) => [e.name, e.value ?? fields[e.valueFrom?.fieldRef?.fieldPath ?? ''] ?? '']));
+}
+
+/** The arguments with $(VAR) expanded as the kubelet does (an unknown variable stays as written). */
+export function containerArgs(container: Container, env: Record<string, string>): string[] {
+  return (container.args ?? []).map((arg) => arg.replace(/\$\((\w+)\)/g, (whole, name: string) => env[name] ?? whole));
+}
