@@ -6,10 +6,11 @@
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
-import { readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { churnScenario } from './churn.js';
+import { previousRunSection, type StoredRun } from './compare.js';
 import { credentialScenarios } from './credentials.js';
 import { dnatScenario } from './dnat.js';
 import { footprintScenario } from './footprint.js';
@@ -41,6 +42,13 @@ async function main(): Promise<void> {
     sections.push(await churnScenario({ pods, roles: Math.min(100, pods), eventsPerSecond: 200, seconds: Math.min(30, Number(process.env.BENCH_CHURN_SECONDS ?? 30)), loadPerSecond: Number(process.env.BENCH_LOAD ?? 4000) }));
   }
 
+  const dir = process.env.BENCH_OUT === undefined ? fileURLToPath(new URL('../../benchmarks/', import.meta.url)) : `${process.env.BENCH_OUT}/`;
+  if (only === undefined) {
+    // A full run on another Node than the last one says what changed.
+    const previous = existsSync(`${dir}results.json`) ? (JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as StoredRun) : null;
+    const comparison = previousRunSection(previous, sections, process.version);
+    if (comparison !== null) sections.push(comparison);
+  }
   const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const markdown = [
     '# Benchmark results',
@@ -52,7 +60,6 @@ async function main(): Promise<void> {
     ...sections.flatMap((s) => [`## ${s.title}`, '', s.markdown, '']),
   ].join('\n');
   process.stdout.write(`${markdown}\n`);
-  const dir = process.env.BENCH_OUT === undefined ? fileURLToPath(new URL('../../benchmarks/', import.meta.url)) : `${process.env.BENCH_OUT}/`;
   if (only !== undefined) {
     // A partial run does not replace the full table; with BENCH_MERGE=1 its sections replace theirs.
     if (process.env.BENCH_MERGE === '1') merge(dir, sections, started);

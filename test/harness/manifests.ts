@@ -8,7 +8,7 @@ export interface Container {
   image: string;
   args?: string[];
   env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
-  securityContext?: { privileged?: boolean; runAsUser?: number; runAsGroup?: number; runAsNonRoot?: boolean };
+  securityContext?: { privileged?: boolean; runAsUser?: number; runAsNonRoot?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
 }
 
 /** The first container of the DaemonSet in a manifest file. */
