@@ -1,5 +1,6 @@
 // The composition root: builds every part from the config and wires them together.
 
+import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import { CredentialStore } from './credentials/store.js';
 import { StsRoleAssumer } from './credentials/sts.js';
@@ -42,6 +43,15 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   // Checked before anything starts: a proxy that cannot install its rule must not serve.
   const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
   rule?.preflight();
+  // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
+  let kc: KubeConfig | null = null;
+  if (pods.podsFile === null) {
+    try {
+      kc = loadKubeConfig(pods.connection);
+    } catch (error) {
+      throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
+    }
+  }
   const upstream = new MetadataUpstream(serve.metadataAddr);
   let rolePolicy;
   try {
@@ -71,17 +81,9 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   let source: PodSource;
   let watchRestarts = (): number => 0;
   let live: LiveClaims | null = null;
-  if (pods.podsFile !== null) {
-    source = new PodsFileSource(pods.podsFile, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
+  if (kc === null) {
+    source = new PodsFileSource(pods.podsFile as string, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
   } else {
-    let kc;
-    try {
-      kc = loadKubeConfig(pods.connection);
-    } catch (error) {
-      store.close();
-      await upstream.close();
-      throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
-    }
     const cluster = new ClusterSource(kc, index, assignment, keys, pods.node, {
       onError: (error, restarts) => log.warn({ err: error, restarts }, 'Kubernetes watch failed; retrying, serving the last known pods'),
     });

@@ -79,7 +79,7 @@ t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
 });
 
 t.test('without a cluster, a kubeconfig or a pods file: one line saying so, exit 1', async (t) => {
-  const { code, stderr } = await runProgram(['--app-port', String(await freePort())]);
+  const { code, stderr } = await runProgram(['--app-port', String(await freePort()), '--metadata-addr', '127.0.0.1:9']);
   t.equal(code, 1);
   t.match(stderr, /no Kubernetes API: .*--pods-file/);
   t.equal(stderr.trim().split('\n').length, 1);
@@ -93,7 +93,7 @@ t.test('auto-discovery without a metadata service: one line naming it, exit 1', 
 });
 
 t.test('a pods file that does not exist: one line, exit 1', async (t) => {
-  const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml']);
+  const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml', '--metadata-addr', '127.0.0.1:9']);
   t.equal(code, 1);
   t.match(stderr, /ENOENT|no such file/);
 });

@@ -25,6 +25,24 @@ export function isFullArn(value: string): boolean {
   return value.toLowerCase().startsWith('arn:');
 }
 
+/** IAM's limits: a role ARN, a role name, and a path (with its slashes). */
+export const MAX_ROLE_ARN = 2048;
+export const MAX_ROLE_NAME = 64;
+export const MAX_ROLE_PATH = 512;
+
+/**
+ * Why a role (the part after `role/`, or a bare annotation) is longer than IAM allows, or
+ * null. Checked before any pattern runs, so what a pod writes costs at most this much.
+ */
+function tooLong(resource: string): string | null {
+  const slash = resource.lastIndexOf('/');
+  const name = resource.length - slash - 1;
+  const path = slash + 2; // the leading and trailing "/" IAM counts
+  if (name > MAX_ROLE_NAME) return `a role name of ${name} characters is longer than IAM allows (${MAX_ROLE_NAME})`;
+  if (slash !== -1 && path > MAX_ROLE_PATH) return `a role path of ${path} characters is longer than IAM allows (${MAX_ROLE_PATH})`;
+  return null;
+}
+
 export type RoleResolution =
   | { kind: 'role'; arn: string }
   | { kind: 'none'; reason: string }
@@ -32,11 +50,17 @@ export type RoleResolution =
 
 /** A role name or ARN, as written in an annotation, flag or allow-list, to a full ARN. */
 export function resolveRoleName(value: string, baseRoleArn: string | null): RoleResolution {
+  if (value.length > MAX_ROLE_ARN) return { kind: 'invalid', reason: `a role of ${value.length} characters is longer than IAM allows (${MAX_ROLE_ARN} for an ARN)` };
   if (isFullArn(value)) {
+    const long = tooLong(value.slice(value.indexOf(':role/') + ':role/'.length));
+    if (long !== null) return { kind: 'invalid', reason: long };
     return ROLE_ARN.test(value) ? { kind: 'role', arn: value } : { kind: 'invalid', reason: `${JSON.stringify(value)} is not a valid role ARN` };
   }
   const name = value.startsWith('/') ? value.slice(1) : value;
+  const long = tooLong(name);
+  if (long !== null) return { kind: 'invalid', reason: long };
   if (!ROLE_NAME.test(name)) return { kind: 'invalid', reason: `${JSON.stringify(value)} is not a valid role name` };
+  if (baseRoleArn !== null && baseRoleArn.length + name.length > MAX_ROLE_ARN) return { kind: 'invalid', reason: `role ARN of ${baseRoleArn.length + name.length} characters is longer than IAM allows (${MAX_ROLE_ARN})` };
   if (baseRoleArn === null) return { kind: 'invalid', reason: `role ${JSON.stringify(value)} is not a full ARN and --base-role-arn is not set` };
   return { kind: 'role', arn: baseRoleArn + name };
 }

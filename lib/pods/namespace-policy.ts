@@ -1,18 +1,74 @@
 // Namespace allow-lists (`iam.amazonaws.com/allowed-roles`): parsed once per namespace
 // event into matchers, so a request only runs the compiled check. Pure.
+//
+// Both sides are untrusted (a pod writes its role, a namespace its patterns) and a match
+// runs on the event loop every pod shares, so its cost is bounded by construction: the
+// annotation's size and pattern count are capped, globs are matched without
+// backtracking, and regexps run on V8's linear-time engine, which accepts the subset of
+// syntax RE2 (kube2iam's Go regexp) can run in linear time and refuses the rest.
 
-import { isFullArn } from '../credentials/roles.js';
+import { setFlagsFromString } from 'node:v8';
+import { isFullArn, MAX_ROLE_ARN } from '../credentials/roles.js';
 
 export type RestrictionFormat = 'glob' | 'regexp';
 
+/** Whether a role ARN is allowed by one pattern. */
+export type RoleMatcher = (roleArn: string) => boolean;
+
 export interface NamespacePolicy {
   /** null: no usable allow-list, every role is denied. */
-  readonly matchers: readonly RegExp[] | null;
+  readonly matchers: readonly RoleMatcher[] | null;
   /** Why the annotation could not be used, for one log line per namespace event. */
   readonly problem: string | null;
 }
 
+/** The annotation's size and pattern count: what one evaluation can cost grows with both. */
+export const MAX_ALLOW_LIST_BYTES = 16 * 1024;
+export const MAX_ALLOW_LIST_PATTERNS = 256;
+
+// The `l` flag needs this engine; set before any allow-list is compiled. Should the flag
+// not take, every regexp allow-list is refused (denying all) rather than run backtracking.
+setFlagsFromString('--enable-experimental-regexp-engine');
+
 const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+
+/**
+ * Pure, linear in the text: whether `text` matches the glob split at its `*`s (each `*`
+ * matches anything, "/" included, as in kube2iam). Leftmost-first placement of each
+ * literal part is enough for a glob whose only wildcard is `*`, so nothing backtracks.
+ */
+export function globMatches(parts: readonly string[], text: string): boolean {
+  const first = parts[0] as string;
+  if (parts.length === 1) return text === first;
+  const last = parts[parts.length - 1] as string;
+  const end = text.length - last.length;
+  if (end < first.length || !text.startsWith(first) || !text.endsWith(last)) return false;
+  let at = first.length;
+  for (let i = 1; i < parts.length - 1; i++) {
+    const part = parts[i] as string;
+    const found = text.indexOf(part, at);
+    if (found === -1 || found + part.length > end) return false;
+    at = found + part.length;
+  }
+  return true;
+}
+
+/**
+ * Go's leading inline flags that JavaScript writes as regexp flags. Not `i`: the linear
+ * engine has no case-insensitive mode, so `(?i)` is refused as invalid.
+ */
+const GO_FLAGS = /^\(\?([ms]+)\)/;
+
+/** Lookaround and backreferences: RE2 has neither, though V8's linear engine runs some lookbehinds. */
+const NOT_RE2 = /\(\?<?[=!]|\\[1-9]|\\k</;
+
+function regexpMatcher(prefix: string, pattern: string): RoleMatcher {
+  if (NOT_RE2.test(pattern)) throw new SyntaxError('not RE2 syntax');
+  const flags = GO_FLAGS.exec(pattern);
+  const body = flags === null ? pattern : pattern.slice(flags[0].length);
+  const regexp = new RegExp(`^${escape(prefix)}(?:${body})$`, `l${flags?.[1] ?? ''}`);
+  return (arn) => regexp.test(arn);
+}
 
 /**
  * Compiles a namespace's allow-list annotation. Patterns match the whole role ARN:
@@ -22,6 +78,7 @@ const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\
  */
 export function compileNamespacePolicy(annotation: string | undefined, format: RestrictionFormat, baseRoleArn: string | null): NamespacePolicy {
   if (annotation === undefined || annotation.trim() === '') return { matchers: null, problem: null };
+  if (annotation.length > MAX_ALLOW_LIST_BYTES) return { matchers: null, problem: `allowed-roles annotation is ${annotation.length} characters, more than ${MAX_ALLOW_LIST_BYTES}` };
   let patterns: unknown;
   try {
     patterns = JSON.parse(annotation);
@@ -31,14 +88,19 @@ export function compileNamespacePolicy(annotation: string | undefined, format: R
   if (!Array.isArray(patterns) || !patterns.every((p) => typeof p === 'string')) {
     return { matchers: null, problem: 'allowed-roles annotation is not a JSON array of strings' };
   }
-  const matchers: RegExp[] = [];
+  if (patterns.length > MAX_ALLOW_LIST_PATTERNS) return { matchers: null, problem: `allowed-roles annotation has ${patterns.length} patterns, more than ${MAX_ALLOW_LIST_PATTERNS}` };
+  const matchers: RoleMatcher[] = [];
   for (const pattern of patterns as string[]) {
-    const prefix = isFullArn(pattern) || baseRoleArn === null ? '' : escape(baseRoleArn);
-    const body = format === 'glob' ? pattern.split('*').map(escape).join('.*') : pattern;
+    const prefix = isFullArn(pattern) || baseRoleArn === null ? '' : baseRoleArn;
+    if (format === 'glob') {
+      const parts = (prefix + pattern).split('*');
+      matchers.push((arn) => arn.length <= MAX_ROLE_ARN && globMatches(parts, arn));
+      continue;
+    }
     try {
-      matchers.push(new RegExp(`^${prefix}(?:${body})$`));
+      matchers.push(regexpMatcher(prefix, pattern));
     } catch {
-      return { matchers: null, problem: `allowed-roles pattern ${JSON.stringify(pattern)} is not a valid regular expression` };
+      return { matchers: null, problem: `allowed-roles pattern ${JSON.stringify(pattern.slice(0, 200))} is not a valid regular expression that runs in linear time (RE2 syntax: no backreferences or lookaround)` };
     }
   }
   return { matchers, problem: null };
@@ -46,6 +108,6 @@ export function compileNamespacePolicy(annotation: string | undefined, format: R
 
 export function roleAllowed(policy: NamespacePolicy | undefined, roleArn: string): boolean {
   if (policy?.matchers == null) return false;
-  for (const matcher of policy.matchers) if (matcher.test(roleArn)) return true;
+  for (const matcher of policy.matchers) if (matcher(roleArn)) return true;
   return false;
 }

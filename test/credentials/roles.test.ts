@@ -75,3 +75,18 @@ t.test('the role listing strips the base prefix, and shows other accounts in ful
 t.test('names resolve the same way in allow-lists and flags', async (t) => {
   t.same(resolveRoleName('default', BASE), { kind: 'role', arn: `${BASE}default` });
 });
+
+t.test('roles longer than IAM allows are refused before any pattern runs, without echoing them', async (t) => {
+  const refused = (value: string, reason: RegExp, why: string): void => {
+    const resolution = resolveRoleName(value, BASE);
+    t.equal(resolution.kind, 'invalid', why);
+    t.match(resolution.kind === 'invalid' ? resolution.reason : '', reason, why);
+    t.ok(resolution.kind !== 'invalid' || resolution.reason.length < 200, `${why}: a short reason`);
+  };
+  refused('a'.repeat(65), /^a role name of 65 characters is longer than IAM allows \(64\)$/, 'name over 64');
+  refused(`${'p/'.repeat(256)}app`, /^a role path of 513 characters is longer than IAM allows \(512\)$/, 'path over 512');
+  refused('x'.repeat(300_000), /^a role of 300000 characters is longer than IAM allows \(2048 for an ARN\)$/, 'a huge annotation');
+  refused(`arn:aws:iam::123456789012:role/${'b'.repeat(65)}`, /role name of 65 characters/, 'an ARN whose name is over 64');
+  t.same(resolveRoleName('a'.repeat(64), BASE), { kind: 'role', arn: `${BASE}${'a'.repeat(64)}` }, '64 is allowed');
+  t.same(resolveRoleName(`${'p/'.repeat(254)}app`, BASE).kind, 'role', 'a path of 509 is allowed');
+});

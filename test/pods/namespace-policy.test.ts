@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compileNamespacePolicy, roleAllowed } from '../../lib/pods/namespace-policy.js';
+import { compileNamespacePolicy, globMatches, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, roleAllowed } from '../../lib/pods/namespace-policy.js';
 
 const BASE = 'arn:aws:iam::123456789012:role/';
 const allowed = (annotation: string | undefined, format: 'glob' | 'regexp', arn: string): boolean =>
@@ -42,4 +42,58 @@ t.test('missing, malformed or invalid allow-lists deny everything, and say why o
   const badRegexp = compileNamespacePolicy('["app", "(unclosed"]', 'regexp', BASE);
   t.equal(badRegexp.matchers, null, 'one bad pattern denies all');
   t.match(badRegexp.problem, /not a valid regular expression/);
+});
+
+t.test('globMatches places each literal part leftmost, without backtracking', async (t) => {
+  const table: Array<[string, string, boolean]> = [
+    ['abc', 'abc', true],
+    ['abc', 'abcd', false],
+    ['*', '', true],
+    ['*', 'anything/at/all', true],
+    ['a*', 'a', true],
+    ['*c', 'abc', true],
+    ['*c', 'abd', false],
+    ['a*c', 'ac', true],
+    ['a*b*c', 'abc', true],
+    ['a*b*c', 'acb', false],
+    ['a*a', 'a', false],
+    ['ab*ba', 'aba', false],
+    ['*-prod-*-reader', 'x-prod-y-reader', true],
+    ['*-prod-*-reader', 'x-prod-reader', false],
+    ['*ab*ab*', 'abab', true],
+    ['*ab*ab*', 'aba', false],
+    ['a**b', 'ab', true],
+  ];
+  for (const [glob, text, expected] of table) t.equal(globMatches(glob.split('*'), text), expected, `${glob} ~ ${JSON.stringify(text)}`);
+});
+
+t.test('a hostile role against a many-star glob is decided at once (it used to backtrack for minutes)', async (t) => {
+  const list = JSON.stringify(['*-prod-*-*-*-*-*-reader']);
+  const hostile = `${BASE}${'-prod-'.repeat(330)}`;
+  for (const format of ['glob', 'regexp'] as const) {
+    const started = process.hrtime.bigint();
+    t.notOk(allowed(format === 'glob' ? list : JSON.stringify(['.*-prod-.*-.*-.*-.*-.*-reader']), format, hostile), format);
+    // Not a timing target (benchmarks measure that): a backtracking matcher would not return here at all.
+    t.ok(process.hrtime.bigint() - started < 5_000_000_000n, `${format} decided`);
+  }
+});
+
+t.test('regexps run on the linear-time engine: what RE2 cannot run in linear time is invalid, as kube2iam’s Go refuses it', async (t) => {
+  for (const pattern of ['(a)\\1', '(?=app)app', '(?<!x)app', '(?i)app']) {
+    const policy = compileNamespacePolicy(JSON.stringify([pattern]), 'regexp', BASE);
+    t.equal(policy.matchers, null, pattern);
+    t.match(policy.problem, /not a valid regular expression that runs in linear time/, pattern);
+  }
+  t.ok(allowed(JSON.stringify(['(app|web)-[0-9]{1,3}']), 'regexp', `${BASE}web-42`), 'alternation and counted repetition');
+  t.ok(allowed(JSON.stringify(['(?s)team.*']), 'regexp', `${BASE}team-a`), 'Go’s leading (?s) flag');
+  t.notOk(allowed(JSON.stringify(['(a+)+']), 'regexp', `${BASE}${'a'.repeat(2000)}!`), 'a nested quantifier is answered, not backtracked');
+});
+
+t.test('an allow-list larger than the caps is refused whole, saying so', async (t) => {
+  const many = compileNamespacePolicy(JSON.stringify(Array.from({ length: MAX_ALLOW_LIST_PATTERNS + 1 }, (_, i) => `r${i}`)), 'glob', BASE);
+  t.equal(many.matchers, null);
+  t.match(many.problem, new RegExp(`has ${MAX_ALLOW_LIST_PATTERNS + 1} patterns, more than ${MAX_ALLOW_LIST_PATTERNS}`));
+  const big = compileNamespacePolicy(JSON.stringify(['x'.repeat(MAX_ALLOW_LIST_BYTES)]), 'glob', BASE);
+  t.equal(big.matchers, null);
+  t.match(big.problem, /characters, more than 16384/);
 });
