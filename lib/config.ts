@@ -160,7 +160,38 @@ function envValue(flag: string, env: NodeJS.ProcessEnv): string | undefined {
   return value === undefined || SERVICE_LINK.test(value) ? undefined : value;
 }
 
+const kebab = (name: string): string => name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`).replace(/_/g, '-');
+
+/**
+ * Refuses what kube2iam's pflag refuses or reads differently, before the parser can read
+ * it leniently: a flag it does not know (camelCase, another case, a single dash), and a
+ * boolean with its value as the next word (`--iptables false` is true to pflag, the word
+ * a stray argument). Either could otherwise switch a protection off without a word.
+ */
+function checkSpellings(argv: readonly string[]): void {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i] as string;
+    if (arg === '--') return; // the rest are arguments, refused as such
+    if (!arg.startsWith('-')) continue;
+    const name = arg.replace(/^--?/, '').split('=')[0] as string;
+    const spec: FlagSpec | undefined = FLAGS[name];
+    const builtIn = name === 'help' || name === 'version';
+    if (!arg.startsWith('--') || (spec === undefined && !builtIn)) {
+      const suggestion = FLAGS[kebab(name)] === undefined ? null : `--${kebab(name)}`;
+      const known = suggestion === null ? '' : arg.startsWith('--') ? ` (kube2iam's flags are lower-case with dashes: ${suggestion})` : ` (kube2iam's flags start with two dashes: ${suggestion})`;
+      throw new ConfigError(`unknown flag ${arg.split('=')[0]}${known}`);
+    }
+    if (spec === undefined || arg.includes('=')) continue;
+    const next = argv[i + 1];
+    if (spec.type !== 'boolean') i++; // its value, whatever it looks like
+    else if (next !== undefined && !next.startsWith('-')) {
+      throw new ConfigError(`--${name} ${next}: a boolean takes its value after "=" (--${name}=${next}); kube2iam reads "--${name} ${next}" as --${name}=true followed by a stray argument`);
+    }
+  }
+}
+
 export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): Promise<ParseResult> {
+  checkSpellings(argv);
   let output: string | undefined;
   let parser = yargs(argv)
     .scriptName('kube2iam')

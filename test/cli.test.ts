@@ -44,7 +44,7 @@ t.test('--help lists every flag, says which are kept only for compatibility, and
 });
 
 for (const [args, pattern] of [
-  [['--no-such-flag'], /Unknown argument/],
+  [['--no-such-flag'], /^kube2iam: unknown flag --no-such-flag$/m],
   [['--app-port', 'eighty'], /--app-port must be a port number/],
   [['--app-port', '70000'], /--app-port must be a port number/],
   [['--log-level', 'loud'], /--log-level must be one of/],

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { ConfigError, parseArgs, type Config } from '../lib/config.js';
+import { ConfigError, FLAGS, parseArgs, type Config } from '../lib/config.js';
 import { formatDuration, parseDuration } from '../lib/duration.js';
 
 async function config(args: string[]): Promise<Config> {
@@ -177,7 +177,44 @@ t.test('booleans take Go’s spellings, as kube2iam’s flags do; anything else 
     const error: unknown = await parseArgs([`--iptables${bad}`, '--host-ip', '10.0.0.1']).then(() => null, (e: unknown) => e);
     t.match((error as Error).message, /--iptables must be true or false/, `--iptables${bad}`);
   }
-  t.equal((await config(['--iptables', 'true', '--host-ip', '10.0.0.1'])).iptables?.hostIp, '10.0.0.1', 'a separate value');
+});
+
+const BOOLEANS = Object.entries(FLAGS).filter(([, spec]) => spec.type === 'boolean').map(([flag]) => flag);
+const refusal = (args: string[]): Promise<unknown> => parseArgs(args, {}).then(() => null, (e: unknown) => e);
+
+t.test('every boolean flag through the spellings kube2iam’s pflag accepts and refuses: nothing fails open', async (t) => {
+  t.equal(BOOLEANS.length, 11, `${BOOLEANS.length} boolean flags`);
+  for (const flag of BOOLEANS) {
+    const camel = flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
+    for (const accepted of [`--${flag}`, `--${flag}=true`, `--${flag}=1`, `--${flag}=False`, `--${flag}=0`]) {
+      const error = await refusal([accepted, ...(flag === 'iptables' ? ['--host-ip=10.0.0.1'] : [])]);
+      t.equal(error, null, `${accepted} accepted`);
+    }
+    const refused: Array<[string[], RegExp]> = [
+      ...(camel === flag ? [] : [
+        [[`--${camel}`], new RegExp(`^unknown flag --${camel} \\(kube2iam's flags are lower-case with dashes: --${flag}\\)$`)],
+        [[`--${camel}=true`], /^unknown flag --\w+ /],
+      ] as Array<[string[], RegExp]>),
+      [[`--${flag.toUpperCase()}`], /^unknown flag --[A-Z0-9-]+$/],
+      [[`-${flag}`], new RegExp(`^unknown flag -${flag} \\(kube2iam's flags start with two dashes: --${flag}\\)$`)],
+      [[`--${flag}`, 'false'], new RegExp(`^--${flag} false: a boolean takes its value after "=" \\(--${flag}=false\\); kube2iam reads`)],
+      [[`--${flag}`, 'true'], /a boolean takes its value after "="/],
+      [[`--${flag}=yes`], /must be true or false/],
+    ];
+    for (const [args, message] of refused) {
+      const error = await refusal(args);
+      t.ok(error instanceof ConfigError, `${args.join(' ')} refused (exit 2)`);
+      t.match((error as Error | null)?.message ?? '', message, args.join(' '));
+    }
+  }
+});
+
+t.test('the camelCase spellings the review found fail closed, and so does any unknown flag', async (t) => {
+  for (const args of [['--namespaceRestrictions'], ['--imdsv2Required'], ['--iptablesRemoveOnExit=true'], ['--no-such-flag'], ['--namespace_restrictions']]) {
+    const error = await refusal(args);
+    t.ok(error instanceof ConfigError, args.join(' '));
+    t.match((error as Error).message, /^unknown flag /);
+  }
 });
 
 t.test('a repeated flag takes its last value, as kube2iam’s pflag does', async (t) => {
