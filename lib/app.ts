@@ -74,6 +74,11 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     errorTtlMs: credentials.errorTtlMs,
     stsRatePerSecond: credentials.stsRatePerSecond,
     stsBurst: Math.max(1, Math.ceil(credentials.stsRatePerSecond * 2)),
+    // The 1st, 2nd, 4th, 8th... failure in a row of one key: a throttled node does not flood its log.
+    onFailure: ({ parameters, code, message, failures, retryInMs }) => {
+      if ((failures & (failures - 1)) !== 0) return;
+      log.warn({ role: parameters.roleArn, session: parameters.sessionName, code, error: message, failures, retryInMs }, 'AssumeRole failed; pods with this role get 500 until it succeeds');
+    },
   });
   const index = new PodIndex();
   const assignment = new RoleAssignment(store, index, rolePolicy, pods.restrictions, log);

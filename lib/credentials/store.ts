@@ -16,7 +16,7 @@ import { textResponse, type PreparedResponse } from '../http/index.js';
 import { credentialResponse } from './document.js';
 import { backoffDelay, TokenBucket } from './rate-limit.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
-import type { AssumeRoleRequest, RoleAssumer } from './sts.js';
+import { AssumeRoleError, type AssumeRoleRequest, type RoleAssumer } from './sts.js';
 
 export type CredentialParameters = Omit<AssumeRoleRequest, 'durationSeconds'>;
 
@@ -35,6 +35,18 @@ export interface CredentialStoreOptions {
   /** Renewals are spread over this fraction of the TTL before their due time. */
   renewalJitter: number;
   random: () => number;
+  /** Told of every failed AssumeRole, with STS's whole message (for the log, never for a pod). */
+  onFailure: (failure: StsFailure) => void;
+}
+
+export interface StsFailure {
+  parameters: CredentialParameters;
+  /** STS's error code (`AccessDenied`, `Throttling`, ...); the only part a pod is told. */
+  code: string;
+  message: string;
+  /** Failures in a row for this key. */
+  failures: number;
+  retryInMs: number;
 }
 
 export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'> = {
@@ -45,6 +57,7 @@ export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' 
   backoffMaxMs: 60_000,
   renewalJitter: 0.1,
   random: Math.random,
+  onFailure: () => undefined,
 };
 
 /** The parameters as one string; the only identity an entry has. */
@@ -255,11 +268,15 @@ export class CredentialStore {
           this.stats.stsErrors++;
           if (entry.dropped) return;
           entry.failures++;
-          entry.lastError = `assume role ${entry.parameters.roleArn}: ${error instanceof Error ? error.message : String(error)}`.replace(/[\r\n]+/g, ' ');
-          entry.errorResponse = textResponse(500, `${entry.lastError}\n`);
+          const code = error instanceof AssumeRoleError ? error.code : 'Error';
+          const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
+          entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;
+          // STS's text names the node's role and instance: it goes to the log, the pod gets the code.
+          entry.errorResponse = textResponse(500, `credentials unavailable: STS answered ${code}\n`);
           entry.errorUntil = now + o.errorTtlMs;
           const delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
           this.scheduler.schedule(entry, now + delay);
+          o.onFailure({ parameters: entry.parameters, code, message, failures: entry.failures, retryInMs: delay });
         },
       )
       .finally(() => {

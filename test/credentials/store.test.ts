@@ -2,7 +2,7 @@
 
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CredentialStore, type CredentialEntry, type CredentialStoreOptions } from '../../lib/credentials/store.js';
+import { CredentialStore, type CredentialEntry, type CredentialStoreOptions, type StsFailure } from '../../lib/credentials/store.js';
 import { StsRoleAssumer, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
 import type { AssumedCredentials } from '../../lib/credentials/document.js';
 import { MotoServer } from '../harness/moto.js';
@@ -252,7 +252,8 @@ t.test('AccessDenied from IAM-enforcing STS is a clear error and does not distur
     'iam', 'put-user-policy', '--user-name', 'node', '--policy-name', 'assume',
     '--policy-document', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `arn:aws:iam::${ACCOUNT}:role/allowed-*` }] }),
   ]);
-  const { store } = storeFor(moto, { backoffBaseMs: 60_000 }, { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey });
+  const failures: StsFailure[] = [];
+  const { store } = storeFor(moto, { backoffBaseMs: 60_000, onFailure: (f) => failures.push(f) }, { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey });
   t.teardown(() => store.close());
   const allowed = store.acquire('pod-a', { roleArn: role('allowed-app'), sessionName: 'demo.a', externalId: null });
   const denied = store.acquire('pod-b', { roleArn: role('denied-app'), sessionName: 'demo.b', externalId: null });
@@ -263,7 +264,11 @@ t.test('AccessDenied from IAM-enforcing STS is a clear error and does not distur
   t.equal(denied.lastError?.includes('\n'), false, 'one line');
   const answer = denied.errorResponse?.bytes(0, false).toString() ?? '';
   t.match(answer, /^HTTP\/1\.1 500 Internal Server Error\r\n/, 'answered 500');
-  t.ok(answer.endsWith(`\r\n\r\n${denied.lastError}\n`), 'with the one-line reason');
+  t.ok(answer.endsWith('\r\n\r\ncredentials unavailable: STS answered AccessDenied\n'), 'the pod is told STS’s code only');
+  t.notMatch(answer, /user\/node|not authorized/, 'never STS’s text, which names the node’s identity');
+  t.same(failures.map((f) => [f.parameters.roleArn, f.code, f.failures]), [[role('denied-app'), 'AccessDenied', 1]], 'the log is told everything, once');
+  t.match(failures[0]?.message, /not authorized to perform: sts:AssumeRole/);
+  t.ok((failures[0]?.retryInMs ?? 0) > 0, 'with when it is tried again');
 });
 
 t.test('InvalidClientTokenId (the node’s own key unknown to STS) is a clear error', async (t) => {
