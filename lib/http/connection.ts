@@ -33,6 +33,7 @@ export interface ConnectionHost {
 const CONTINUE = Buffer.from('HTTP/1.1 100 Continue\r\n\r\n', 'latin1');
 const CRLF = Buffer.from('\r\n', 'latin1');
 const LAST_CHUNK = Buffer.from('0\r\n\r\n', 'latin1');
+const INTERNAL_ERROR = textResponse(500, 'internal error\n');
 
 export class Connection implements Responder {
   readonly socket: Socket;
@@ -185,12 +186,16 @@ export class Connection implements Responder {
     try {
       this.host.handler(request);
     } catch (error) {
-      this.host.handlerFailed(error, request);
-      if (!request.answered) {
-        this.closing = true;
-        this.answer(request, textResponse(500, 'internal error\n'));
-      }
+      this.failed(request, error);
     }
+  }
+
+  /** Responder: the handler threw, now or after an await. */
+  failed(request: Request, error: unknown): void {
+    this.host.handlerFailed(error, request);
+    if (request.answered || this.destroyed) return;
+    this.closing = true;
+    this.answer(request, INTERNAL_ERROR);
   }
 
   /** Responder: called once per request, in any order; written in request order. */

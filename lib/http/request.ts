@@ -7,6 +7,7 @@ const EMPTY = Buffer.alloc(0);
 /** Where a request's answer goes; implemented by the connection that read it. */
 export interface Responder {
   answer(request: Request, response: Answer): void;
+  failed(request: Request, error: unknown): void;
 }
 
 export class Request {
@@ -65,6 +66,16 @@ export class Request {
    */
   send(response: Answer): void {
     this.responder?.answer(this, response);
+  }
+
+  /**
+   * The handler failed, at once or in a continuation after an await: the error is
+   * reported (onHandlerError) and the request, unless already answered, gets 500 and its
+   * connection closes. Every asynchronous route ends its promise chain here, so a throw
+   * can never become an unhandled rejection, which would end the process for every pod.
+   */
+  fail(error: unknown): void {
+    this.responder?.failed(this, error);
   }
 
   /** Answers with a response built now, for answers that are not worth preparing. */

@@ -21,7 +21,7 @@ import type { CallerResolver } from '../pods/callers.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
 import type { RoleAssignment } from '../pods/role-assignment.js';
-import type { MetadataUpstream } from '../upstream/metadata.js';
+import type { MetadataUpstream, UpstreamAnswer } from '../upstream/metadata.js';
 import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
 /** What served a request, for the stats line. */
@@ -158,7 +158,9 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     if (entry.fetching !== null) {
       // The first fetch (or a renewal after expiry) is under way: wait for it, briefly.
       const timer = new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref());
-      void Promise.race([entry.fetching, timer]).then(() => request.send(entry.current(Date.now()) ?? entry.errorResponse ?? NOT_READY));
+      Promise.race([entry.fetching, timer])
+        .then(() => request.send(entry.current(Date.now()) ?? entry.errorResponse ?? NOT_READY))
+        .catch((error: unknown) => request.fail(error));
       return;
     }
     request.send(entry.errorResponse ?? NOT_READY);
@@ -171,10 +173,13 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     const pod = ip === null ? null : callers.known(ip);
     const roleAt = versionEnd + CREDENTIALS.length + 1;
     if (pod !== null) return answer(request, pod, kind, roleAt);
-    void callers.resolve(request.remoteAddress).then((caller) => {
-      if (caller.kind === 'pod') answer(request, caller.pod, kind, roleAt);
-      else request.respondText(404, `${caller.reason}\n`);
-    });
+    callers
+      .resolve(request.remoteAddress)
+      .then((caller) => {
+        if (caller.kind === 'pod') answer(request, caller.pod, kind, roleAt);
+        else request.respondText(404, `${caller.reason}\n`);
+      })
+      .catch((error: unknown) => request.fail(error));
   };
 
   const token = (request: Request): void => {
@@ -186,21 +191,22 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     const ttl = parseTokenTtl(request.header(TTL_HEADER));
     if (ttl === null) return request.send(BAD_TTL);
     if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
-    upstream.fetch('PUT', TOKEN_PATH, { [TTL_HEADER]: String(ttl) }).then(
-      (reply) => {
-        if (reply.status !== 200) {
-          // A status this engine cannot answer with (1xx, or 204/304 with a body) is no usable answer.
-          const bodyless = reply.status === 204 || reply.status === 304;
-          if (reply.status < 200 || reply.status > 599 || (bodyless && reply.body !== '')) return request.send(TOKEN_BAD_GATEWAY);
-          return request.respond(reply.status, reply.body, bodyless ? [] : [['Content-Type', 'text/plain']]);
-        }
-        const granted = parseTokenTtl(String(reply.headers[TTL_HEADER] ?? '')) ?? ttl;
-        const ip = normalizeIp(request.remoteAddress);
-        if (ip !== null) tokens?.issued(ip, reply.body, granted, Date.now());
-        request.respond(200, reply.body, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(granted)]]);
-      },
-      () => request.send(TOKEN_BAD_GATEWAY),
-    );
+    const issued = (reply: UpstreamAnswer): void => {
+      if (reply.status !== 200) {
+        // A status this engine cannot answer with (1xx, or 204/304 with a body) is no usable answer.
+        const bodyless = reply.status === 204 || reply.status === 304;
+        if (reply.status < 200 || reply.status > 599 || (bodyless && reply.body !== '')) return request.send(TOKEN_BAD_GATEWAY);
+        return request.respond(reply.status, reply.body, bodyless ? [] : [['Content-Type', 'text/plain']]);
+      }
+      const granted = parseTokenTtl(String(reply.headers[TTL_HEADER] ?? '')) ?? ttl;
+      const ip = normalizeIp(request.remoteAddress);
+      if (ip !== null) tokens?.issued(ip, reply.body, granted, Date.now());
+      request.respond(200, reply.body, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(granted)]]);
+    };
+    upstream
+      .fetch('PUT', TOKEN_PATH, { [TTL_HEADER]: String(ttl) })
+      .then(issued, () => request.send(TOKEN_BAD_GATEWAY))
+      .catch((error: unknown) => request.fail(error));
   };
 
   const health = (request: Request): void => {

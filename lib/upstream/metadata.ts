@@ -123,7 +123,8 @@ export class MetadataUpstream {
           this.waiting.remove(client);
           request.send(this.failed(error));
         },
-      );
+      )
+      .catch((error: unknown) => request.fail(error));
   }
 
   /** A small answer read whole (a token, auto-discovery); rejects when the upstream fails. */
