@@ -12,7 +12,8 @@
 //   the signed instance-identity documents),
 //   which gets 404 so SDKs that try the extended path first fall back to the legacy one.
 //   A path that is not in canonical form (`//`, dot segments, encoded slashes) never
-//   passes: the upstream might normalise it into one of those.
+//   passes: the upstream might normalise it into one of those. Nor does any path outside
+//   the shapes the metadata service serves, or one with a query (404).
 // A caller the index does not know yet waits for its pod (CallerResolver); one whose pod
 // has no role, or a role its namespace forbids, is answered at once.
 
@@ -44,6 +45,7 @@ const JSON_TYPE = [['Content-Type', 'application/json']] as const;
 const NOT_SERVED = textResponse(404, 'not served by this proxy\n');
 const NOT_ALLOWED = textResponse(404, 'path not allowed by --allow-route-regexp\n');
 const NOT_CANONICAL = textResponse(400, 'path not in canonical form\n');
+const NOT_METADATA = textResponse(404, 'not a metadata path this proxy passes on\n');
 const BAD_TARGET = textResponse(400, 'invalid request target\n');
 const NOT_ELIGIBLE = textResponse(404, 'pod cannot use credentials (finished or on the host network)\n');
 const NOT_READY = textResponse(500, 'credentials not fetched yet\n');
@@ -108,6 +110,14 @@ function routeOf(path: string, versionEnd: number): Route {
 }
 
 /**
+ * The shapes the metadata service serves: a version (`latest` or a date), then
+ * `meta-data/...` or `dynamic/...` in segments of the characters its paths use (MAC
+ * addresses, `0=key-name`, tag keys), or `user-data`. Anything else, `;` parameters and
+ * `%` escapes included, never reaches it: what is not passed on cannot be mis-parsed there.
+ */
+const METADATA_PATH = /^\/(?:latest|\d{4}-\d{2}-\d{2})\/(?:(?:meta-data|dynamic)(?:\/[\w.:=@+-]+)*\/?|user-data)$/;
+
+/**
  * Why a path must not pass through: null when it may. Decoded first, so an encoded
  * `/` or `.` cannot hide a segment, and compared without case, since the upstream's
  * handling of either is not ours to rely on.
@@ -132,7 +142,7 @@ export function passThroughRefusal(path: string): PreparedResponse | null {
     const rest = lower.slice(identity + '/dynamic/instance-identity/'.length);
     if (rest !== '' && rest !== 'document' && rest !== 'document/') return NOT_SERVED;
   }
-  return null;
+  return METADATA_PATH.test(path) ? null : NOT_METADATA;
 }
 
 export function createRouter(deps: RouterDependencies, options: RouterOptions): Handler {
@@ -216,9 +226,9 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
   };
 
   const passThrough = (request: Request): void => {
-    const refusal = passThroughRefusal(request.path);
+    const refusal = request.query === '' ? passThroughRefusal(request.path) : NOT_METADATA;
     if (refusal !== null) {
-      request.route = refusal === NOT_SERVED ? Route.Blocked : Route.Invalid;
+      request.route = refusal === NOT_CANONICAL ? Route.Invalid : Route.Blocked;
       return request.send(refusal);
     }
     if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);

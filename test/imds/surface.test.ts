@@ -99,7 +99,7 @@ t.test('without --imdsv2-required, plain GETs get credentials (IMDSv1)', async (
 });
 
 t.test('other paths pass through to the metadata service, with nothing added and hop-by-hop headers dropped', async (t) => {
-  const answer = await send(open.app, '/latest/meta-data/instance-id?x=1', '127.0.0.2', { headers: { 'x-probe': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped', te: 'trailers' } });
+  const answer = await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', { headers: { 'x-probe': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped', te: 'trailers' } });
   t.equal(answer.status, 200);
   t.match(answer.body, /^i-/, 'moto’s instance id');
   // moto echoes the request's headers back, so they show what reached it.
@@ -125,6 +125,32 @@ t.test('paths that would expose the node, and non-canonical paths, never pass th
   const refused = ['/latest//meta-data/iam/security-credentials/', '/latest/./meta-data/iam/info', '/latest/meta-data/x/../iam/info', '/latest%2Fmeta-data%2Fiam%2Finfo', '/latest/meta-data/%zz', '/latest/meta-data/a%5C..%5Ciam'];
   for (const path of refused) t.equal((await send(open.app, path, '127.0.0.2')).status, 400, path);
   t.equal(open.app.upstream.stats.requests, before, 'none of them reached the upstream');
+});
+
+t.test('pass-through is an allow-list: only the shapes the metadata service serves reach it', async (t) => {
+  const before = open.app.upstream.stats.requests;
+  const outside = [
+    '/', '/latest', '/latest/', '/latest/api', '/latest/meta-data;x=1', '/latest/meta-data/instance-id;jsessionid=1', '/latest/meta-data/instance-id?x=1',
+    '/latest/user-data/x', '/latest/Meta-Data/instance-id', '/v1/credentials', '/computeMetadata/v1/', '/metadata/instance', '/2021-1-1/meta-data/',
+    '/latest/meta-data/tags/instance/a,b', '/latest/meta-data/%41mi-id', '/favicon.ico',
+  ];
+  for (const path of outside) t.same([(await send(open.app, path, '127.0.0.2')).status, path], [404, path]);
+  t.equal(open.app.upstream.stats.requests, before, 'none of them reached the upstream');
+  for (const path of ['/latest/meta-data/', '/latest/meta-data', '/2009-04-04/meta-data/ami-id', '/latest/dynamic/instance-identity/document', '/latest/meta-data/placement/availability-zone']) {
+    await send(open.app, path, '127.0.0.2');
+  }
+  t.equal(open.app.upstream.stats.requests, before + 5, 'the shapes it serves pass');
+});
+
+t.test('--allow-route-regexp narrows the allow-list, never widens it', async (t) => {
+  const { app } = await start('--allow-route-regexp', '.*');
+  const before = app.upstream.stats.requests;
+  t.equal((await send(app, '/not/metadata', '127.0.0.2')).status, 404);
+  t.equal((await send(app, '/latest/meta-data/iam/info', '127.0.0.2')).status, 404);
+  t.equal(app.upstream.stats.requests, before, 'a regexp that matches everything lets nothing more through');
+  const narrow = await start('--allow-route-regexp', '^/latest/meta-data/placement/');
+  t.equal((await send(narrow.app, '/latest/meta-data/instance-id', '127.0.0.2')).status, 404);
+  t.equal((await send(narrow.app, '/latest/meta-data/placement/region', '127.0.0.2')).status, 200);
 });
 
 t.test('/healthz answers JSON; /debug/store shows each IP’s role only with --debug', async (t) => {
