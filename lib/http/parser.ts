@@ -45,6 +45,10 @@ const enum State {
 }
 
 const MAX_CHUNK_SIZE_DIGITS = 8;
+/** Chunk extensions are read and dropped; this many bytes of them per message at most. */
+export const MAX_CHUNK_EXTENSION_BYTES = 1024;
+/** A head split across reads is gathered in a buffer that starts this small and doubles as needed. */
+const SCRATCH_START = 512;
 
 /** Methods and header names that clients send every time, interned so the hot path makes no string for them. */
 const KNOWN_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH'];
@@ -92,6 +96,7 @@ export class RequestParser {
   private bodyLength = 0;
   private bodyParts: Buffer[] = [];
   private chunkSizeDigits = 0;
+  private chunkExtensionBytes = 0;
 
   constructor(limits: ParserLimits) {
     this.limits = limits;
@@ -167,23 +172,40 @@ export class RequestParser {
   private stash(buf: Buffer, origin: number, end: number): void {
     const length = end - origin;
     if (length === 0) return;
-    if (this.scratch === null) this.scratch = Buffer.allocUnsafe(this.limits.maxHeaderSize);
+    this.scratch = this.scratchFor(length);
     buf.copy(this.scratch, 0, origin, end);
     this.scratchLength = length;
     this.scanPosition = length;
   }
 
+  /**
+   * A gathering buffer for `needed` bytes, grown by doubling up to the head limit, so an
+   * idle connection holding a few bytes of a head holds a small buffer, not the limit.
+   */
+  private scratchFor(needed: number): Buffer {
+    const max = this.limits.maxHeaderSize;
+    const current = this.scratch;
+    if (current !== null && current.length >= Math.min(needed, max)) return current;
+    let size = current === null ? SCRATCH_START : current.length * 2;
+    while (size < needed && size < max) size *= 2;
+    const grown = Buffer.allocUnsafe(Math.min(size, max));
+    if (current !== null) current.copy(grown, 0, 0, this.scratchLength);
+    return grown;
+  }
+
   /** Appends a read to the gathered head and scans the new bytes. */
   private continueHead(buf: Buffer, start: number, end: number): number {
-    const scratch = this.scratch as Buffer;
     const before = this.scratchLength;
+    const scratch = (this.scratch = this.scratchFor(before + (end - start)));
     const copied = buf.copy(scratch, before, start, end);
     this.scratchLength = before + copied;
     const stop = this.scanHead(scratch, this.scanPosition, this.scratchLength, 0);
     this.scanPosition = stop;
     if (this.state === State.Failed) return start;
     if (this.message !== null || this.state >= State.BodyIdentity) {
+      // The head is built (its parts are strings now): the buffer goes with it.
       this.scratchLength = 0;
+      this.scratch = null;
       return start + (stop - before);
     }
     return start + copied; // head still open; a full scratch is caught by the size limit in scanHead
@@ -416,7 +438,10 @@ export class RequestParser {
         }
         case State.ChunkExt: {
           let c = 0;
+          const from = i;
           while (i < end && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
+          this.chunkExtensionBytes += i - from;
+          if (this.chunkExtensionBytes > MAX_CHUNK_EXTENSION_BYTES) return this.fail(413, 'chunk extensions too large');
           if (i === end) continue;
           if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid chunk extension');
           state = State.ChunkSizeLf;
@@ -472,7 +497,8 @@ export class RequestParser {
   private scanTrailers(buf: Buffer, i: number, end: number): number {
     const origin = i - this.trailerBytes;
     const stop = this.scanHead(buf, i, end, origin);
-    this.trailerBytes = stop - origin;
+    // Only while the section is still open: a finished message starts the next budget at 0.
+    if (this.inTrailers) this.trailerBytes = stop - origin;
     return stop;
   }
 
@@ -488,6 +514,9 @@ export class RequestParser {
     this.fieldCount = 0;
     this.inTrailers = false;
     this.trailerBytes = 0;
+    this.chunkExtensionBytes = 0;
+    // Its body is here: an interim 100 Continue would now come after the final answer.
+    this.continueRequested = false;
   }
 }
 

@@ -1,7 +1,7 @@
 // The parser gives the same result however the bytes are split across reads.
 
 import t from 'tap';
-import { RequestParser } from '../../lib/http/parser.js';
+import { MAX_CHUNK_EXTENSION_BYTES, RequestParser } from '../../lib/http/parser.js';
 import { DEFAULT_HTTP_OPTIONS } from '../../lib/http/options.js';
 import { cases, H } from './cases.js';
 import { describe } from './wire.js';
@@ -95,4 +95,38 @@ t.test('a head is gathered across reads only up to the header limit', async (t) 
     status = parser.errorStatus;
   }
   t.equal(status, 431);
+});
+
+const CHUNKED = 'POST /p HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n';
+
+t.test('the trailer budget is per message: 5,000 chunked requests on one connection all parse (the 4,097th used to get 431)', async (t) => {
+  const one = bytesOf(`${CHUNKED}3\r\nabc\r\n0\r\n\r\n`);
+  const parsed = parseChunks(Array.from({ length: 5000 }, () => one));
+  t.equal(parsed.length, 5000);
+  t.notOk(parsed.some((o) => 'error' in o), 'no refusal');
+  const withTrailers = bytesOf(`${CHUNKED}3\r\nabc\r\n0\r\nX-T: ${'v'.repeat(4000)}\r\n\r\n`);
+  t.notOk(parseChunks(Array.from({ length: 50 }, () => withTrailers)).some((o) => 'error' in o), 'large trailers on every message, each within its own budget');
+});
+
+t.test('chunk extensions are capped per message: past the cap, 413', async (t) => {
+  const ext = (bytes: number): Buffer => bytesOf(`${CHUNKED}3;${'e'.repeat(bytes)}\r\nabc\r\n0\r\n\r\n`);
+  t.notOk(parseChunks([ext(MAX_CHUNK_EXTENSION_BYTES)]).some((o) => 'error' in o), 'at the cap');
+  t.same(parseChunks([ext(MAX_CHUNK_EXTENSION_BYTES + 1)]).at(-1), { error: 413 }, 'one byte over');
+  const many = bytesOf(`${CHUNKED}${`1;${'e'.repeat(99)}\r\na\r\n`.repeat(11)}0\r\n\r\n`);
+  t.same(parseChunks([many]).at(-1), { error: 413 }, 'summed over the chunks of one message');
+  t.same(parseChunks([ext(MAX_CHUNK_EXTENSION_BYTES), ext(MAX_CHUNK_EXTENSION_BYTES)]).length, 2, 'and started over for the next message');
+  const endless = [bytesOf(`${CHUNKED}3;`), ...Array.from({ length: 100 }, () => bytesOf('e'.repeat(100)))];
+  t.same(parseChunks(endless).at(-1), { error: 413 }, 'an extension that never ends is cut off, not read forever');
+});
+
+t.test('a message whose body came with its head asks for no 100 Continue', async (t) => {
+  const parser = new RequestParser(DEFAULT_HTTP_OPTIONS);
+  const whole = bytesOf('POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\nabc');
+  parser.execute(whole, 0, whole.length);
+  t.ok(parser.message !== null, 'complete');
+  t.equal(parser.continueRequested, false, 'its final answer comes next, never after a 100');
+  const head = bytesOf('POST /p HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n');
+  const waiting = new RequestParser(DEFAULT_HTTP_OPTIONS);
+  waiting.execute(head, 0, head.length);
+  t.equal(waiting.continueRequested, true, 'a head alone still asks for it');
 });
