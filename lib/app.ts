@@ -127,7 +127,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         credentialLatencyMs: { count: latency.count, p50: round(latency.quantile(0.5)), p99: round(latency.quantile(0.99)), max: round(latency.maxMs) },
         store: { ...deltas.take('answers', answerStats), roles: store.size, pending: store.pending },
         sts: { calls: sts.stsCalls, errors: sts.stsErrors, renewals: sts.renewals, rateLimited: sts.rateLimited, latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0, latencyMaxMs: round(store.stats.stsLatencyMaxMs) },
-        pods: { indexed: index.size, ips: index.ipCount, synced: source.synced, ...deltas.take('callers', { liveLookups: callers.liveLookups }) },
+        pods: { indexed: index.size, ips: index.ipCount, synced: source.synced, ...deltas.take('callers', { liveLookups: callers.liveLookups, liveLookupsLimited: callers.liveLookupsLimited }) },
         watch: { restarts: deltas.take('watch', { restarts: watchRestarts() }).restarts },
         upstream: deltas.take('upstream', upstream.stats),
         http: { open: http.connectionCount, ...deltas.take('http', http.stats) },

@@ -3,7 +3,7 @@
 // flag table; a DaemonSet's arguments are checked against it too.
 
 import yargs from 'yargs';
-import { normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
+import { isFullArn, normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
 import { formatDuration, parseDuration } from './duration.js';
 import { dnatRuleArgs, IptablesError } from './node/iptables.js';
 import type { KubernetesConnection } from './pods/kubernetes.js';
@@ -55,8 +55,11 @@ export interface Config {
   logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
   logFormat: 'text' | 'json';
   credentials: CredentialConfig;
-  /** --auto-discover-*: taken from the metadata service at start. */
-  autoDiscover: { baseArn: boolean; defaultRole: boolean };
+  /**
+   * --auto-discover-*: taken from the metadata service at start; `defaultRoleName`, a
+   * bare --default-role resolved against the discovered base ARN.
+   */
+  autoDiscover: { baseArn: boolean; defaultRole: boolean; defaultRoleName: string | null };
   pods: PodConfig;
   serve: ServeConfig;
   /** null unless --iptables. */
@@ -244,10 +247,12 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const logLevel = level === 'warning' ? 'warn' : level === 'panic' ? 'fatal' : (level as Config['logLevel']);
   // kube2iam: "json" (any case) selects JSON; anything else is text.
   const logFormat = String(args.logFormat).toLowerCase() === 'json' ? 'json' : 'text';
-  const credentials = credentialConfig(args);
-  const autoDiscover = { baseArn: args.autoDiscoverBaseArn === true, defaultRole: args.autoDiscoverDefaultRole === true };
+  const discoverBaseArn = args.autoDiscoverBaseArn === true || args.autoDiscoverDefaultRole === true;
+  const credentials = credentialConfig(args, discoverBaseArn);
+  const defaultRoleName = credentials.rolePolicy.defaultRoleArn === null && String(args.defaultRole) !== '' ? String(args.defaultRole) : null;
+  const autoDiscover = { baseArn: args.autoDiscoverBaseArn === true, defaultRole: args.autoDiscoverDefaultRole === true, defaultRoleName };
   if (autoDiscover.baseArn && credentials.rolePolicy.baseRoleArn !== null) throw new ConfigError('--auto-discover-base-arn and --base-role-arn exclude each other');
-  if (autoDiscover.defaultRole && credentials.rolePolicy.defaultRoleArn !== null) throw new ConfigError('--auto-discover-default-role and --default-role exclude each other');
+  if (autoDiscover.defaultRole && String(args.defaultRole) !== '') throw new ConfigError('--auto-discover-default-role and --default-role exclude each other');
   const serve = serveConfig(args);
   return { config: { appPort, logLevel, logFormat, credentials, autoDiscover, pods: podConfig(args), serve, iptables: iptablesConfig(args, serve, appPort) } };
 }
@@ -326,7 +331,10 @@ function podConfig(args: Record<string, unknown>): PodConfig {
   };
 }
 
-function credentialConfig(args: Record<string, unknown>): CredentialConfig {
+/** A role name checked for its form alone, before the base it is appended to is known. */
+const PLACEHOLDER_BASE = 'arn:aws:iam::000000000000:role/';
+
+function credentialConfig(args: Record<string, unknown>, discoverBaseArn: boolean): CredentialConfig {
   let baseRoleArn: string | null = null;
   if (String(args.baseRoleArn) !== '') {
     try {
@@ -336,10 +344,14 @@ function credentialConfig(args: Record<string, unknown>): CredentialConfig {
     }
   }
   let defaultRoleArn: string | null = null;
-  if (String(args.defaultRole) !== '') {
-    const resolved = resolveRoleName(String(args.defaultRole), baseRoleArn);
+  const defaultRole = String(args.defaultRole);
+  if (defaultRole !== '') {
+    // With the base ARN discovered at start, as kube2iam does, a bare name is resolved
+    // then (autoDiscover.defaultRoleName); here only its form is checked.
+    const deferred = baseRoleArn === null && discoverBaseArn && !isFullArn(defaultRole);
+    const resolved = resolveRoleName(defaultRole, deferred ? PLACEHOLDER_BASE : baseRoleArn);
     if (resolved.kind !== 'role') throw new ConfigError(`--default-role: ${resolved.reason}`);
-    defaultRoleArn = resolved.arn;
+    if (!deferred) defaultRoleArn = resolved.arn;
   }
   const sessionTtlMs = duration(args.iamRoleSessionTtl, '--iam-role-session-ttl');
   if (sessionTtlMs < MIN_SESSION_TTL_MS || sessionTtlMs > MAX_SESSION_TTL_MS) {

@@ -43,7 +43,7 @@ t.test('kube2iam defaults for serving and the node', async (t) => {
   const c = await config([]);
   t.same(c.serve, { metadataAddr: '169.254.169.254', imdsv2Required: false, allowRoute: null, hostIp: '', debug: false, statsIntervalMs: 60_000 });
   t.equal(c.iptables, null);
-  t.same(c.autoDiscover, { baseArn: false, defaultRole: false });
+  t.same(c.autoDiscover, { baseArn: false, defaultRole: false, defaultRoleName: null });
   t.equal(c.logLevel, 'info');
   t.equal(c.logFormat, 'text');
 });
@@ -62,7 +62,7 @@ t.test('serving and node flags', async (t) => {
   t.equal(c.serve.statsIntervalMs, 0);
   t.same(c.iptables, { hostInterface: 'cali+', hostIp: '10.0.0.5', removeOnExit: true });
   t.equal(c.logLevel, 'debug', '--verbose overrides --log-level');
-  t.same((await config(['--auto-discover-default-role'])).autoDiscover, { baseArn: false, defaultRole: true });
+  t.same((await config(['--auto-discover-default-role'])).autoDiscover, { baseArn: false, defaultRole: true, defaultRoleName: null });
   for (const addr of ['[fd00:ec2::254]', '169.254.169.254:80', 'metadata.internal:8080', '[::1]:1338']) t.equal((await config(['--metadata-addr', addr])).serve.metadataAddr, addr);
 });
 

@@ -14,7 +14,7 @@
 
 import { textResponse, type PreparedResponse } from '../http/index.js';
 import { credentialResponse } from './document.js';
-import { backoffDelay, TokenBucket } from './rate-limit.js';
+import { backoffDelay, TokenBucket } from '../rate-limit.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
 import { AssumeRoleError, type AssumeRoleRequest, type RoleAssumer } from './sts.js';
 

@@ -28,7 +28,7 @@ export async function discoverRegion(upstream: MetadataUpstream): Promise<string
   return region;
 }
 
-export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn: boolean; defaultRole: boolean }, upstream: MetadataUpstream): Promise<RolePolicy> {
+export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn: boolean; defaultRole: boolean; defaultRoleName: string | null }, upstream: MetadataUpstream): Promise<RolePolicy> {
   if (!discover.baseArn && !discover.defaultRole) return policy;
   const get = await nodeMetadata(upstream);
   const info = await get('/latest/meta-data/iam/info');
@@ -41,7 +41,12 @@ export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn
   }
   if (typeof profileArn !== 'string') throw new Error('auto-discovery: metadata iam/info has no InstanceProfileArn');
   const baseRoleArn = baseArnFromInstanceProfile(profileArn);
-  if (!discover.defaultRole) return { ...policy, baseRoleArn };
+  if (!discover.defaultRole) {
+    if (discover.defaultRoleName === null) return { ...policy, baseRoleArn };
+    const resolved = resolveRoleName(discover.defaultRoleName, baseRoleArn);
+    if (resolved.kind !== 'role') throw new Error(`--default-role: ${resolved.reason}`);
+    return { baseRoleArn, defaultRoleArn: resolved.arn };
+  }
   const listing = await get('/latest/meta-data/iam/security-credentials/');
   const name = listing.status === 200 ? listing.body.split('\n')[0]?.trim() ?? '' : '';
   if (name === '') throw new Error(`auto-discovery: the metadata service names no instance role (${listing.status})`);

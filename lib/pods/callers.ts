@@ -7,6 +7,8 @@
 // plugin may already have given it to a new pod whose event has not arrived, and that
 // pod must not be answered as the old one.
 
+import { LRUCache } from 'lru-cache';
+import { TokenBucket } from '../rate-limit.js';
 import type { PodIndex } from './index.js';
 import { normalizeIp } from './ip.js';
 import { podIsActive, type PodRecord } from './pod.js';
@@ -15,6 +17,13 @@ export type Caller = { kind: 'pod'; pod: PodRecord } | { kind: 'unknown'; reason
 
 /** The pods holding an IP now, read from the API server (a consistent read, not the watch). */
 export type LiveClaims = (ip: string) => Promise<PodRecord[]>;
+
+/**
+ * Live reads (consistent pod listings) one IP's requests and the whole node may cause:
+ * a terminating pod that keeps calling must not turn into a stream of listings against
+ * the API server. Past either, the request gets 404 with the reason.
+ */
+export const LIVE_READ_LIMITS = { perIpPerSecond: 1, perIpBurst: 4, perNodePerSecond: 20, perNodeBurst: 40 };
 
 export interface CallerOptions {
   waitMs: number;
@@ -48,13 +57,20 @@ interface LiveReads {
   next: Promise<PodRecord[]> | null;
 }
 
+/** A live read this request may not cause: over the IP's or the node's rate. */
+const LIMITED = 'limited';
+
 const ignore = (): void => {};
 
 export class CallerResolver {
   /** Live reads by IP: a request shares only a read started after it arrived. */
   private readonly reads = new Map<string, LiveReads>();
-  /** Live lookups made (stats). */
+  /** Live lookups made, and refused for the rate (stats). */
   liveLookups = 0;
+  liveLookupsLimited = 0;
+  private readonly nodeReads = new TokenBucket(LIVE_READ_LIMITS.perNodePerSecond, LIVE_READ_LIMITS.perNodeBurst, Date.now());
+  /** Bounded: a bucket forgotten early only lets an IP start over at its burst. */
+  private readonly ipReads = new LRUCache<string, TokenBucket>({ max: 4096 });
 
   constructor(
     private readonly index: PodIndex,
@@ -76,6 +92,7 @@ export class CallerResolver {
       if (owner !== null && (!owner.terminating || this.options.liveClaims === null)) return { kind: 'pod', pod: owner };
       if (owner !== null && Date.now() < deadline) {
         const live = await this.liveClaimsBefore(ip, deadline);
+        if (live === LIMITED) return { kind: 'unknown', reason: `too many live lookups for IP ${ip} (terminating pod ${owner.namespace}/${owner.name}): try again in a few seconds` };
         if (live === null) return { kind: 'unknown', reason: `cannot confirm that terminating pod ${owner.namespace}/${owner.name} still holds IP ${ip}` };
         if (terminatingOwnerVerdict(owner, live) === 'owner') return { kind: 'pod', pod: owner };
         // Another pod has the IP now, or will: wait for the watch to say which.
@@ -89,16 +106,23 @@ export class CallerResolver {
     if (slot.owner !== null) return { kind: 'unknown', reason: `terminating pod ${slot.owner.namespace}/${slot.owner.name} no longer holds IP ${ip}` };
     if (this.options.resolveDuplicates && this.options.liveClaims !== null) {
       const live = await this.liveClaimsBefore(ip, Date.now() + this.options.waitMs);
-      const uid = live === null ? null : runningClaimant(live);
+      const uid = live === null || live === LIMITED ? null : runningClaimant(live);
       const pod = slot.claimants.find((p) => p.uid === uid);
       if (pod !== undefined) return { kind: 'pod', pod };
     }
     return { kind: 'unknown', reason: `${slot.claimants.length} pods claim IP ${ip}` };
   }
 
-  /** A live read started after this call, or null when it fails or is not back by `deadline`. */
-  private liveClaimsBefore(ip: string, deadline: number): Promise<PodRecord[] | null> {
+  /**
+   * A live read started after this call, or null when it fails or is not back by
+   * `deadline`, or LIMITED when none may be started now.
+   */
+  private liveClaimsBefore(ip: string, deadline: number): Promise<PodRecord[] | null | typeof LIMITED> {
     const read = this.liveClaimsAt(ip);
+    if (read === null) {
+      this.liveLookupsLimited++;
+      return Promise.resolve(LIMITED);
+    }
     return new Promise((resolve) => {
       const timer = setTimeout(() => resolve(null), Math.max(0, deadline - Date.now()));
       read.then(
@@ -119,11 +143,26 @@ export class CallerResolver {
    * so the request waits for the next read; all requests arriving meanwhile share it.
    * At most two reads per IP are ever in flight.
    */
-  private liveClaimsAt(ip: string): Promise<PodRecord[]> {
+  private liveClaimsAt(ip: string): Promise<PodRecord[]> | null {
     const reads = this.reads.get(ip);
-    if (reads === undefined) return this.startRead(ip);
-    reads.next ??= reads.current.then(ignore, ignore).then(() => this.startRead(ip));
+    if (reads === undefined) return this.mayRead(ip) ? this.startRead(ip) : null;
+    if (reads.next === null) {
+      if (!this.mayRead(ip)) return null;
+      reads.next = reads.current.then(ignore, ignore).then(() => this.startRead(ip));
+    }
     return reads.next;
+  }
+
+  /** Takes a read from the IP's and the node's budget, or neither. */
+  private mayRead(ip: string): boolean {
+    const now = Date.now();
+    let bucket = this.ipReads.get(ip);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(LIVE_READ_LIMITS.perIpPerSecond, LIVE_READ_LIMITS.perIpBurst, now);
+      this.ipReads.set(ip, bucket);
+    }
+    if (bucket.nextAt(now) > now) return false;
+    return this.nodeReads.take(now) && bucket.take(now);
   }
 
   private startRead(ip: string): Promise<PodRecord[]> {

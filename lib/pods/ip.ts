@@ -2,8 +2,8 @@ import { isIP } from 'node:net';
 
 /**
  * The canonical form of an address as the index keys it: IPv4-mapped IPv6
- * (`::ffff:10.0.0.1`, what a dual-stack socket reports) becomes plain IPv4, IPv6 is
- * lower-cased. Returns null for anything that is not an IP address.
+ * (`::ffff:10.0.0.1`, what a dual-stack socket reports) becomes plain IPv4, IPv6 takes
+ * its RFC 5952 form. Returns null for anything that is not an IP address.
  */
 export function normalizeIp(address: string): string | null {
   // Requests on one connection carry the same address string: the last answer is reused.
@@ -18,9 +18,21 @@ let lastAddress = '';
 let lastNormalized: string | null = null;
 
 function normalize(address: string): string | null {
-  let ip = address.trim();
-  if (ip.length > 7 && ip.charCodeAt(0) === 0x3a && /^::ffff:/i.test(ip) && isIP(ip.slice(7)) === 4) ip = ip.slice(7);
+  const ip = address.trim();
   const family = isIP(ip);
-  if (family === 0) return null;
-  return family === 6 ? ip.toLowerCase() : ip;
+  if (family === 4) return ip;
+  if (family !== 6) return null;
+  // RFC 5952's one spelling (the WHATWG URL serialiser writes it): `fd00:0:0::1`,
+  // `FD00::0001` and `fd00::1` must be one key, whoever wrote the pod's IP.
+  let canonical: string;
+  try {
+    canonical = new URL(`http://[${ip}]/`).hostname.slice(1, -1);
+  } catch {
+    return null; // a zone index (fe80::1%eth0): no pod has one
+  }
+  const mapped = /^::ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(canonical);
+  if (mapped === null) return canonical;
+  const high = Number.parseInt(mapped[1] as string, 16);
+  const low = Number.parseInt(mapped[2] as string, 16);
+  return `${high >> 8}.${high & 255}.${low >> 8}.${low & 255}`;
 }

@@ -1,7 +1,7 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { RefreshScheduler, type Scheduled } from '../../lib/credentials/scheduler.js';
-import { backoffDelay, TokenBucket } from '../../lib/credentials/rate-limit.js';
+import { backoffDelay, TokenBucket } from '../../lib/rate-limit.js';
 
 interface Item extends Scheduled {
   name: string;

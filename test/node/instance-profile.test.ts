@@ -61,13 +61,27 @@ t.test('discovery reads iam/info, and the instance role for the default, with an
   const upstream = new MetadataUpstream(address);
   t.teardown(() => upstream.close());
   const none = { baseRoleArn: null, defaultRoleArn: null };
-  t.same(await discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null });
-  t.same(await discoverRolePolicy(none, { baseArn: false, defaultRole: true }, upstream), {
+  t.same(await discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, upstream), { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null });
+  t.same(await discoverRolePolicy(none, { baseArn: false, defaultRole: true, defaultRoleName: null }, upstream), {
     baseRoleArn: 'arn:aws:iam::123456789012:role/',
     defaultRoleArn: 'arn:aws:iam::123456789012:role/node-role',
   });
   const given = { baseRoleArn: 'arn:aws:iam::1:role/', defaultRoleArn: null };
-  t.equal(await discoverRolePolicy(given, { baseArn: false, defaultRole: false }, upstream), given, 'nothing asked, nothing fetched');
+  t.equal(await discoverRolePolicy(given, { baseArn: false, defaultRole: false, defaultRoleName: null }, upstream), given, 'nothing asked, nothing fetched');
+});
+
+t.test('with --auto-discover-base-arn a bare --default-role is a role of the discovered account, as in kube2iam', async (t) => {
+  const parsed = await parseArgs(['--auto-discover-base-arn', '--default-role', 'fallback', '--metadata-addr', address]);
+  t.same(parsed.config?.autoDiscover, { baseArn: true, defaultRole: false, defaultRoleName: 'fallback' }, 'accepted, resolved at start');
+  t.equal(parsed.config?.credentials.rolePolicy.defaultRoleArn, null);
+  const upstream = new MetadataUpstream(address);
+  t.teardown(() => upstream.close());
+  const policy = await discoverRolePolicy(parsed.config!.credentials.rolePolicy, parsed.config!.autoDiscover, upstream);
+  t.same(policy, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: 'arn:aws:iam::123456789012:role/fallback' });
+  const full = await parseArgs(['--auto-discover-base-arn', '--default-role', 'arn:aws:iam::999999999999:role/x', '--metadata-addr', address]);
+  t.equal(full.config?.credentials.rolePolicy.defaultRoleArn, 'arn:aws:iam::999999999999:role/x', 'a full ARN needs no base');
+  const bad = await parseArgs(['--auto-discover-base-arn', '--default-role', 'not a role']).then(() => null, (e: unknown) => e);
+  t.match((bad as Error).message, /--default-role: .*not a valid role name/, 'its form is still checked at once');
 });
 
 t.test('discovery fails with a reason when the metadata service cannot say', async (t) => {
@@ -75,15 +89,15 @@ t.test('discovery fails with a reason when the metadata service cannot say', asy
   t.teardown(() => upstream.close());
   const none = { baseRoleArn: null, defaultRoleArn: null };
   infoStatus = 500;
-  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), /iam\/info answered 500/);
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, upstream), /iam\/info answered 500/);
   infoStatus = 200;
   info = '{"Code":"Success"}';
-  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), /no InstanceProfileArn/);
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, upstream), /no InstanceProfileArn/);
   info = 'not json';
-  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, upstream), /not JSON/);
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, upstream), /not JSON/);
   const down = new MetadataUpstream(`127.0.0.1:${await freePort()}`);
   t.teardown(() => down.close());
-  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false }, down), /metadata service/);
+  await t.rejects(discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, down), /metadata service/);
   info = JSON.stringify({ Code: 'Success', InstanceProfileArn: 'arn:aws:iam::123456789012:instance-profile/eks/nodes' });
 });
 

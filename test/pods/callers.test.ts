@@ -3,7 +3,7 @@
 // same against a real kube-apiserver).
 
 import t from 'tap';
-import { CallerResolver, runningClaimant, terminatingOwnerVerdict } from '../../lib/pods/callers.js';
+import { CallerResolver, LIVE_READ_LIMITS, runningClaimant, terminatingOwnerVerdict, type Caller } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/index.js';
 import type { PodRecord } from '../../lib/pods/pod.js';
 import { pod } from './fixtures.js';
@@ -73,4 +73,37 @@ t.test('without a live source (a pods file) a terminating pod is answered from t
   index.upsert(pod({ name: 'old', ip: '10.0.0.1', terminating: true }));
   const callers = new CallerResolver(index, { waitMs: 100, liveClaims: null, resolveDuplicates: false });
   t.equal(callers.known('10.0.0.1')?.name, 'old');
+});
+
+t.test('a terminating pod that keeps calling drives a bounded rate of live reads; past it, 404 with the reason', async (t) => {
+  const index = new PodIndex();
+  index.upsert(pod({ name: 'old', ip: '10.0.0.1', terminating: true }));
+  let reads = 0;
+  const liveClaims = async (): Promise<PodRecord[]> => {
+    reads++;
+    return [pod({ name: 'old', ip: '10.0.0.1', terminating: true })];
+  };
+  const callers = new CallerResolver(index, { waitMs: 300, liveClaims, resolveDuplicates: false });
+  const answers: Caller[] = [];
+  for (let n = 0; n < 50; n++) answers.push(await callers.resolve('10.0.0.1'));
+  t.ok(reads <= LIVE_READ_LIMITS.perIpBurst + 1, `${reads} live reads for 50 sequential requests from one IP`);
+  t.equal(answers.filter((a) => a.kind === 'pod').length, reads, 'each read answered its request');
+  const refused = answers.filter((a) => a.kind === 'unknown');
+  t.equal(refused.length, 50 - reads);
+  t.match(refused[0], { reason: /^too many live lookups for IP 10\.0\.0\.1 \(terminating pod default\/old\): try again in a few seconds$/ });
+  t.equal(callers.liveLookupsLimited, refused.length, 'counted for the stats line');
+});
+
+t.test('many terminating pods together stay under the node’s rate of live reads', async (t) => {
+  const index = new PodIndex();
+  const ips = Array.from({ length: 30 }, (_, n) => `10.0.1.${n + 1}`);
+  for (const [n, ip] of ips.entries()) index.upsert(pod({ name: `old-${n}`, ip, terminating: true }));
+  let reads = 0;
+  const liveClaims = async (ip: string): Promise<PodRecord[]> => {
+    reads++;
+    return [pod({ name: `old-${ips.indexOf(ip)}`, ip, terminating: true })];
+  };
+  const callers = new CallerResolver(index, { waitMs: 300, liveClaims, resolveDuplicates: false });
+  for (let round = 0; round < 3; round++) await Promise.all(ips.map((ip) => callers.resolve(ip)));
+  t.ok(reads <= LIVE_READ_LIMITS.perNodeBurst + 2, `${reads} live reads for 90 requests from 30 IPs`);
 });

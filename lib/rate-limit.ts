@@ -1,5 +1,6 @@
-// A token bucket for the calls this node makes to STS, so that a node starting hundreds
-// of pods at once stays under STS's request quota instead of meeting its throttling.
+// Rates this node holds itself to: a token bucket (the calls it makes to STS, so a node
+// starting hundreds of pods stays under STS's quota; the live API reads a terminating
+// pod's requests can cause) and the back-off between failed attempts.
 
 export class TokenBucket {
   private readonly perMs: number;
