@@ -31,3 +31,18 @@ t.test('the workload is the Deployment, another controller, or the pod', async (
   t.equal(workloadName({ name: 'lonely' }), 'lonely');
   t.equal(workloadName({ name: 'p', ownerReferences: [{ kind: 'ReplicaSet', name: 'not-controller' }] }), 'p');
 });
+
+t.test('a pod can name any workload of its own namespace, never another namespace', async (t) => {
+  // Owner references and labels are written by whoever creates the pod; the namespace is
+  // the API server's. Namespace names have no dots, so the part before the first dot is
+  // always the pod's own namespace, whatever the workload part claims.
+  const claims = [
+    { name: 'p', ownerReferences: [{ kind: 'ReplicaSet', name: 'other.payments-api-abc', controller: true }], labels: { 'pod-template-hash': 'abc' } },
+    { name: 'p', ownerReferences: [{ kind: 'StatefulSet', name: 'kube-system.admin', controller: true }] },
+    { name: 'kube-system.admin' },
+  ];
+  for (const pod of claims) {
+    const session = sessionName('shop', workloadName(pod));
+    t.equal(session.slice(0, session.indexOf('.')), 'shop', `${session}: still shop's`);
+  }
+});
