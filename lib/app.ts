@@ -97,8 +97,8 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     live = liveClaims(kc, keys);
   }
   const callers = new CallerResolver(index, { waitMs: pods.waitMs, liveClaims: live, resolveDuplicates: pods.resolveDuplicates });
-  // --imdsv2-required: credential routes need a token issued here to the same pod IP.
-  const tokens = serve.imdsv2Required ? new TokenRegistry() : null;
+  // IMDSv2 tokens are issued here, bound to the pod's IP; never the node's.
+  const tokens = new TokenRegistry();
   const answerStats = new CredentialAnswerStats();
   const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
 
@@ -106,7 +106,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const unavailable = (): string | null => (server?.shuttingDown === true ? 'shutting down' : source.synced ? null : 'pods not listed yet');
   const router = createRouter(
     { unavailable, callers, assignment, upstream, tokens, stats: answerStats },
-    { allowRoute: serve.allowRoute, hostIp: serve.hostIp, debug: serve.debug },
+    { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug },
   );
   server = new HttpServer(router, {}, {
     onHandlerError: (error, request) => log.error({ err: error, path: request.path }, 'handler failed'),
@@ -131,7 +131,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         watch: { restarts: deltas.take('watch', { restarts: watchRestarts() }).restarts },
         upstream: deltas.take('upstream', upstream.stats),
         http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
-        tokens: tokens?.size ?? 0,
+        tokens: tokens.size,
         loopDelayMs: loopDelay.take(),
       };
       latency.reset();

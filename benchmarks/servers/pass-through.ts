@@ -8,6 +8,6 @@ import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 const [host, metadataAddr, port] = process.argv.slice(2);
 // No per-address share: the baseline is one pod's load, through the pool alone.
 const upstream = new MetadataUpstream(metadataAddr as string, { perClient: 1_000_000 });
-const server = new HttpServer((request) => upstream.forward(request));
+const server = new HttpServer((request) => upstream.forward(request, false));
 await server.listen(Number(port), host);
 process.stdout.write('ready\n');

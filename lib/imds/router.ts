@@ -3,9 +3,11 @@
 // - /{version}/meta-data/iam/security-credentials[/]: the caller's role name;
 // - /{version}/meta-data/iam/security-credentials/<role>: its credential document, 403
 //   for another role (as kube2iam), 500 with the reason when STS has given none;
-// - PUT /latest/api/token: passed upstream (no X-Forwarded-For added) and remembered for
-//   --imdsv2-required; the granted TTL is always echoed (Go v2 and Java v2 need it); a
-//   versioned token path gets 403, as IMDS answers;
+// - PUT /latest/api/token: a token issued here, bound to the caller's IP (never the
+//   node's: TokenRegistry), with IMDS's TTL rules and refusals; the TTL is echoed (Go v2
+//   and Java v2 need it). A token sent with any request must be one of these, for that
+//   IP, unexpired (else 401, as IMDS answers); --imdsv2-required makes the credential
+//   routes need one;
 // - /healthz, and /debug/store with --debug;
 // - everything else passes through to the metadata service, except what would expose
 //   the node's own identity (anything else under meta-data/iam, identity-credentials,
@@ -22,7 +24,7 @@ import type { CallerResolver } from '../pods/callers.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
 import type { RoleAssignment } from '../pods/role-assignment.js';
-import type { MetadataUpstream, UpstreamAnswer } from '../upstream/metadata.js';
+import { TOKEN_HEADER, TOKEN_TTL_HEADER, type MetadataUpstream } from '../upstream/metadata.js';
 import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
 /** What served a request, for the stats line. */
@@ -53,15 +55,13 @@ const UNAUTHORIZED = textResponse(401, 'a valid IMDSv2 token is required (PUT /l
 const BAD_TTL = textResponse(400, 'X-aws-ec2-metadata-token-ttl-seconds must be an integer from 1 to 21600\n');
 const FORWARDED_TOKEN = textResponse(403, 'token requests with X-Forwarded-For are refused\n');
 const VERSIONED_TOKEN = textResponse(403, 'tokens are issued only at /latest/api/token\n');
-const TOKEN_BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
+const TOKEN_RATE = textResponse(429, 'too many token requests from this address\n', [['Retry-After', '1']]);
 const GET_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'GET, HEAD']]);
 const PUT_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'PUT']]);
 
 const CREDENTIALS = '/meta-data/iam/security-credentials';
 const TOKEN_PATH = '/latest/api/token';
 const API_TOKEN = '/api/token';
-const TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
-const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
 
 /** How long a credential request waits for a first fetch already under way. */
 const FETCH_WAIT_MS = 800;
@@ -69,6 +69,8 @@ const FETCH_WAIT_MS = 800;
 export interface RouterOptions {
   /** --allow-route-regexp: pass-through paths (the token PUT included) must match. */
   allowRoute: RegExp | null;
+  /** --imdsv2-required: the credential routes need a token issued here. */
+  imdsv2Required: boolean;
   /** --host-ip, shown by /healthz. */
   hostIp: string;
   /** --debug: /debug/store is served. */
@@ -81,8 +83,8 @@ export interface RouterDependencies {
   callers: CallerResolver;
   assignment: RoleAssignment;
   upstream: MetadataUpstream;
-  /** Tokens issued here; null unless --imdsv2-required (nothing then needs them). */
-  tokens: TokenRegistry | null;
+  /** The IMDSv2 tokens issued here. */
+  tokens: TokenRegistry;
   stats: CredentialAnswerStats;
 }
 
@@ -176,10 +178,21 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     request.send(entry.errorResponse ?? NOT_READY);
   };
 
+  /**
+   * As IMDS judges a request's token: true for a valid one, false for none, null for one
+   * that is not valid for this address now (401, whatever else the request is).
+   */
+  const tokenState = (request: Request, ip: string | null): boolean | null => {
+    const token = request.header(TOKEN_HEADER);
+    if (token === undefined) return false;
+    return ip !== null && tokens.valid(ip, token, Date.now()) ? true : null;
+  };
+
   const credentials = (request: Request, kind: Route, versionEnd: number): void => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return request.send(GET_ONLY);
     const ip = normalizeIp(request.remoteAddress);
-    if (tokens !== null && (ip === null || !tokens.valid(ip, request.header(TOKEN_HEADER), Date.now()))) return request.send(UNAUTHORIZED);
+    const token = tokenState(request, ip);
+    if (token === null || (!token && options.imdsv2Required)) return request.send(UNAUTHORIZED);
     const pod = ip === null ? null : callers.known(ip);
     const roleAt = versionEnd + CREDENTIALS.length + 1;
     if (pod !== null) return answer(request, pod, kind, roleAt);
@@ -198,25 +211,13 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     if (request.path !== TOKEN_PATH) return request.send(VERSIONED_TOKEN);
     // As IMDS does: a proxy inside the pod (an SSRF path) adds X-Forwarded-For.
     if (request.header('x-forwarded-for') !== undefined) return request.send(FORWARDED_TOKEN);
-    const ttl = parseTokenTtl(request.header(TTL_HEADER));
+    const ttl = parseTokenTtl(request.header(TOKEN_TTL_HEADER));
     if (ttl === null) return request.send(BAD_TTL);
     if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
-    const issued = (reply: UpstreamAnswer): void => {
-      if (reply.status !== 200) {
-        // A status this engine cannot answer with (1xx, or 204/304 with a body) is no usable answer.
-        const bodyless = reply.status === 204 || reply.status === 304;
-        if (reply.status < 200 || reply.status > 599 || (bodyless && reply.body !== '')) return request.send(TOKEN_BAD_GATEWAY);
-        return request.respond(reply.status, reply.body, bodyless ? [] : [['Content-Type', 'text/plain']]);
-      }
-      const granted = parseTokenTtl(String(reply.headers[TTL_HEADER] ?? '')) ?? ttl;
-      const ip = normalizeIp(request.remoteAddress);
-      if (ip !== null) tokens?.issued(ip, reply.body, granted, Date.now());
-      request.respond(200, reply.body, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(granted)]]);
-    };
-    upstream
-      .fetch('PUT', TOKEN_PATH, { [TTL_HEADER]: String(ttl) })
-      .then(issued, () => request.send(TOKEN_BAD_GATEWAY))
-      .catch((error: unknown) => request.fail(error));
+    const ip = normalizeIp(request.remoteAddress);
+    const token = ip === null ? null : tokens.issue(ip, ttl, Date.now());
+    if (token === null) return request.send(TOKEN_RATE);
+    request.respond(200, token, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(ttl)]]);
   };
 
   const health = (request: Request): void => {
@@ -232,7 +233,9 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       return request.send(refusal);
     }
     if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
-    upstream.forward(request);
+    const token = tokenState(request, normalizeIp(request.remoteAddress));
+    if (token === null) return request.send(UNAUTHORIZED);
+    upstream.forward(request, token);
   };
 
   return (request) => {

@@ -1,12 +1,19 @@
-// IMDSv2 session tokens issued through this proxy. With --imdsv2-required a credential
-// request must carry one that was issued to the same source IP and has not expired, so
-// a plain GET made through an SSRF hole in a pod (which cannot send the token PUT)
-// gets no credentials. Bounded per address and in addresses.
+// IMDSv2 session tokens, issued here, never by the node's metadata service: a pod's token
+// is good only at this proxy, only from the address it was issued to, and only until its
+// TTL ends, so a pod never holds a token the node's metadata service would accept (one it
+// could use wherever a path bypasses the rule, such as [fd00:ec2::254]). Bounded per
+// address and in addresses, and rate-limited per address, so one pod that floods token
+// requests evicts and slows only its own.
 
+import { randomBytes } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
+import { TokenBucket } from '../rate-limit.js';
 
 /** IMDS accepts token lifetimes of one second to six hours. */
 export const MAX_TOKEN_TTL_SECONDS = 21_600;
+
+/** Token requests one address may make: SDKs ask for one per credential fetch at most. */
+export const TOKEN_REQUEST_LIMITS = { perSecond: 20, burst: 100 };
 
 /** The TTL a token request asks for, or null when it is missing or out of range (400). */
 export function parseTokenTtl(value: string | undefined): number | null {
@@ -15,12 +22,14 @@ export function parseTokenTtl(value: string | undefined): number | null {
   return seconds >= 1 && seconds <= MAX_TOKEN_TTL_SECONDS ? seconds : null;
 }
 
+interface AddressTokens {
+  /** Token to its expiry, newest kept. */
+  tokens: LRUCache<string, number>;
+  requests: TokenBucket;
+}
+
 export class TokenRegistry {
-  // Per address, so a pod that floods token requests evicts only its own tokens, never
-  // another pod's (which would then be refused, and botocore does not retry a 401).
-  // Keyed by address and token together: an upstream that hands every caller the same
-  // token (moto does) must still not let one pod's token stand for another's.
-  private readonly byAddress: LRUCache<string, LRUCache<string, number>>;
+  private readonly byAddress: LRUCache<string, AddressTokens>;
   private readonly perAddress: number;
 
   constructor(maxAddresses = 4_096, perAddress = 64) {
@@ -33,18 +42,23 @@ export class TokenRegistry {
     return this.byAddress.size;
   }
 
-  issued(ip: string, token: string, ttlSeconds: number, now: number): void {
-    let tokens = this.byAddress.get(ip);
-    if (tokens === undefined) {
-      tokens = new LRUCache({ max: this.perAddress });
-      this.byAddress.set(ip, tokens);
+  /** A new token for `ip`, valid `ttlSeconds`; null when the address asks faster than its rate. */
+  issue(ip: string, ttlSeconds: number, now: number): string | null {
+    let entry = this.byAddress.get(ip);
+    if (entry === undefined) {
+      entry = { tokens: new LRUCache({ max: this.perAddress }), requests: new TokenBucket(TOKEN_REQUEST_LIMITS.perSecond, TOKEN_REQUEST_LIMITS.burst, now) };
+      this.byAddress.set(ip, entry);
     }
-    tokens.set(token, now + ttlSeconds * 1000);
+    if (!entry.requests.take(now)) return null;
+    // The shape IMDS tokens have (opaque base64 of about this length); SDKs treat it as opaque.
+    const token = randomBytes(42).toString('base64');
+    entry.tokens.set(token, now + ttlSeconds * 1000);
+    return token;
   }
 
   valid(ip: string, token: string | undefined, now: number): boolean {
     if (token === undefined || token.length === 0) return false;
-    const expiresAt = this.byAddress.get(ip)?.get(token);
+    const expiresAt = this.byAddress.get(ip)?.tokens.get(token);
     return expiresAt !== undefined && now < expiresAt;
   }
 }

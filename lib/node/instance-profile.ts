@@ -3,18 +3,18 @@
 // --auto-discover-default-role) and, when AWS_REGION is not set, the region.
 
 import { baseArnFromInstanceProfile, resolveRoleName, type RolePolicy } from '../credentials/roles.js';
-import type { MetadataUpstream, UpstreamAnswer } from '../upstream/metadata.js';
+import { TOKEN_HEADER, type MetadataUpstream, type UpstreamAnswer } from '../upstream/metadata.js';
 
 type MetadataGet = (path: string) => Promise<UpstreamAnswer>;
 
 /**
- * GETs from the node's metadata service with an IMDSv2 token when it gives one: nodes
- * with HttpTokens=required refuse plain GETs (kube2iam crash-looped there until it moved
- * to an IMDSv2 client).
+ * GETs from the node's metadata service with the node's IMDSv2 token when it gives one:
+ * nodes with HttpTokens=required refuse plain GETs (kube2iam crash-looped there until it
+ * moved to an IMDSv2 client).
  */
 async function nodeMetadata(upstream: MetadataUpstream): Promise<MetadataGet> {
-  const token = await upstream.fetch('PUT', '/latest/api/token', { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }).catch(() => null);
-  const headers: Record<string, string> = token?.status === 200 && token.body !== '' ? { 'x-aws-ec2-metadata-token': token.body } : {};
+  const token = await upstream.token();
+  const headers: Record<string, string> = token === null ? {} : { [TOKEN_HEADER]: token };
   return (path) => upstream.fetch('GET', path, headers);
 }
 

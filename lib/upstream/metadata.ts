@@ -2,13 +2,15 @@
 // itself. One undici Pool: kept-alive, bounded connections, so pass-through traffic from
 // every pod on the node costs the instance's metadata quota as little as it can.
 //
-// Nothing is added on the way: no X-Forwarded-For (IMDS rejects IMDSv2 requests that
-// carry one), no Via. Hop-by-hop headers are dropped both ways. A failing upstream is
-// answered 502 within a bound, never left hanging.
+// Nothing of the pod's is added on the way: no X-Forwarded-For (IMDS rejects IMDSv2
+// requests that carry one), no Via. Hop-by-hop and IMDSv2 headers are dropped both ways;
+// a request whose pod showed a valid token of this proxy's goes with the node's own
+// (NodeToken). A failing upstream is answered 502 within a bound, never left hanging.
 
 import { Pool } from 'undici';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { AddressCounts, discardBody, StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
+import { NODE_TOKEN_TTL_SECONDS, NodeToken } from './node-token.js';
 
 export interface UpstreamOptions {
   /** Connections to the metadata service at most, for pass-through. */
@@ -30,8 +32,16 @@ export const DEFAULT_UPSTREAM_OPTIONS: Readonly<UpstreamOptions> = Object.freeze
   bodyTimeoutMs: 2_000,
 });
 
-/** RFC 9110 7.6.1 and the proxy-era ones; the framing headers are the engine's to set. */
-const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'content-length', 'expect']);
+/** IMDSv2's headers: a pod's token is this proxy's and never goes upstream; the node's own does. */
+export const TOKEN_HEADER = 'x-aws-ec2-metadata-token';
+export const TOKEN_TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
+
+/**
+ * Never passed either way: RFC 9110 7.6.1's hop-by-hop headers and the proxy-era ones
+ * (the framing headers are the engine's to set), and IMDSv2's: a pod's token is not the
+ * node's, and the node's (which an upstream echoing headers would hand back) is not a pod's.
+ */
+const NOT_PASSED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'content-length', 'expect', TOKEN_HEADER, TOKEN_TTL_HEADER]);
 
 const BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
 const GATEWAY_TIMEOUT = textResponse(502, 'metadata service did not answer in time\n');
@@ -62,6 +72,7 @@ export class MetadataUpstream {
   private readonly ownPool: Pool;
   /** Pass-through requests waiting upstream, by client address. */
   private readonly waiting = new AddressCounts();
+  private readonly nodeToken: NodeToken;
 
   /** `address`: host or host:port (IPv6 in brackets). */
   constructor(address: string, options: Partial<UpstreamOptions> = {}) {
@@ -77,10 +88,21 @@ export class MetadataUpstream {
       });
     this.pool = pool(this.options.connections);
     this.ownPool = pool(2);
+    this.nodeToken = new NodeToken(() => this.fetch('PUT', '/latest/api/token', { [TOKEN_TTL_HEADER]: String(NODE_TOKEN_TTL_SECONDS) }));
   }
 
-  /** Passes a request through; answers it with the upstream's answer, streamed, or 502. */
-  forward(request: Request): void {
+  /** The node's own IMDSv2 token (null when the metadata service gives none). */
+  token(): Promise<string | null> {
+    return this.nodeToken.get(Date.now());
+  }
+
+  /**
+   * Passes a request through; answers it with the upstream's answer, streamed, or 502.
+   * `withNodeToken`: the pod showed a valid token of this proxy's, so the request goes
+   * with the node's; without, it goes without one, and a node that requires IMDSv2
+   * refuses it as it would refuse the pod without the proxy.
+   */
+  forward(request: Request, withNodeToken: boolean): void {
     // One pod cannot fill the pool that every pod's pass-through shares.
     const client = request.remoteAddress;
     if (this.waiting.of(client) >= this.options.perClient) {
@@ -93,14 +115,16 @@ export class MetadataUpstream {
     const deadline = this.deadline();
     // A client that leaves frees its pool connection at once, not at the deadline.
     request.onAbandoned = deadline.abandon;
-    this.pool
-      .request({
-        method: request.method as 'GET',
-        path: request.query === '' ? request.path : `${request.path}?${request.query}`,
-        headers: forwardedHeaders(request.headers),
-        body: request.body.length > 0 ? request.body : null,
-        signal: deadline.signal,
-      })
+    (withNodeToken ? this.nodeToken.get(Date.now()) : Promise.resolve(null))
+      .then((token) =>
+        this.pool.request({
+          method: request.method as 'GET',
+          path: request.query === '' ? request.path : `${request.path}?${request.query}`,
+          headers: forwardedHeaders(request.headers, token),
+          body: request.body.length > 0 ? request.body : null,
+          signal: deadline.signal,
+        }),
+      )
       .then(
         (answer) => {
           clearTimeout(deadline.timer);
@@ -176,8 +200,11 @@ export class MetadataUpstream {
 class DeadlineExceeded extends Error {}
 class ClientGone extends Error {}
 
-/** The client's headers minus hop-by-hop ones and those its Connection header names. */
-export function forwardedHeaders(headers: readonly string[]): string[] {
+/**
+ * The client's headers minus hop-by-hop ones, those its Connection header names and its
+ * IMDSv2 token, plus the node's token when given.
+ */
+export function forwardedHeaders(headers: readonly string[], nodeToken: string | null = null): string[] {
   let named: string[] | null = null;
   for (let i = 0; i < headers.length; i += 2) {
     if (headers[i] === 'connection') (named ??= []).push(...(headers[i + 1] as string).toLowerCase().split(',').map((name) => name.trim()));
@@ -185,18 +212,19 @@ export function forwardedHeaders(headers: readonly string[]): string[] {
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
-    if (HOP_BY_HOP.has(name) || (named !== null && named.includes(name))) continue;
+    if (NOT_PASSED.has(name) || (named !== null && named.includes(name))) continue;
     out.push(name, headers[i + 1] as string);
   }
+  if (nodeToken !== null) out.push(TOKEN_HEADER, nodeToken);
   return out;
 }
 
-/** The upstream's headers to hand back, minus hop-by-hop ones. */
+/** The upstream's headers to hand back, minus hop-by-hop ones and IMDSv2's. */
 export function returnedHeaders(headers: IncomingHttpHeaders): HeaderList {
   const named = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((name) => name.trim()) : [];
   const out: Array<[string, string]> = [];
   for (const name of Object.keys(headers)) {
-    if (HOP_BY_HOP.has(name) || named.includes(name)) continue;
+    if (NOT_PASSED.has(name) || named.includes(name)) continue;
     const value = headers[name];
     if (Array.isArray(value)) for (const item of value) out.push([name, item]);
     else if (value !== undefined) out.push([name, value]);

@@ -1,6 +1,6 @@
 // One error boundary for every route that awaits: a throw in the continuation after an
-// await (caller resolution, a credential fetch under way, the token request, the
-// pass-through) ends that request with 500 and reaches onHandlerError (the log); it
+// await (caller resolution, a credential fetch under way, the pass-through with the
+// node's token) ends that request with 500 and reaches onHandlerError (the log); it
 // never becomes an unhandled rejection, which would end the process for every pod.
 //
 // The router is composed from the program's real parts as lib/app.ts composes it (pods
@@ -19,6 +19,7 @@ import { CredentialStore } from '../../lib/credentials/store.js';
 import type { AssumeRoleRequest, RoleAssumer } from '../../lib/credentials/sts.js';
 import { HttpServer, type Request } from '../../lib/http/index.js';
 import { CredentialAnswerStats, createRouter } from '../../lib/imds/router.js';
+import { TokenRegistry } from '../../lib/imds/tokens.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/index.js';
 import { RoleAssignment } from '../../lib/pods/role-assignment.js';
@@ -61,8 +62,8 @@ await source.whenSynced();
 const upstream = new MetadataUpstream(`127.0.0.1:${moto.port}`);
 t.teardown(() => upstream.close());
 const router = createRouter(
-  { unavailable: () => null, callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }), assignment, upstream, tokens: null, stats: new CredentialAnswerStats() },
-  { allowRoute: null, hostIp: '127.0.0.1', debug: false },
+  { unavailable: () => null, callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }), assignment, upstream, tokens: new TokenRegistry(), stats: new CredentialAnswerStats() },
+  { allowRoute: null, imdsv2Required: false, hostIp: '127.0.0.1', debug: false },
 );
 
 /** Requests whose path is in `inject` throw on their first send() after the route has awaited. */
@@ -107,7 +108,6 @@ function ask(path: string, from: string, method = 'GET', headers: Record<string,
 const CASES: Array<{ await: string; path: string; from: string; method?: string; headers?: Record<string, string> }> = [
   { await: 'caller resolution (an address no pod holds yet)', path: '/latest/meta-data/iam/security-credentials/', from: '127.0.0.9' },
   { await: 'a credential fetch under way', path: '/latest/meta-data/iam/security-credentials/app', from: '127.0.0.2' },
-  { await: 'the token request', path: '/latest/api/token', from: '127.0.0.2', method: 'PUT', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } },
   { await: 'the pass-through', path: '/latest/meta-data/instance-id', from: '127.0.0.2' },
 ];
 

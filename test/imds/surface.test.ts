@@ -74,12 +74,42 @@ const putToken = (app: App, from: string, ttl?: string, headers: OutgoingHttpHea
 
 const open = await start('--debug');
 
-t.test('the token PUT passes upstream and always answers with the granted TTL', async (t) => {
+t.test('the token PUT is answered here with a token of this proxy’s, never the node’s, and the TTL', async (t) => {
+  const before = open.app.upstream.stats.requests;
   const answer = await putToken(open.app, '127.0.0.2', '300');
   t.equal(answer.status, 200);
-  t.equal(answer.body, 'fake-imdsv2-token', 'moto’s token, passed through');
+  t.match(answer.body, /^[A-Za-z0-9+/]{56}$/);
+  t.not(answer.body, 'fake-imdsv2-token', 'not the metadata service’s token');
   t.equal(answer.headers['x-aws-ec2-metadata-token-ttl-seconds'], '300', 'Go v2 and Java v2 parse this header');
   t.match(answer.headers['content-type'], /^text\/plain/);
+  t.equal(open.app.upstream.stats.requests, before, 'the metadata service was not asked');
+});
+
+t.test('a token that is not this proxy’s, not for this address, or expired gets 401 on every route, as IMDS answers', async (t) => {
+  const before = open.app.upstream.stats.requests;
+  const mine = (await putToken(open.app, '127.0.0.2', '300')).body;
+  const bad = { 'x-aws-ec2-metadata-token': 'fake-imdsv2-token' };
+  t.equal((await send(open.app, LISTING, '127.0.0.2', { headers: bad })).status, 401, 'credentials, with a foreign token');
+  t.equal((await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', { headers: bad })).status, 401, 'pass-through, with a foreign token');
+  t.equal((await send(open.app, LISTING, '127.0.0.3', { headers: { 'x-aws-ec2-metadata-token': mine } })).status, 401, 'another pod’s token');
+  t.equal(open.app.upstream.stats.requests, before, 'none reached the metadata service');
+  t.same((await send(open.app, LISTING, '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': mine } })).body, 'shop-cart', 'its own token works');
+  t.equal((await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': mine } })).status, 200, 'and passes through with the node’s');
+  const short = (await putToken(open.app, '127.0.0.2', '1')).body;
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  t.equal((await send(open.app, LISTING, '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': short } })).status, 401, 'expired');
+});
+
+t.test('two hundred token requests from one pod cost nothing upstream, and another pod is answered at once', async (t) => {
+  const before = open.app.upstream.stats.requests;
+  const flood = await Promise.all(Array.from({ length: 200 }, () => putToken(open.app, '127.0.0.4', '21600')));
+  t.ok(flood.filter((a) => a.status === 200).length >= 100, 'its burst is issued');
+  t.ok(flood.filter((a) => a.status === 429).every((a) => a.headers['retry-after'] === '1'), 'past it, 429 with Retry-After');
+  const started = Date.now();
+  const other = await putToken(open.app, '127.0.0.2', '60');
+  t.equal(other.status, 200);
+  t.ok(Date.now() - started < 1000, `the other pod waited ${Date.now() - started} ms`);
+  t.equal(open.app.upstream.stats.requests, before, 'no token request reached the metadata service');
 });
 
 t.test('a token PUT with a missing or out-of-range TTL gets 400, one with X-Forwarded-For 403', async (t) => {

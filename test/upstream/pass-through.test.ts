@@ -41,7 +41,22 @@ const routes: Record<string, (res: ServerResponse) => void> = {
     setTimeout(() => res.end('late'), 150);
   },
 };
-const upstreamServer: Server = createServer((req, res) => (routes[req.url ?? ''] ?? ((r: ServerResponse) => r.end(`echo ${req.url}`)))(res));
+/** Token PUTs the upstream answered (the proxy's own), and the headers of the last /headers request. */
+let nodeTokenRequests = 0;
+let seenHeaders: Record<string, unknown> = {};
+routes['/latest/api/token'] = (res) => {
+  nodeTokenRequests++;
+  res.end('node-token');
+};
+routes['/headers'] = (res) => {
+  // Echoes a token header back, as moto echoes every request header.
+  res.setHeader('x-aws-ec2-metadata-token', 'echoed');
+  res.end('seen');
+};
+const upstreamServer: Server = createServer((req, res) => {
+  if (req.url === '/headers') seenHeaders = req.headers;
+  (routes[req.url ?? ''] ?? ((r: ServerResponse) => r.end(`echo ${req.url}`)))(res);
+});
 await new Promise<void>((resolve) => upstreamServer.listen(0, '127.0.0.1', resolve));
 t.teardown(() => upstreamServer.close());
 const upstreamPort = (upstreamServer.address() as { port: number }).port;
@@ -50,7 +65,7 @@ async function proxy(address: string, options: Partial<UpstreamOptions> = {}): P
   const upstream = new MetadataUpstream(address, options);
   const server = new HttpServer((request) => {
     if (request.path === '/probe') request.respondText(200, 'fast');
-    else upstream.forward(request);
+    else upstream.forward(request, false);
   });
   const { port } = await server.listen(0, '127.0.0.1');
   t.teardown(async () => {
@@ -250,8 +265,37 @@ t.test('the proxy’s own requests (tokens) never wait behind pods’ pass-throu
   t.ok(await until(() => stalled === before + 2), 'every pass-through connection is busy');
   const started = Date.now();
   const answer = await small.upstream.fetch('PUT', '/latest/api/token');
-  t.equal(answer.body, 'echo /latest/api/token');
+  t.equal(answer.body, 'node-token');
   t.ok(Date.now() - started < 1000, `answered in ${Date.now() - started} ms`);
   for (const client of held) client.socket.resetAndDestroy();
   t.ok(await until(() => stalled === before));
+});
+
+t.test('a pod’s token never goes upstream; a request vouched for goes with the node’s own, fetched once', async (t) => {
+  const upstream = new MetadataUpstream(`127.0.0.1:${upstreamPort}`);
+  // The router vouches for a request whose pod showed a valid token; here a header stands in for it.
+  const server = new HttpServer((request) => upstream.forward(request, request.header('x-vouched') === 'yes'));
+  const { port: p } = await server.listen(0, '127.0.0.1');
+  t.teardown(async () => {
+    await server.close(0);
+    await upstream.close();
+  });
+  const send = (headers: Record<string, string>): Promise<{ status: number; headers: Record<string, unknown> }> =>
+    new Promise((resolve, reject) => {
+      const req = httpRequest({ host: '127.0.0.1', port: p, path: '/headers', headers, agent: false }, (res) => {
+        res.resume();
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers }));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+  const before = nodeTokenRequests;
+  const plain = await send({ 'x-aws-ec2-metadata-token': 'pod-token' });
+  t.notOk('x-aws-ec2-metadata-token' in seenHeaders, 'not vouched for: no token at all upstream');
+  t.notOk('x-aws-ec2-metadata-token' in plain.headers, 'and none comes back, even echoed');
+  await send({ 'x-aws-ec2-metadata-token': 'pod-token', 'x-aws-ec2-metadata-token-ttl-seconds': '60', 'x-vouched': 'yes' });
+  t.equal(seenHeaders['x-aws-ec2-metadata-token'], 'node-token', 'vouched for: the node’s token, not the pod’s');
+  t.notOk('x-aws-ec2-metadata-token-ttl-seconds' in seenHeaders);
+  for (let n = 0; n < 5; n++) await send({ 'x-vouched': 'yes' });
+  t.equal(nodeTokenRequests - before, 1, 'the node’s token is fetched once and kept');
 });
