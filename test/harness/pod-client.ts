@@ -15,7 +15,7 @@ export interface Answer {
  * One GET to the proxy from `from` (a pod's loopback address), on a connection of its
  * own, with extra headers if any; the whole answer within `timeoutMs`.
  */
-export function get(port: number, from: string, path: string, timeoutMs = 5_000, headers: Record<string, string> = {}): Promise<Answer> {
+export function get(port: number, from: string, path: string, timeoutMs = 5_000, headers: Record<string, string> = {}, method = 'GET'): Promise<Answer> {
   const started = performance.now();
   return new Promise((resolve) => {
     let settled = false;
@@ -25,7 +25,7 @@ export function get(port: number, from: string, path: string, timeoutMs = 5_000,
       clearTimeout(timer);
       resolve({ status, body, ms: performance.now() - started, ...(error === undefined ? {} : { error }) });
     };
-    const req = request({ host: '127.0.0.1', port, path, localAddress: from, agent: false, headers }, (res) => {
+    const req = request({ host: '127.0.0.1', port, path, method, localAddress: from, agent: false, headers }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (body += chunk));

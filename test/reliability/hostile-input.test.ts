@@ -1,6 +1,7 @@
 // Hostile input against the built program (issue 8, part 2): slowloris, a connection
 // flood past the cap, a pipelining flood, huge and many headers, fuzzing through the
-// whole program, and garbage from the metadata service. Throughout every attack,
+// whole program, garbage from the metadata service, and what tenants write (issue 14):
+// role annotations and allow-lists built to make a matcher backtrack, and token floods. Throughout every attack,
 // legitimate pods (127.0.0.11..14, each with its own role) keep fetching their own
 // credentials as botocore does (listing, then the role, new connections, 1 s timeout),
 // and every fetch must succeed in time. After each attack the program is alive, its RSS
@@ -10,12 +11,14 @@
 // longer and prints one `# hostile: {json}` line per attack for the results table.
 
 import t, { type Test } from 'tap';
+import { writeFileSync } from 'node:fs';
 import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MotoServer } from '../harness/moto.js';
+import { get } from '../harness/pod-client.js';
 import { generateInput, Random } from '../http/generate.js';
 import { parseResponse, WireClient, wellFormed } from '../http/wire.js';
-import { credentialsFor, FakeMetadataService, figures, LegitPods, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
+import { credentialsFor, FakeMetadataService, figures, LegitPods, LISTING, podsFileText, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
 
 const LONG = process.env.RELIABILITY_LONG === '1' || process.env.HOSTILE_SECONDS !== undefined;
 /** Seconds each time-bounded attack runs in the long version. */
@@ -52,20 +55,20 @@ const PODS: Pod[] = [
 const ENDLESS_CHUNK = Buffer.from(`400\r\n${'e'.repeat(0x400)}\r\n`, 'latin1');
 const upstream = new FakeMetadataService({
   // Not HTTP at all.
-  '/garbage': (socket) => socket.end(Buffer.from('SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe garbage \r\n\r\n', 'latin1')),
+  '/latest/meta-data/garbage': (socket) => socket.end(Buffer.from('SSH-2.0-OpenSSH_9.6\r\n\x00\xff\xfe garbage \r\n\r\n', 'latin1')),
   // A status line that is not one.
-  '/bad-status': (socket) => socket.end('HTTP/1.1 2000000 OK\r\nContent-Length: 2\r\n\r\nok'),
+  '/latest/meta-data/bad-status': (socket) => socket.end('HTTP/1.1 2000000 OK\r\nContent-Length: 2\r\n\r\nok'),
   // A head larger than any metadata answer has.
-  '/huge-head': (socket) => socket.end(`HTTP/1.1 200 OK\r\nX-Big: ${'h'.repeat(128 * 1024)}\r\nContent-Length: 2\r\n\r\nok`),
+  '/latest/meta-data/huge-head': (socket) => socket.end(`HTTP/1.1 200 OK\r\nX-Big: ${'h'.repeat(128 * 1024)}\r\nContent-Length: 2\r\n\r\nok`),
   // Promises 1000 bytes, sends 100, hangs up.
-  '/truncated': (socket) => {
+  '/latest/meta-data/truncated': (socket) => {
     socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n${'t'.repeat(100)}`);
     setTimeout(() => socket.destroy(), 20);
   },
   // Broken chunked framing midway.
-  '/bad-chunks': (socket) => socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n'),
+  '/latest/meta-data/bad-chunks': (socket) => socket.end('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\nzz\r\nnot a chunk\r\n'),
   // A chunked body that never ends, as fast as the socket takes it.
-  '/endless': (socket) => {
+  '/latest/meta-data/endless': (socket) => {
     socket.write('HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n');
     const pump = (): void => {
       while (!socket.destroyed && socket.write(ENDLESS_CHUNK));
@@ -74,7 +77,7 @@ const upstream = new FakeMetadataService({
     pump();
   },
   // Accepts the request and never answers.
-  '/silent': () => {},
+  '/latest/meta-data/silent': () => {},
 });
 const metadataAddr = await upstream.listen();
 t.teardown(() => upstream.close());
@@ -84,7 +87,9 @@ t.teardown(() => moto.stop());
 
 // --backoff-max-elapsed-time: a request from an address that is no pod waits this long
 // for the pod to appear; short, so the fuzz run tries more inputs (the answer is 404 either way).
-const program = await startProgram(PODS, moto.endpoint, metadataAddr, ['--backoff-max-elapsed-time', '200ms']);
+// With namespace allow-lists on, as a multi-tenant node runs: the pods' namespace allows every role.
+const APPS = { kind: 'Namespace', metadata: { name: 'apps', annotations: { 'iam.amazonaws.com/allowed-roles': '["*"]' } } };
+const program = await startProgram(PODS, moto.endpoint, metadataAddr, ['--backoff-max-elapsed-time', '200ms', '--namespace-restrictions'], [APPS]);
 t.teardown(() => program.proc.stop());
 
 // Each pod's own AccessKeyId: every later answer must carry exactly this one.
@@ -417,12 +422,12 @@ t.test('garbage from the metadata service: pass-through gets 502 or a dropped co
   await underAttack(t, 'upstream-garbage', async (t) => {
     /** What a pass-through client may see for each path: a status, or `dropped` (closed without a whole answer). */
     const expected: Record<string, string[]> = {
-      '/garbage': ['502'],
-      '/bad-status': ['502'],
-      '/huge-head': ['502'],
-      '/silent': ['502'],
-      '/truncated': ['dropped'],
-      '/bad-chunks': ['dropped'],
+      '/latest/meta-data/garbage': ['502'],
+      '/latest/meta-data/bad-status': ['502'],
+      '/latest/meta-data/huge-head': ['502'],
+      '/latest/meta-data/silent': ['502'],
+      '/latest/meta-data/truncated': ['dropped'],
+      '/latest/meta-data/bad-chunks': ['dropped'],
       '/latest/meta-data/instance-id': ['200'],
     };
     const paths = Object.keys(expected);
@@ -463,7 +468,7 @@ t.test('garbage from the metadata service: pass-through gets 502 or a dropped co
     const reader = await rawConnect(program.port, attacker(51, 1));
     let streamed = 0;
     reader.on('data', (chunk: Buffer) => (streamed += chunk.length));
-    reader.write('GET /endless HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
+    reader.write('GET /latest/meta-data/endless HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
     await sleep(1000);
     t.ok(streamed > 100_000, `the endless body streams while its client reads (${streamed} bytes in 1 s)`);
     reader.destroy();
@@ -473,5 +478,57 @@ t.test('garbage from the metadata service: pass-through gets 502 or a dropped co
     while (upstream.sockets.size > 0 && Date.now() < released) await sleep(50);
     t.equal(upstream.sockets.size, 0, 'no upstream connection left open once its client is gone');
     return { inputs: tried, outcomes: seen, slowest502Ms, endlessBytesStreamed: streamed };
+  });
+});
+
+t.test('ReDoS: hostile role annotations against many-star allow-lists, reloaded again and again; pods are served', async (t) => {
+  await underAttack(t, 'redos', async (t) => {
+    // A tenant namespace whose allow-list a backtracking matcher takes minutes over, and
+    // pods whose annotations are built against it: near IAM's limit, and far past it.
+    const evil = { kind: 'Namespace', metadata: { name: 'evil', annotations: { 'iam.amazonaws.com/allowed-roles': JSON.stringify(['*-prod-*-*-*-*-*-*-reader', 'team-*-*-*-*-*-x']) } } };
+    const hostile = (generation: number, n: number): object => ({
+      kind: 'Pod',
+      metadata: {
+        name: `evil-${generation}-${n}`,
+        namespace: 'evil',
+        uid: `evil-${generation}-${n}`,
+        annotations: { 'iam.amazonaws.com/role': n % 4 === 0 ? 'x'.repeat(300_000) : n % 2 === 0 ? `team-${'-'.repeat(60)}` : `${'-prod-'.repeat(330)}`.slice(0, 1900) },
+      },
+      status: { phase: 'Running', podIP: attacker(60, n) },
+    });
+    const until = Date.now() + (LONG ? LONG_SECONDS : 6) * 1000;
+    let generations = 0;
+    let refusals = 0;
+    while (Date.now() < until) {
+      writeFileSync(program.podsFile, podsFileText(PODS, [APPS, evil, ...Array.from({ length: 20 }, (_, n) => hostile(generations, n))]));
+      generations++;
+      await sleep(300);
+      const asked = await get(program.port, attacker(60, generations % 20), LISTING, 1000);
+      if (asked.status === 404) refusals++;
+      else if (asked.error === undefined) t.fail(`a hostile pod got ${asked.status}: ${asked.body.slice(0, 80)}`);
+    }
+    writeFileSync(program.podsFile, podsFileText(PODS, [APPS]));
+    t.ok(refusals > 0, `the hostile pods were answered 404 (${refusals} times)`);
+    return { inputs: generations * 20, generations, refusals };
+  });
+});
+
+t.test('token flood: thousands of token requests from many pods cost the metadata service nothing; pods are served', async (t) => {
+  await underAttack(t, 'token-flood', async (t) => {
+    const before = upstream.requests.get('/latest/api/token') ?? 0;
+    const until = Date.now() + (LONG ? LONG_SECONDS : 5) * 1000;
+    const statuses: Record<string, number> = {};
+    let sent = 0;
+    await lanes(40, async (lane) => {
+      const answer = await get(program.port, attacker(70, lane % 20), '/latest/api/token', 2000, { 'x-aws-ec2-metadata-token-ttl-seconds': '21600' }, 'PUT');
+      sent++;
+      const key = answer.error === undefined ? String(answer.status) : 'error';
+      statuses[key] = (statuses[key] ?? 0) + 1;
+      return Date.now() < until;
+    });
+    t.ok((statuses['200'] ?? 0) > 0 && (statuses['429'] ?? 0) > 0, `issued, then 429 past each address's rate: ${JSON.stringify(statuses)}`);
+    t.equal(Object.keys(statuses).filter((s) => s !== '200' && s !== '429').length, 0, 'nothing but 200 and 429');
+    t.equal((upstream.requests.get('/latest/api/token') ?? 0) - before, 0, 'no token request reached the metadata service');
+    return { inputs: sent, statuses };
   });
 });

@@ -25,23 +25,30 @@ export interface Program {
   proc: TestProcess;
   port: number;
   pid: number;
+  /** The pods file the program runs on and reloads when it changes. */
+  podsFile: string;
 }
 
-/** Starts dist/bin/kube2iam.js on loopback with these pods, STS at `stsEndpoint`, the metadata service at `metadataAddr`. */
-export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAddr: string, extra: string[] = []): Promise<Program> {
-  const dir = mkdtempSync(join(tmpdir(), 'k2i-reliability-'));
-  const podsFile = join(dir, 'pods.json');
-  writeFileSync(
-    podsFile,
-    JSON.stringify({
-      kind: 'List',
-      items: pods.map((pod) => ({
+/** The pods file's text: the pods, in namespace `apps`, and any other items (namespaces, more pods). */
+export function podsFileText(pods: Pod[], items: object[] = []): string {
+  return JSON.stringify({
+    kind: 'List',
+    items: [
+      ...pods.map((pod) => ({
         kind: 'Pod',
         metadata: { name: pod.name, namespace: 'apps', annotations: { 'iam.amazonaws.com/role': pod.role } },
         status: { phase: 'Running', podIP: pod.ip },
       })),
-    }),
-  );
+      ...items,
+    ],
+  });
+}
+
+/** Starts dist/bin/kube2iam.js on loopback with these pods, STS at `stsEndpoint`, the metadata service at `metadataAddr`. */
+export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAddr: string, extra: string[] = [], items: object[] = []): Promise<Program> {
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-reliability-'));
+  const podsFile = join(dir, 'pods.json');
+  writeFileSync(podsFile, podsFileText(pods, items));
   const port = await freePort();
   const flags = [
     '--app-port', String(port), '--pods-file', podsFile, '--base-role-arn', 'arn:aws:iam::123456789012:role/',
@@ -63,7 +70,7 @@ export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAdd
     // Ready once the first pod's credentials are served: pods listed, STS answered.
     ready: async () => (await credentialsFor(port, first, 1000)).ok,
   });
-  return { proc, port, pid: proc.pid };
+  return { proc, port, pid: proc.pid, podsFile };
 }
 
 export interface PodAnswer {
@@ -189,6 +196,8 @@ export type Misbehaviour = (socket: Socket) => void;
  */
 export class FakeMetadataService {
   readonly sockets = new Set<Socket>();
+  /** Requests received, by path. */
+  readonly requests = new Map<string, number>();
   private readonly server: Server;
   port = 0;
 
@@ -204,6 +213,7 @@ export class FakeMetadataService {
         socket.off('data', onData);
         socket.resume(); // a body, if any, is read and ignored
         const path = (head.split(' ')[1] ?? '').split('?')[0] ?? '';
+        this.requests.set(path, (this.requests.get(path) ?? 0) + 1);
         const route = this.routes[path];
         if (route !== undefined) route(socket);
         else {
