@@ -1,7 +1,8 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods|churn runs one group and only prints it;
+//   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods|churn|tenant runs one group and only prints it;
+//   BENCH_HEADS sizes the half-sent heads scenario (default: the connection cap, 10,000);
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
@@ -17,6 +18,7 @@ import { footprintScenario } from './footprint.js';
 import { credentialHotPathScenarios } from './hot-path.js';
 import { httpEngineScenario } from './http-engine.js';
 import { podIndexScenario } from './pod-index.js';
+import { tenantScenarios } from './tenant.js';
 import type { Section } from './harness.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
@@ -36,6 +38,8 @@ async function main(): Promise<void> {
     const pods = Number(process.env.BENCH_PODS ?? 10_000);
     sections.push(await podIndexScenario({ pods, roles: Math.min(500, pods), eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
   }
+
+  if (only === undefined || only === 'tenant') sections.push(...(await tenantScenarios({ connections: Number(process.env.BENCH_HEADS ?? 10_000) })));
 
   if (only === undefined || only === 'churn') {
     const pods = Math.min(1000, Number(process.env.BENCH_PODS ?? 1000));

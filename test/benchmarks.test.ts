@@ -15,7 +15,7 @@ t.test('every benchmark scenario runs to its table', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'k2i-bench-smoke-'));
   // `env -u NODE_OPTIONS`: the servers it starts must not carry tap's loaders.
   const result = await execute('env', ['-u', 'NODE_OPTIONS', process.execPath, RUNNER], {
-    env: { ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_PODS: '300', BENCH_CHURN_SECONDS: '2', BENCH_OUT: out },
+    env: { ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_PODS: '300', BENCH_CHURN_SECONDS: '2', BENCH_HEADS: '300', BENCH_OUT: out },
     timeoutMs: 600_000,
   });
   t.equal(result.code, 0, result.stderr.slice(-3000));
@@ -29,10 +29,12 @@ t.test('every benchmark scenario runs to its table', async (t) => {
     'Credentials through the iptables DNAT rule',
     'Start-up and memory',
     'Pod index:',
+    'Policy cost: the worst a tenant can build',
+    'Half-sent heads at the connection cap',
   ]) {
     t.ok(markdown.includes(`## ${title}`), title);
   }
   t.match(markdown, /\| kube2iam-equivalent Go peer \| \d+ \|/, 'the Go peer was built and measured');
   const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { sections: Array<{ id: string }> };
-  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'footprint', 'pod-index', 'churn']);
+  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'dnat', 'footprint', 'pod-index', 'policy-cost', 'half-sent-heads', 'churn']);
 });

@@ -15,7 +15,7 @@ import { resolvePodRole, roleListingName, type RolePolicy } from '../credentials
 import { sessionName } from '../credentials/session-name.js';
 import type { CredentialEntry, CredentialStore } from '../credentials/store.js';
 import type { PodIndex, PodIndexObserver } from './index.js';
-import { compileNamespacePolicy, roleAllowed, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
+import { compileNamespacePolicy, roleAllowed, tooCostly, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
 import { podIsActive, type PodRecord } from './pod.js';
 
 export interface RestrictionConfig {
@@ -126,9 +126,16 @@ export class RoleAssignment implements PodIndexObserver {
       return;
     }
     const arn = resolution.arn;
-    if (this.restrictions.enabled && arn !== this.policy.defaultRoleArn && !roleAllowed(this.namespaces.get(pod.namespace), arn)) {
-      this.deny(pod, `role ${arn} is not allowed in namespace ${pod.namespace}`);
-      return;
+    if (this.restrictions.enabled && arn !== this.policy.defaultRoleArn) {
+      const namespacePolicy = this.namespaces.get(pod.namespace);
+      if (tooCostly(namespacePolicy, arn)) {
+        this.deny(pod, `role ${arn} is too long to check against the regexp allow-list of namespace ${pod.namespace}`);
+        return;
+      }
+      if (!roleAllowed(namespacePolicy, arn)) {
+        this.deny(pod, `role ${arn} is not allowed in namespace ${pod.namespace}`);
+        return;
+      }
     }
     const externalId = pod.externalId?.trim() ?? '';
     const entry = this.store.acquire(pod.uid, {

@@ -1,5 +1,5 @@
 import t from 'tap';
-import { compileNamespacePolicy, globMatches, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, roleAllowed } from '../../lib/pods/namespace-policy.js';
+import { compileNamespacePolicy, globMatches, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, MAX_REGEXP_WORK, roleAllowed, tooCostly } from '../../lib/pods/namespace-policy.js';
 
 const BASE = 'arn:aws:iam::123456789012:role/';
 const allowed = (annotation: string | undefined, format: 'glob' | 'regexp', arn: string): boolean =>
@@ -96,4 +96,15 @@ t.test('an allow-list larger than the caps is refused whole, saying so', async (
   const big = compileNamespacePolicy(JSON.stringify(['x'.repeat(MAX_ALLOW_LIST_BYTES)]), 'glob', BASE);
   t.equal(big.matchers, null);
   t.match(big.problem, /characters, more than 16384/);
+});
+
+t.test('a regexp match whose size times the role’s length is over the work bound is refused, not run', async (t) => {
+  const everyday = compileNamespacePolicy(JSON.stringify(['team-a-.*', 'arn:aws:iam::123456789012:role/shared-(reader|writer)', 'batch/.*']), 'regexp', BASE);
+  t.notOk(tooCostly(everyday, `${BASE}team-a-api`), 'an everyday allow-list and role');
+  const big = compileNamespacePolicy(JSON.stringify(Array.from({ length: 100 }, (_, n) => `(.*-prod-)+(.*-)*x${n}.*reader`)), 'regexp', BASE);
+  const role = `${BASE}${'-prod-/'.repeat(70)}reader`;
+  t.ok((big.regexpSize ?? 0) * role.length > MAX_REGEXP_WORK);
+  t.ok(tooCostly(big, role), 'a large regexp list against a long role');
+  t.notOk(tooCostly(big, `${BASE}x1-reader`), 'the same list against a short role runs');
+  t.notOk(tooCostly(compileNamespacePolicy(JSON.stringify(['*'.repeat(4000)]), 'glob', BASE), role), 'globs have no such bound: they are matched without backtracking');
 });

@@ -33,3 +33,15 @@ t.test('a role listing is shared by the pods assigned that role and dropped with
   index.remove('uid-p0');
   t.equal(assignment.listingCount, 0);
 });
+
+t.test('a role too long to check against its namespace’s regexp allow-list is denied, saying so', async (t) => {
+  const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
+  t.teardown(() => store.close());
+  const index = new PodIndex();
+  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: true, format: 'regexp', key: 'iam.amazonaws.com/allowed-roles' }, { warn: () => {} });
+  assignment.namespaceUpdated('default', { 'iam.amazonaws.com/allowed-roles': JSON.stringify(Array.from({ length: 100 }, (_, n) => `(.*-prod-)+(.*-)*x${n}.*reader`).concat(['app'])) });
+  index.upsert(pod({ name: 'long', ip: '10.0.1.1', role: `${'-prod-/'.repeat(70)}reader` }));
+  index.upsert(pod({ name: 'short', ip: '10.0.1.2', role: 'app' }));
+  t.match(assignment.of('uid-long'), { kind: 'none', reason: /^role arn:aws:iam::123456789012:role\/.* is too long to check against the regexp allow-list of namespace default$/ });
+  t.match(assignment.of('uid-short'), { kind: 'role' }, 'a short role is matched');
+});
