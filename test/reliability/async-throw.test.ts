@@ -122,7 +122,7 @@ for (const c of CASES) {
     const before = reported.length;
     // Together, so all of them meet the await (a fetch under way lasts 2 s); from their
     // own addresses where the address does not matter, so no per-address bound refuses one first.
-    const from = (n: number): string => (c.from.startsWith(ATTACKERS) ? `${ATTACKERS}${10 + n}` : c.from);
+    const from = (n: number): string => (c.from === LATE.status.podIP ? c.from : `${ATTACKERS}${10 + n}`);
     const answers = await Promise.all(
       Array.from({ length: 20 }, async (_, n) => {
         const token = c.token === true ? (await get(port, from(n), '/latest/api/token', 1000, { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }, 'PUT')).body : null;
