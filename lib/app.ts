@@ -103,7 +103,13 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
 
   let server: HttpServer | null = null;
-  const unavailable = (): string | null => (server?.shuttingDown === true ? 'shutting down' : source.synced ? null : 'pods not listed yet');
+  // Ready only once pods are listed and, with --iptables, the rule sends pods here.
+  let ruleInPlace = rule === null;
+  const unavailable = (): string | null => {
+    if (server?.shuttingDown === true) return 'shutting down';
+    if (!ruleInPlace) return 'iptables rule not installed yet';
+    return source.synced ? null : 'pods not listed yet';
+  };
   const router = createRouter(
     { unavailable, callers, assignment, upstream, tokens, stats: answerStats },
     { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug },
@@ -148,6 +154,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     // After listening, so pods redirected by the rule never find the port closed.
     try {
       const outcome = await rule.ensure();
+      ruleInPlace = true;
       log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');
     } catch (error) {
       await server.close(0);
