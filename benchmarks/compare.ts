@@ -73,7 +73,7 @@ function shown(value: number | null, unit: string): string {
 }
 
 /** Null when there is no previous run or it ran on the same Node. */
-export function previousRunSection(previous: StoredRun | null, current: Section[], currentNode: string): Section | null {
+export function previousRunSection(previous: StoredRun | null, current: Section[], currentNode: string, currentMachine: string): Section | null {
   const previousNode = /Node (v[\d.]+)/.exec(previous?.machine ?? '')?.[1];
   if (previous === null || previousNode === undefined || previousNode === currentNode) return null;
   const rows: string[] = [];
@@ -95,8 +95,12 @@ export function previousRunSection(previous: StoredRun | null, current: Section[
       rows.push(`| ${section.title} | ${headline.label} | ${shown(was, headline.unit)} | ${shown(now, headline.unit)} | ${change} |`);
     }
   }
+  const hardware = (machine: string): string => machine.replace(/, Node v[\d.]+$/, '');
+  const sameHardware = hardware(previous.machine) === hardware(currentMachine);
   const markdown = [
-    `The previous full run (${previous.date.slice(0, 10)}, ${previous.machine}) beside this one (Node ${currentNode}). Absolute figures move by up to about 30% between runs on this shared machine; the same-run ratios are what to compare.`,
+    `The previous full run (${previous.date.slice(0, 10)}, ${previous.machine}) beside this one (${currentMachine}). ${
+      sameHardware ? 'Absolute figures move by up to about 30% between runs on this shared machine' : 'The two runs had different processors, so absolute figures do not compare'
+    }; the same-run ratios are what to compare.`,
     '',
     `| Scenario | Figure | Node ${previousNode} | Node ${currentNode} | change |`,
     '|---|---|---:|---:|---:|',

@@ -47,13 +47,13 @@ async function main(): Promise<void> {
   }
 
   const dir = process.env.BENCH_OUT === undefined ? fileURLToPath(new URL('../../benchmarks/', import.meta.url)) : `${process.env.BENCH_OUT}/`;
+  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   if (only === undefined) {
     // A full run on another Node than the last one says what changed.
     const previous = existsSync(`${dir}results.json`) ? (JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as StoredRun) : null;
-    const comparison = previousRunSection(previous, sections, process.version);
+    const comparison = previousRunSection(previous, sections, process.version, machine);
     if (comparison !== null) sections.push(comparison);
   }
-  const machine = `${cpus().length} x ${cpus()[0]?.model ?? 'unknown CPU'}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}`;
   const markdown = [
     '# Benchmark results',
     '',

@@ -146,6 +146,7 @@ export class ResourceWatch {
     return new Promise<boolean>((resolve, reject) => {
       let delivered = false;
       let finished = false;
+      let established = false;
       // No event or bookmark for this long means the connection is dead.
       const silenceMs = (this.options.watchSeconds + 30) * 1000;
       const watchdog = setTimeout(() => this.controller?.abort(), silenceMs);
@@ -154,7 +155,12 @@ export class ResourceWatch {
         finished = true;
         clearTimeout(watchdog);
         this.controller = null;
-        if (error === null || error === undefined || this.stopped) resolve(delivered);
+        // The client ends a watch that has been quiet for 30 s (a node whose pods do not
+        // change, namespaces that rarely do) with a TimeoutError: once the watch was
+        // established that is its normal end, resumed from the last resourceVersion, not
+        // a failure to log and back off from.
+        const quiet = established && (error as { name?: unknown } | null)?.name === 'TimeoutError';
+        if (error === null || error === undefined || this.stopped || quiet) resolve(delivered);
         else reject(isGone(error) ? new Gone() : error);
       };
       const onEvent = (type: string, object: { metadata?: { resourceVersion?: string }; code?: number } | undefined): void => {
@@ -183,6 +189,7 @@ export class ResourceWatch {
           finish,
         )
         .then((controller) => {
+          established = true;
           if (finished) controller.abort();
           else this.controller = controller;
         }, finish);

@@ -71,3 +71,23 @@ t.test('a watch that delivered events after an outage starts its back-off over w
   const ms = Date.now() - resumed;
   t.ok(ms < 3_000, `seen ${ms} ms after the API was reachable again`);
 });
+
+t.test('a watch with nothing to say for longer than the client’s 30 s inactivity bound is no failure: no restart counted, no error logged', async (t) => {
+  const plane = await KubernetesControlPlane.start();
+  t.teardown(() => plane.stop());
+  const kc = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
+  const errors: unknown[] = [];
+  const added: string[] = [];
+  const consumer: WatchConsumer = { listPage: () => {}, listEnd: () => {}, listAborted: () => {}, added: (item) => added.push((item as { metadata: { name: string } }).metadata.name), modified: () => {}, deleted: () => {} };
+  const watch = new ResourceWatch(kc, '/api/v1/pods', undefined, podLister(kc, undefined), consumer, { pageSize: 500, watchSeconds: 300, backoffBaseMs: 200, backoffMaxMs: 30_000, onError: (error) => errors.push(error) });
+  watch.start();
+  t.teardown(() => watch.stop());
+  await watch.whenSynced();
+  await sleep(36_000); // past client-node's 30 s: a quiet node's pod watch
+  t.same(errors, [], 'nothing to log');
+  t.equal(watch.restarts, 0, 'no restart counted');
+  const core = kc.makeApiClient(CoreV1Api);
+  await core.createNamespace({ body: { metadata: { name: 'quiet' } } });
+  await core.createNamespacedPod({ namespace: 'quiet', body: { metadata: { name: 'after-quiet' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] } } });
+  t.ok(await eventually(() => added.includes('after-quiet'), 10_000), 'and the watch still delivers');
+});
