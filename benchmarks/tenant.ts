@@ -9,7 +9,7 @@
 //   cap fits the DaemonSet's memory limit.
 
 import { spawn } from 'node:child_process';
-import { connect, type Socket } from 'node:net';
+import type { Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -18,7 +18,7 @@ import { join } from 'node:path';
 import { resolvePodRole } from '../lib/credentials/roles.js';
 import { compileNamespacePolicy, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, MAX_REGEXP_WORK, roleAllowed, tooCostly } from '../lib/pods/namespace-policy.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
-import { get } from '../test/harness/pod-client.js';
+import { connectFrom, get } from '../test/harness/pod-client.js';
 import { rssMb } from './cluster.js';
 import { freePort, type Section } from './harness.js';
 
@@ -102,17 +102,10 @@ async function policyCost(): Promise<Section> {
   return { id: 'policy-cost', title: 'Policy cost: the worst a tenant can build', markdown, raw };
 }
 
-function openHalfHead(port: number, from: string, head: Buffer): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', localAddress: from });
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      socket.on('error', () => {});
-      socket.write(head);
-      resolve(socket);
-    });
-  });
+async function openHalfHead(port: number, from: string, head: Buffer): Promise<Socket> {
+  const socket = await connectFrom(port, from);
+  socket.write(head);
+  return socket;
 }
 
 async function halfSentHeads(connections: number): Promise<Section> {

@@ -3,7 +3,7 @@
 // never carry a flag the program rejects.
 
 import t from 'tap';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from '../lib/config.js';
 import { KubernetesControlPlane } from './harness/kubernetes.js';

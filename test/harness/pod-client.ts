@@ -2,6 +2,7 @@
 // local), on a connection of its own, for tests and benchmarks.
 
 import { request } from 'node:http';
+import { connect, type Socket } from 'node:net';
 
 export interface Answer {
   /** 0 when no answer came (connection error or timeout). */
@@ -38,5 +39,18 @@ export function get(port: number, from: string, path: string, timeoutMs = 5_000,
     const timer = setTimeout(() => req.destroy(new Error(`no answer within ${timeoutMs} ms (${connected ? 'connected' : 'not connected'})`)), timeoutMs);
     req.on('error', (error) => settle(0, '', error.message));
     req.end();
+  });
+}
+
+/** A raw TCP connection to the proxy from a pod's (or an attacker's) loopback address. */
+export function connectFrom(port: number, from: string): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const socket = connect({ port, host: '127.0.0.1', localAddress: from });
+    socket.once('error', reject);
+    socket.once('connect', () => {
+      socket.off('error', reject);
+      socket.on('error', () => {});
+      resolve(socket);
+    });
   });
 }

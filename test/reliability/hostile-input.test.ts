@@ -12,10 +12,9 @@
 
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
-import { connect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MotoServer } from '../harness/moto.js';
-import { get } from '../harness/pod-client.js';
+import { connectFrom, get } from '../harness/pod-client.js';
 import { generateInput, Random } from '../http/generate.js';
 import { parseResponse, WireClient, wellFormed } from '../http/wire.js';
 import { credentialsFor, FakeMetadataService, figures, LegitPods, LISTING, podsFileText, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
@@ -158,17 +157,6 @@ async function underAttack(t: Test, name: string, attack: (t: Test) => Promise<O
 /** A loopback address outside the pods' range, for attacker number `n` in block `block`. */
 const attacker = (block: number, n: number): string => `127.0.${block}.${1 + (n % 250)}`;
 
-function rawConnect(port: number, from: string): Promise<Socket> {
-  return new Promise((resolve, reject) => {
-    const socket = connect({ port, host: '127.0.0.1', localAddress: from });
-    socket.once('error', reject);
-    socket.once('connect', () => {
-      socket.off('error', reject);
-      socket.on('error', () => {});
-      resolve(socket);
-    });
-  });
-}
 
 /** Runs `worker` on `concurrency` lanes until each returns false. */
 async function lanes(concurrency: number, worker: (lane: number) => Promise<boolean>): Promise<void> {
@@ -318,7 +306,7 @@ t.test('pipelining flood: a connection that pipelines without reading is no long
   await underAttack(t, 'pipelining-flood', async (t) => {
     const requests = LONG ? 1_000_000 : 200_000;
     const one = Buffer.from('GET /healthz HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n', 'latin1');
-    const socket = await rawConnect(program.port, attacker(30, 1));
+    const socket = await connectFrom(program.port, attacker(30, 1));
     socket.pause(); // never reads an answer
     let closedAt = 0;
     socket.on('close', () => (closedAt = Date.now()));
@@ -465,7 +453,7 @@ t.test('garbage from the metadata service: pass-through gets 502 or a dropped co
 
     // An endless body: streamed while the client reads; the upstream connection goes with the client.
     // Counted, not kept: this is a fast stream.
-    const reader = await rawConnect(program.port, attacker(51, 1));
+    const reader = await connectFrom(program.port, attacker(51, 1));
     let streamed = 0;
     reader.on('data', (chunk: Buffer) => (streamed += chunk.length));
     reader.write('GET /latest/meta-data/endless HTTP/1.1\r\nHost: 169.254.169.254\r\n\r\n');
