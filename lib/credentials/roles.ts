@@ -26,9 +26,9 @@ export function isFullArn(value: string): boolean {
 }
 
 /** IAM's limits: a role ARN, a role name, and a path (with its slashes). */
-export const MAX_ROLE_ARN = 2048;
-export const MAX_ROLE_NAME = 64;
-export const MAX_ROLE_PATH = 512;
+const MAX_ROLE_ARN = 2048;
+const MAX_ROLE_NAME = 64;
+const MAX_ROLE_PATH = 512;
 
 /**
  * Why a role (the part after `role/`, or a bare annotation) is longer than IAM allows, or

@@ -130,9 +130,8 @@ export class MetadataDnatRule {
     }
   }
 
-  /** Installs the rule unless it is there already. */
+  /** Installs the rule unless it is there already; preflight() has passed. */
   async ensure(): Promise<'added' | 'present'> {
-    this.preflight();
     this.iptables ??= await nodeIptables(this.runner);
     if (await this.exists()) return 'present';
     await this.call('-A');

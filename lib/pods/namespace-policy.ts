@@ -8,7 +8,7 @@
 // syntax RE2 (kube2iam's Go regexp) can run in linear time and refuses the rest.
 
 import { setFlagsFromString } from 'node:v8';
-import { isFullArn, MAX_ROLE_ARN } from '../credentials/roles.js';
+import { isFullArn } from '../credentials/roles.js';
 
 export type RestrictionFormat = 'glob' | 'regexp';
 
@@ -107,7 +107,7 @@ export function compileNamespacePolicy(annotation: string | undefined, format: R
     if (format === 'regexp') regexpSize += prefix.length + pattern.length;
     if (format === 'glob') {
       const parts = (prefix + pattern).split('*');
-      matchers.push((arn) => arn.length <= MAX_ROLE_ARN && globMatches(parts, arn));
+      matchers.push((arn) => globMatches(parts, arn));
       continue;
     }
     try {
