@@ -1,6 +1,5 @@
 // The composition root: builds every part from the config and wires them together.
 
-import type { KubeConfig } from '@kubernetes/client-node';
 import type { Config } from './config.js';
 import { CredentialStore } from './credentials/store.js';
 import { StsRoleAssumer } from './credentials/sts.js';
@@ -12,9 +11,9 @@ import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
 import { PodIndex } from './pods/index.js';
-import { liveClaims, loadKubeConfig } from './pods/kubernetes.js';
+import { connectKubernetes, liveClaims, type KubernetesApi } from './pods/kubernetes.js';
 import { RoleAssignment } from './pods/role-assignment.js';
-import { ClusterSource, PodsFileSource, type PodSource } from './pods/sources.js';
+import { ClusterSource, type PodSource } from './pods/sources.js';
 import { CounterDeltas, EventLoopDelay, RequestStats, StatsReporter } from './stats.js';
 import { MetadataUpstream } from './upstream/metadata.js';
 
@@ -44,10 +43,10 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
   rule?.preflight();
   // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
-  let kc: KubeConfig | null = null;
+  let api: KubernetesApi | null = null;
   if (pods.podsFile === null) {
     try {
-      kc = loadKubeConfig(pods.connection);
+      api = await connectKubernetes(pods.connection);
     } catch (error) {
       throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
     }
@@ -57,7 +56,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   try {
     rolePolicy = await discoverRolePolicy(credentials.rolePolicy, config.autoDiscover, upstream);
   } catch (error) {
-    await upstream.close();
+    await Promise.all([upstream.close(), api?.close()]);
     throw error;
   }
   if (rolePolicy !== credentials.rolePolicy) log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
@@ -86,15 +85,16 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   let source: PodSource;
   let watchRestarts = (): number => 0;
   let live: LiveClaims | null = null;
-  if (kc === null) {
+  if (api === null) {
+    const { PodsFileSource } = await import('./pods/pods-file.js');
     source = new PodsFileSource(pods.podsFile as string, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
   } else {
-    const cluster = new ClusterSource(kc, index, assignment, keys, pods.node, {
+    const cluster = new ClusterSource(api, index, assignment, keys, pods.node, {
       onError: (error, restarts) => log.warn({ err: error, restarts }, 'Kubernetes watch failed; retrying, serving the last known pods'),
     });
     watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
     source = cluster;
-    live = liveClaims(kc, keys);
+    live = liveClaims(api, keys);
   }
   const callers = new CallerResolver(index, { waitMs: pods.waitMs, liveClaims: live, resolveDuplicates: pods.resolveDuplicates });
   // IMDSv2 tokens are issued here, bound to the pod's IP; never the node's.
@@ -160,7 +160,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       await server.close(0);
       source.stop();
       store.close();
-      await upstream.close();
+      await Promise.all([upstream.close(), api?.close()]);
       throw error;
     }
   }
@@ -184,7 +184,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       loopDelay.stop();
       source.stop();
       store.close();
-      await upstream.close();
+      await Promise.all([upstream.close(), api?.close()]);
       if (removeRule !== null) {
         const removed = await removeRule.remove().catch((error: unknown) => {
           log.error({ err: error }, 'iptables rule not removed');

@@ -1,11 +1,8 @@
-// Where pods and namespaces come from: a watch on the Kubernetes API, or a local file.
-// Both feed the same PodIndex and RoleAssignment.
+// Where pods and namespaces come from: a watch on the Kubernetes API, or a local file
+// (pods-file.ts). Both feed the same PodIndex and RoleAssignment.
 
-import { readFileSync, watch as watchFile, type FSWatcher } from 'node:fs';
-import { basename, dirname } from 'node:path';
-import { loadAllYaml, type KubeConfig } from '@kubernetes/client-node';
 import type { PodIndex } from './index.js';
-import { namespaceLister, podLister } from './kubernetes.js';
+import type { KubernetesApi } from './kubernetes.js';
 import { podRecord, type AnnotationKeys, type PodObject, type PodRecord } from './pod.js';
 import type { RoleAssignment } from './role-assignment.js';
 import { DEFAULT_WATCH_OPTIONS, ResourceWatch, type WatchConsumer, type WatchOptions } from './watch.js';
@@ -57,7 +54,7 @@ abstract class Feed<T> implements WatchConsumer {
   }
 }
 
-class PodFeed extends Feed<PodRecord> {
+export class PodFeed extends Feed<PodRecord> {
   constructor(
     private readonly index: PodIndex,
     private readonly keys: AnnotationKeys,
@@ -84,7 +81,7 @@ interface NamespaceRecord {
   annotations: Record<string, string> | undefined;
 }
 
-class NamespaceFeed extends Feed<NamespaceRecord> {
+export class NamespaceFeed extends Feed<NamespaceRecord> {
   constructor(private readonly assignment: RoleAssignment) {
     super();
   }
@@ -110,11 +107,11 @@ export class ClusterSource implements PodSource {
   readonly namespaces: ResourceWatch;
   private readonly started: Promise<void>;
 
-  constructor(kc: KubeConfig, index: PodIndex, assignment: RoleAssignment, keys: AnnotationKeys, node: string | null, options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>) {
+  constructor(api: KubernetesApi, index: PodIndex, assignment: RoleAssignment, keys: AnnotationKeys, node: string | null, options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>) {
     const watchOptions = { ...DEFAULT_WATCH_OPTIONS, ...options };
     const selector = node === null ? undefined : `spec.nodeName=${node}`;
-    this.namespaces = new ResourceWatch(kc, '/api/v1/namespaces', undefined, namespaceLister(kc), new NamespaceFeed(assignment), watchOptions);
-    this.pods = new ResourceWatch(kc, '/api/v1/pods', selector, podLister(kc, selector), new PodFeed(index, keys), watchOptions);
+    this.namespaces = new ResourceWatch(api, '/api/v1/namespaces', undefined, new NamespaceFeed(assignment), watchOptions);
+    this.pods = new ResourceWatch(api, '/api/v1/pods', selector, new PodFeed(index, keys), watchOptions);
     // Namespaces first, so no pod is judged against an allow-list that has not arrived.
     this.namespaces.start();
     this.started = this.namespaces.whenSynced().then(() => this.pods.start());
@@ -133,92 +130,4 @@ export class ClusterSource implements PodSource {
     this.namespaces.stop();
     this.pods.stop();
   }
-}
-
-/**
- * Pods and namespaces from a local YAML or JSON file in the form
- * `kubectl get pods,namespaces -o yaml` prints, reloaded when it changes. A file that
- * does not parse leaves the last good state in place.
- */
-export class PodsFileSource implements PodSource {
-  readonly synced = true;
-  loads = 0;
-  private readonly path: string;
-  private readonly pods: PodFeed;
-  private readonly namespaces: NamespaceFeed;
-  private readonly onError: (error: unknown) => void;
-  private watcher: FSWatcher | null = null;
-  private reloadTimer: NodeJS.Timeout | null = null;
-
-  /** Loads the file now; throws when it cannot be read or parsed. */
-  constructor(path: string, index: PodIndex, assignment: RoleAssignment, keys: AnnotationKeys, onError: (error: unknown) => void) {
-    this.path = path;
-    this.pods = new PodFeed(index, keys);
-    this.namespaces = new NamespaceFeed(assignment);
-    this.onError = onError;
-    this.load();
-    // Watch the folder: editors and `kubectl ... > file` replace the file rather than write to it.
-    this.watcher = watchFile(dirname(path), (_event, name) => {
-      if (name !== null && name !== basename(path)) return;
-      if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
-      this.reloadTimer = setTimeout(() => this.reload(), 50);
-    });
-    this.watcher.unref();
-  }
-
-  whenSynced(): Promise<void> {
-    return Promise.resolve();
-  }
-
-  private reload(): void {
-    try {
-      this.load();
-    } catch (error) {
-      this.onError(error);
-    }
-  }
-
-  private load(): void {
-    const { pods, namespaces } = parsePodsFile(readFileSync(this.path, 'utf8'));
-    this.namespaces.listPage(namespaces);
-    this.namespaces.listEnd();
-    this.pods.listPage(pods);
-    this.pods.listEnd();
-    this.loads++;
-  }
-
-  stop(): void {
-    this.watcher?.close();
-    this.watcher = null;
-    if (this.reloadTimer !== null) clearTimeout(this.reloadTimer);
-  }
-}
-
-interface FileObject {
-  kind?: string;
-  items?: FileObject[];
-  metadata?: { uid?: string; name?: string; namespace?: string };
-}
-
-/** Splits a List (or several documents) into pods and namespaces; hand-written pods get a UID. */
-export function parsePodsFile(text: string): { pods: unknown[]; namespaces: unknown[] } {
-  const pods: unknown[] = [];
-  const namespaces: unknown[] = [];
-  const visit = (object: FileObject | null | undefined, kind: string | undefined): void => {
-    if (object === null || typeof object !== 'object') return;
-    const k = object.kind ?? kind;
-    if (Array.isArray(object.items)) {
-      const itemKind = k?.endsWith('List') && k !== 'List' ? k.slice(0, -4) : undefined;
-      for (const item of object.items) visit(item, itemKind);
-      return;
-    }
-    if (k === 'Namespace') namespaces.push(object);
-    else if (k === 'Pod') {
-      const meta = object.metadata ?? {};
-      const namespace = meta.namespace ?? 'default';
-      pods.push({ ...object, metadata: { ...meta, namespace, uid: meta.uid ?? `${namespace}/${meta.name ?? ''}` } });
-    }
-  };
-  for (const document of loadAllYaml(text) as FileObject[]) visit(document, undefined);
-  return { pods, namespaces };
 }

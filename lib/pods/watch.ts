@@ -9,8 +9,7 @@
 //   so a half-open connection cannot freeze the index.
 // The consumer keeps serving its last known state throughout.
 
-import { Watch, type KubeConfig } from '@kubernetes/client-node';
-import type { ListFunction } from './kubernetes.js';
+import type { KubernetesApi, WatchEvent } from './kubernetes.js';
 
 export interface WatchConsumer {
   /**
@@ -52,10 +51,9 @@ export class ResourceWatch {
   restarts = 0;
   relists = 0;
   events = 0;
-  private readonly kc: KubeConfig;
+  private readonly api: KubernetesApi;
   private readonly path: string;
   private readonly fieldSelector: string | undefined;
-  private readonly list: ListFunction;
   private readonly consumer: WatchConsumer;
   private readonly options: WatchOptions;
   private resourceVersion = '';
@@ -67,11 +65,10 @@ export class ResourceWatch {
   /** The current watch request has delivered an event or bookmark: the API server works. */
   private delivering = false;
 
-  constructor(kc: KubeConfig, path: string, fieldSelector: string | undefined, list: ListFunction, consumer: WatchConsumer, options: WatchOptions) {
-    this.kc = kc;
+  constructor(api: KubernetesApi, path: string, fieldSelector: string | undefined, consumer: WatchConsumer, options: WatchOptions) {
+    this.api = api;
     this.path = path;
     this.fieldSelector = fieldSelector;
-    this.list = list;
     this.consumer = consumer;
     this.options = options;
   }
@@ -123,7 +120,7 @@ export class ResourceWatch {
     let resourceVersion = '';
     try {
       do {
-        const page = await this.list(continueToken, this.options.pageSize);
+        const page = await this.api.list(this.path, { fieldSelector: this.fieldSelector, limit: this.options.pageSize, continue: continueToken });
         this.consumer.listPage(page.items);
         continueToken = page.continueToken;
         resourceVersion = page.resourceVersion;
@@ -142,58 +139,39 @@ export class ResourceWatch {
   }
 
   /** One watch request; resolves when it ends normally, with whether it delivered anything. */
-  private watchOnce(): Promise<boolean> {
-    return new Promise<boolean>((resolve, reject) => {
-      let delivered = false;
-      let finished = false;
-      let established = false;
-      // No event or bookmark for this long means the connection is dead.
-      const silenceMs = (this.options.watchSeconds + 30) * 1000;
-      const watchdog = setTimeout(() => this.controller?.abort(), silenceMs);
-      const finish = (error: unknown): void => {
-        if (finished) return;
-        finished = true;
-        clearTimeout(watchdog);
-        this.controller = null;
-        // The client ends a watch that has been quiet for 30 s (a node whose pods do not
-        // change, namespaces that rarely do) with a TimeoutError: once the watch was
-        // established that is its normal end, resumed from the last resourceVersion, not
-        // a failure to log and back off from.
-        const quiet = established && (error as { name?: unknown } | null)?.name === 'TimeoutError';
-        if (error === null || error === undefined || this.stopped || quiet) resolve(delivered);
-        else reject(isGone(error) ? new Gone() : error);
-      };
-      const onEvent = (type: string, object: { metadata?: { resourceVersion?: string }; code?: number } | undefined): void => {
-        if (finished) return;
-        watchdog.refresh();
-        if (type === 'ERROR') {
-          finish(object?.code === 410 ? new Gone() : new Error(`watch error event: ${JSON.stringify(object)}`));
-          this.controller?.abort();
-          return;
-        }
-        this.delivering = true;
-        const version = object?.metadata?.resourceVersion;
-        if (version !== undefined) this.resourceVersion = version;
-        if (type === 'BOOKMARK') return;
-        delivered = true;
-        this.events++;
-        if (type === 'ADDED') this.consumer.added(object);
-        else if (type === 'MODIFIED') this.consumer.modified(object);
-        else if (type === 'DELETED') this.consumer.deleted(object);
-      };
-      new Watch(this.kc)
-        .watch(
-          this.path,
-          { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, fieldSelector: this.fieldSelector, timeoutSeconds: this.options.watchSeconds },
-          onEvent,
-          finish,
-        )
-        .then((controller) => {
-          established = true;
-          if (finished) controller.abort();
-          else this.controller = controller;
-        }, finish);
-    });
+  private async watchOnce(): Promise<boolean> {
+    const controller = new AbortController();
+    this.controller = controller;
+    let delivered = false;
+    // No event or bookmark for this long means the connection is dead.
+    const silenceMs = (this.options.watchSeconds + 30) * 1000;
+    const watchdog = setTimeout(() => controller.abort(new Error(`watch silent for ${silenceMs / 1000} s`)), silenceMs);
+    const onEvent = ({ type, object }: WatchEvent): void => {
+      watchdog.refresh();
+      if (type === 'ERROR') {
+        const code = (object as { code?: number } | undefined)?.code;
+        throw code === 410 ? new Gone() : new Error(`watch error event: ${JSON.stringify(object)}`);
+      }
+      this.delivering = true;
+      const version = (object as { metadata?: { resourceVersion?: string } } | undefined)?.metadata?.resourceVersion;
+      if (version !== undefined) this.resourceVersion = version;
+      if (type === 'BOOKMARK') return;
+      delivered = true;
+      this.events++;
+      if (type === 'ADDED') this.consumer.added(object);
+      else if (type === 'MODIFIED') this.consumer.modified(object);
+      else if (type === 'DELETED') this.consumer.deleted(object);
+    };
+    try {
+      const query = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, fieldSelector: this.fieldSelector, timeoutSeconds: this.options.watchSeconds };
+      await this.api.watch(this.path, query, onEvent, controller.signal);
+    } catch (error) {
+      if (!this.stopped) throw isGone(error) ? new Gone() : error;
+    } finally {
+      clearTimeout(watchdog);
+      this.controller = null;
+    }
+    return delivered;
   }
 
   private sleep(ms: number): Promise<void> {
@@ -205,7 +183,5 @@ export class ResourceWatch {
 }
 
 function isGone(error: unknown): boolean {
-  if (error instanceof Gone) return true;
-  const e = error as { statusCode?: number; code?: number; body?: unknown };
-  return e.statusCode === 410 || e.code === 410;
+  return error instanceof Gone || (error as { statusCode?: unknown } | null)?.statusCode === 410;
 }

@@ -2,12 +2,14 @@
 // from Debian's kubernetes source package (test/setup/install.sh), on free loopback
 // ports, with a static admin token and a kubeconfig for kubectl and the client.
 
+import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { KubernetesApi } from '../../lib/pods/kubernetes.js';
 import { freePort } from './ports.js';
 import { run, TestProcess, type StartOptions } from './processes.js';
 import { testCache } from './environment.js';
@@ -149,6 +151,19 @@ export class KubernetesControlPlane {
       req.on('timeout', () => req.destroy());
       req.end();
     });
+  }
+
+  /** The tests' own calls (creating and patching objects), through client-node as an operator's tools would. */
+  core(): CoreV1Api {
+    const kc = new KubeConfig();
+    kc.loadFromFile(this.kubeconfig);
+    return kc.makeApiClient(CoreV1Api);
+  }
+
+  /** The proxy's API client as a cluster gives it, with the admin token; `server` may be a relay in front of it. */
+  proxyApi(server = this.apiServerUrl): KubernetesApi {
+    const headers = { authorization: `Bearer ${ADMIN_TOKEN}` };
+    return new KubernetesApi({ server, tls: { ca: readFileSync(this.caFile), rejectUnauthorized: true }, headers: () => Promise.resolve(headers), refused: () => {} });
   }
 
   private writeKubeconfig(): void {

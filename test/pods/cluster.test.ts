@@ -2,9 +2,12 @@
 // namespaces, restarts and re-lists.
 
 import t, { type Test } from 'tap';
+import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CallerResolver } from '../../lib/pods/callers.js';
-import { KubernetesControlPlane } from '../harness/kubernetes.js';
+import { connectKubernetes, type KubernetesConnection, type ListPage } from '../../lib/pods/kubernetes.js';
+import { ADMIN_TOKEN, KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { BASE, eventually, PodStack, type StackOptions } from './stack.js';
 
@@ -218,13 +221,56 @@ t.test('the API server killed and restarted: the index keeps serving, then catch
 });
 
 t.test('--api-server with --api-token (and --insecure) reaches the API server without a kubeconfig', async (t) => {
-  const { ADMIN_TOKEN } = await import('../harness/kubernetes.js');
-  const { loadKubeConfig, podLister } = await import('../../lib/pods/kubernetes.js');
-  const kc = loadKubeConfig({ kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: ADMIN_TOKEN, insecure: true });
-  const page = await podLister(kc, undefined)(undefined, 10);
+  const connection = { kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: ADMIN_TOKEN, insecure: true };
+  const page = await listPods(t, connection);
   t.ok(page.resourceVersion !== '', 'listed pods');
-  const strict = loadKubeConfig({ kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: ADMIN_TOKEN, insecure: false });
-  await t.rejects(podLister(strict, undefined)(undefined, 10), 'without --insecure the self-signed certificate is refused');
-  const wrongToken = loadKubeConfig({ kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: 'wrong', insecure: true });
-  await t.rejects(podLister(wrongToken, undefined)(undefined, 10), 'a wrong token is refused');
+  await t.rejects(listPods(t, { ...connection, insecure: false }), { message: /self-signed certificate/ }, 'without --insecure the self-signed certificate is refused');
+  await t.rejects(listPods(t, { ...connection, apiToken: 'wrong' }), { name: 'ApiError', message: /: 401 / }, 'a wrong token is refused with the API server’s status');
 });
+
+t.test('a kubeconfig whose user runs an exec credential plugin (client-node loads it) reaches the API server', async (t) => {
+  const dir = t.testdir({ 'plugin.sh': `#!/bin/sh\necho '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${ADMIN_TOKEN}"}}'\n` });
+  chmodSync(join(dir, 'plugin.sh'), 0o755);
+  const config = JSON.parse(readFileSync(plane.kubeconfig, 'utf8')) as { users: Array<{ user: unknown }> };
+  config.users[0]!.user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: join(dir, 'plugin.sh'), interactiveMode: 'Never' } };
+  writeFileSync(join(dir, 'kubeconfig'), JSON.stringify(config));
+  const page = await listPods(t, { kubeconfig: join(dir, 'kubeconfig'), apiServer: null, apiToken: null, insecure: false });
+  t.ok(page.resourceVersion !== '', 'listed pods with the plugin’s token, verifying the server against the kubeconfig’s CA');
+});
+
+t.test('in a cluster: the service account’s CA verifies the server, and a rotated token is read again after the API server refuses the old one', async (t) => {
+  const dir = t.testdir({ token: 'expired-token\n', 'ca.crt': readFileSync(plane.caFile) });
+  const api = new URL(plane.apiServerUrl);
+  const saved = { host: process.env.KUBERNETES_SERVICE_HOST, port: process.env.KUBERNETES_SERVICE_PORT };
+  process.env.KUBERNETES_SERVICE_HOST = api.hostname;
+  process.env.KUBERNETES_SERVICE_PORT = api.port;
+  t.teardown(() => {
+    for (const [name, value] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+      if (value === undefined) delete process.env[name];
+      else process.env[name] = value;
+    }
+  });
+  const client = await connectKubernetes({ kubeconfig: null, apiServer: null, apiToken: null, insecure: false }, dir);
+  t.teardown(() => client.close());
+  await t.rejects(client.list('/api/v1/pods', { limit: 1 }), { name: 'ApiError', message: /: 401 / }, 'the old token is refused');
+  writeFileSync(join(dir, 'token'), `${ADMIN_TOKEN}\n`); // the kubelet's rotation
+  const page = await client.list('/api/v1/pods', { limit: 1 });
+  t.ok(page.resourceVersion !== '', 'the next request carries the new token, with no restart');
+  writeFileSync(join(dir, 'token'), 'later-token\n');
+  t.ok((await client.list('/api/v1/pods', { limit: 1 })).resourceVersion !== '', 'a working token is not re-read on every request (once a minute, as client-go)');
+});
+
+t.test('outside a cluster with no connection flags, the client says so', async (t) => {
+  const saved = process.env.KUBERNETES_SERVICE_HOST;
+  delete process.env.KUBERNETES_SERVICE_HOST;
+  t.teardown(() => {
+    if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
+  });
+  await t.rejects(connectKubernetes({ kubeconfig: null, apiServer: null, apiToken: null, insecure: false }, t.testdir({})), /not running in a Kubernetes cluster/);
+});
+
+async function listPods(t: Test, connection: KubernetesConnection): Promise<ListPage> {
+  const client = await connectKubernetes(connection);
+  t.teardown(() => client.close());
+  return client.list('/api/v1/pods', { limit: 10 });
+}

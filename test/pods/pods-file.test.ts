@@ -9,7 +9,7 @@ import { CredentialStore } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { PodIndex } from '../../lib/pods/index.js';
 import { RoleAssignment } from '../../lib/pods/role-assignment.js';
-import { PodsFileSource } from '../../lib/pods/sources.js';
+import { PodsFileSource } from '../../lib/pods/pods-file.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { KEYS } from './fixtures.js';

@@ -2,13 +2,13 @@
 // real STS emulator, plus helpers that drive pods through kube-apiserver as a kubelet
 // would (status patches).
 
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
+import { PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CredentialStore } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/index.js';
-import { liveClaims, loadKubeConfig } from '../../lib/pods/kubernetes.js';
+import { liveClaims, type KubernetesApi } from '../../lib/pods/kubernetes.js';
 import { RoleAssignment, type RestrictionConfig } from '../../lib/pods/role-assignment.js';
 import { ClusterSource } from '../../lib/pods/sources.js';
 import type { KubernetesControlPlane } from '../harness/kubernetes.js';
@@ -26,7 +26,7 @@ export interface StackOptions {
 }
 
 export class PodStack {
-  readonly kc: KubeConfig;
+  readonly api: KubernetesApi;
   readonly core: CoreV1Api;
   readonly index = new PodIndex();
   readonly store: CredentialStore;
@@ -37,8 +37,8 @@ export class PodStack {
   readonly watchErrors: unknown[] = [];
 
   constructor(plane: KubernetesControlPlane, moto: MotoServer, options: StackOptions = {}) {
-    this.kc = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
-    this.core = this.kc.makeApiClient(CoreV1Api);
+    this.api = plane.proxyApi();
+    this.core = plane.core();
     this.store = new CredentialStore(
       new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'x' }, maxAttempts: 1 }),
       { sessionTtlMs: 900_000, errorTtlMs: 0, stsRatePerSecond: 500, stsBurst: 500 },
@@ -50,17 +50,18 @@ export class PodStack {
       { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles', ...options.restrictions },
       { warn: (_fields, message) => this.warnings.push(message) },
     );
-    this.source = new ClusterSource(this.kc, this.index, this.assignment, KEYS, options.node ?? null, {
+    this.source = new ClusterSource(this.api, this.index, this.assignment, KEYS, options.node ?? null, {
       backoffBaseMs: 100,
       backoffMaxMs: 1000,
       onError: (error) => this.watchErrors.push(error),
     });
-    this.callers = new CallerResolver(this.index, { waitMs: options.waitMs ?? 2000, liveClaims: liveClaims(this.kc, KEYS), resolveDuplicates: options.resolveDuplicates ?? false });
+    this.callers = new CallerResolver(this.index, { waitMs: options.waitMs ?? 2000, liveClaims: liveClaims(this.api, KEYS), resolveDuplicates: options.resolveDuplicates ?? false });
   }
 
   stop(): void {
     this.source.stop();
     this.store.close();
+    void this.api.close();
   }
 
   async namespace(name: string, allowedRoles?: string[]): Promise<void> {

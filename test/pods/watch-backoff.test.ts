@@ -6,8 +6,6 @@
 
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api } from '@kubernetes/client-node';
-import { loadKubeConfig, podLister } from '../../lib/pods/kubernetes.js';
 import { ResourceWatch, type WatchConsumer } from '../../lib/pods/watch.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { FaultRelay } from '../harness/relay.js';
@@ -20,10 +18,9 @@ t.test('a watch that delivered events after an outage starts its back-off over w
   const relay = await new FaultRelay({ host: api.hostname, port: Number(api.port) }).listen();
   t.teardown(() => relay.close());
   // The watch goes through the relay (the serving certificate names 127.0.0.1, any port); the test's own calls do not.
-  const direct = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
-  const viaRelay = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
-  viaRelay.clusters = viaRelay.clusters.map((c) => ({ ...c, server: `https://${relay.address}` }));
-  const core = direct.makeApiClient(CoreV1Api);
+  const viaRelay = plane.proxyApi(`https://${relay.address}`);
+  t.teardown(() => viaRelay.close());
+  const core = plane.core();
   await core.createNamespace({ body: { metadata: { name: 'backoff' } } });
 
   const seen = new Set<string>();
@@ -36,7 +33,7 @@ t.test('a watch that delivered events after an outage starts its back-off over w
     modified: () => {},
     deleted: () => {},
   };
-  const watch = new ResourceWatch(viaRelay, '/api/v1/pods', undefined, podLister(viaRelay, undefined), consumer, {
+  const watch = new ResourceWatch(viaRelay, '/api/v1/pods', undefined, consumer, {
     pageSize: 500,
     watchSeconds: 300,
     backoffBaseMs: 200,
@@ -72,21 +69,22 @@ t.test('a watch that delivered events after an outage starts its back-off over w
   t.ok(ms < 3_000, `seen ${ms} ms after the API was reachable again`);
 });
 
-t.test('a watch with nothing to say for longer than the client’s 30 s inactivity bound is no failure: no restart counted, no error logged', async (t) => {
+t.test('a watch with nothing to say for longer than 30 s (client-node’s inactivity bound, before the proxy had its own client) is no failure: no restart counted, no error logged', async (t) => {
   const plane = await KubernetesControlPlane.start();
   t.teardown(() => plane.stop());
-  const kc = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
+  const api = plane.proxyApi();
+  t.teardown(() => api.close());
   const errors: unknown[] = [];
   const added: string[] = [];
   const consumer: WatchConsumer = { listPage: () => {}, listEnd: () => {}, listAborted: () => {}, added: (item) => added.push((item as { metadata: { name: string } }).metadata.name), modified: () => {}, deleted: () => {} };
-  const watch = new ResourceWatch(kc, '/api/v1/pods', undefined, podLister(kc, undefined), consumer, { pageSize: 500, watchSeconds: 300, backoffBaseMs: 200, backoffMaxMs: 30_000, onError: (error) => errors.push(error) });
+  const watch = new ResourceWatch(api, '/api/v1/pods', undefined, consumer, { pageSize: 500, watchSeconds: 300, backoffBaseMs: 200, backoffMaxMs: 30_000, onError: (error) => errors.push(error) });
   watch.start();
   t.teardown(() => watch.stop());
   await watch.whenSynced();
-  await sleep(36_000); // past client-node's 30 s: a quiet node's pod watch
+  await sleep(36_000); // a quiet node's pod watch
   t.same(errors, [], 'nothing to log');
   t.equal(watch.restarts, 0, 'no restart counted');
-  const core = kc.makeApiClient(CoreV1Api);
+  const core = plane.core();
   await core.createNamespace({ body: { metadata: { name: 'quiet' } } });
   await core.createNamespacedPod({ namespace: 'quiet', body: { metadata: { name: 'after-quiet' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] } } });
   t.ok(await eventually(() => added.includes('after-quiet'), 10_000), 'and the watch still delivers');

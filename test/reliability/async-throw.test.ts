@@ -26,7 +26,7 @@ import { TokenRegistry } from '../../lib/imds/tokens.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/index.js';
 import { RoleAssignment } from '../../lib/pods/role-assignment.js';
-import { PodsFileSource } from '../../lib/pods/sources.js';
+import { PodsFileSource } from '../../lib/pods/pods-file.js';
 import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 import { MotoServer } from '../harness/moto.js';
 import { get } from '../harness/pod-client.js';

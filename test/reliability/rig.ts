@@ -10,8 +10,7 @@
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CoreV1Api, PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { loadKubeConfig } from '../../lib/pods/kubernetes.js';
+import { PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
 import { REPO } from '../e2e/node.js';
 import { shippedProgram } from '../harness/environment.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
@@ -71,8 +70,7 @@ export class FaultRig {
       parts.push(() => upstream.close());
       // The test's own client goes straight to the API server, so faults on the
       // program's path never stop the test from changing pods.
-      const kc = loadKubeConfig({ kubeconfig: plane.kubeconfig, apiServer: null, apiToken: null, insecure: false });
-      const rig = new FaultRig(plane, moto, sts, apiRelay, upstream, kc.makeApiClient(CoreV1Api));
+      const rig = new FaultRig(plane, moto, sts, apiRelay, upstream, plane.core());
       await rig.core.createNamespace({ body: { metadata: { name: NAMESPACE } } });
       for (const pod of options.loadPods) await rig.createRunningPod(podName(pod.ip), pod.role, pod.ip);
       await rig.startProgram(options.flags ?? []);
