@@ -33,7 +33,7 @@ interface Measure {
 async function measure(plane: KubernetesControlPlane, moto: MotoServer, pods: number, roles: number): Promise<Measure> {
   const port = await freePort();
   const started = Date.now();
-  const args = [...IMAGE_NODE_OPTIONS, PROGRAM, '--kubeconfig', plane.kubeconfig, '--node', 'node-1', '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--log-level', 'warn'];
+  const args = [...IMAGE_NODE_OPTIONS, PROGRAM, ...plane.programConnection(), '--node', 'node-1', '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--log-level', 'warn'];
   const child = spawn(process.execPath, args, {
     stdio: 'ignore',
     env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },

@@ -33,7 +33,7 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
     process.stderr.write(`  pod-index: ${options.pods} pods created in ${loadSeconds.toFixed(0)} s\n`);
 
     const port = await freePort();
-    const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, PROXY, '--kubeconfig', plane.kubeconfig, '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0'], {
+    const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, PROXY, ...plane.programConnection(), '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0'], {
       stdio: ['pipe', 'pipe', 'inherit'],
       env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
     });

@@ -131,7 +131,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         seconds,
         requests: requestStats.take(),
         credentialLatencyMs: { count: latency.count, p50: round(latency.quantile(0.5)), p99: round(latency.quantile(0.99)), max: round(latency.maxMs) },
-        store: { ...deltas.take('answers', answerStats), roles: store.size, pending: store.pending },
+        store: { ...deltas.take('answers', answerStats), roles: store.size, retained: store.retainedCount, pending: store.pending, ...deltas.take('store', { reused: store.stats.reused, dropped: store.stats.dropped }) },
         sts: { calls: sts.stsCalls, errors: sts.stsErrors, renewals: sts.renewals, rateLimited: sts.rateLimited, latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0, latencyMaxMs: round(store.stats.stsLatencyMaxMs) },
         pods: { indexed: index.size, ips: index.ipCount, synced: source.synced, ...deltas.take('callers', { liveLookups: callers.liveLookups, liveLookupsLimited: callers.liveLookupsLimited }) },
         watch: { restarts: deltas.take('watch', { restarts: watchRestarts() }).restarts },
@@ -139,6 +139,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
         tokens: tokens.size,
         loopDelayMs: loopDelay.take(),
+        memoryMb: memoryMb(),
       };
       latency.reset();
       return line;
@@ -194,6 +195,12 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       }
     },
   };
+}
+
+/** What an operator sizes the DaemonSet's memory by: the process's RSS, and the live JavaScript heap in it. */
+function memoryMb(): { rss: number; heapUsed: number } {
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss: Math.round(rss / 1048576), heapUsed: Math.round(heapUsed / 1048576) };
 }
 
 function round(ms: number): number {

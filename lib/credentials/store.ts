@@ -10,7 +10,10 @@
 // - Failures: per-key exponential back-off with jitter, errors remembered for the error
 //   TTL, one token bucket for all STS calls of the node. While STS fails, the last good
 //   credentials are served until `staleMarginMs` before they expire; never after.
-// - Entries no pod uses any more are dropped, not renewed.
+// - An entry whose last pod leaves keeps its credentials, not renewed, until its renewal
+//   point (the next pod of the same workload, a Job's retry or a Recreate rollout's, is
+//   answered at once, with no STS call, even while STS is slow); then it is dropped. At
+//   most `retainedMax` such entries are kept, the oldest dropped first.
 
 import { textResponse, type PreparedResponse } from '../http/index.js';
 import { credentialResponse } from './document.js';
@@ -35,6 +38,8 @@ export interface CredentialStoreOptions {
   /** Renewals are spread over this fraction of the TTL before their due time. */
   renewalJitter: number;
   random: () => number;
+  /** Entries no pod uses that are kept for the next pod of their workload, at most. */
+  retainedMax: number;
   /** Told of every failed AssumeRole, with STS's whole message (for the log, never for a pod). */
   onFailure: (failure: StsFailure) => void;
 }
@@ -57,6 +62,7 @@ export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' 
   backoffMaxMs: 60_000,
   renewalJitter: 0.1,
   random: Math.random,
+  retainedMax: 1_000,
   onFailure: () => undefined,
 };
 
@@ -106,7 +112,10 @@ export class CredentialStats {
   stsLatencyMaxMs = 0;
   renewals = 0;
   rateLimited = 0;
+  /** Entries dropped: at their renewal point with no pod using them, or past `retainedMax`. */
   dropped = 0;
+  /** Pods answered from an entry their workload's earlier pod left, with no STS call. */
+  reused = 0;
 }
 
 export class CredentialStore {
@@ -115,6 +124,8 @@ export class CredentialStore {
   private readonly assumer: RoleAssumer;
   private readonly entries = new Map<string, CredentialEntry>();
   private readonly owners = new Map<string, CredentialEntry>();
+  /** Entries no pod uses, with credentials still good, oldest first (a Map keeps insertion order). */
+  private readonly retained = new Map<string, CredentialEntry>();
   private readonly scheduler: RefreshScheduler<CredentialEntry>;
   private readonly bucket: TokenBucket;
   /** Due entries waiting for a token, first come first served; drained by one timer. */
@@ -134,6 +145,11 @@ export class CredentialStore {
     return this.entries.size;
   }
 
+  /** Entries kept for a workload's next pod. */
+  get retainedCount(): number {
+    return this.retained.size;
+  }
+
   /**
    * `owner` (a pod) uses credentials with these parameters from now on. A new key is
    * fetched at once. Returns the entry the owner's requests are answered from.
@@ -146,13 +162,17 @@ export class CredentialStore {
       this.unuse(previous);
     }
     let entry = this.entries.get(key);
+    const created = entry === undefined;
     if (entry === undefined) {
       entry = new CredentialEntry(key, parameters);
       this.entries.set(key, entry);
-      this.due(entry, Date.now());
+    } else if (entry.users === 0) {
+      this.retained.delete(key);
+      this.stats.reused++;
     }
     entry.users++;
     this.owners.set(owner, entry);
+    if (created) this.due(entry, Date.now());
     return entry;
   }
 
@@ -185,8 +205,19 @@ export class CredentialStore {
 
   private unuse(entry: CredentialEntry): void {
     if (--entry.users > 0) return;
+    // Kept only with good credentials and before its renewal point (nothing in flight or queued).
+    if (this.options.retainedMax > 0 && entry.current(Date.now()) !== null && entry.fetching === null && !entry.queued) {
+      this.retained.set(entry.key, entry);
+      if (this.retained.size > this.options.retainedMax) this.drop(this.retained.values().next().value as CredentialEntry);
+      return;
+    }
+    this.drop(entry);
+  }
+
+  private drop(entry: CredentialEntry): void {
     entry.dropped = true;
     this.entries.delete(entry.key);
+    this.retained.delete(entry.key);
     this.scheduler.cancel(entry);
     this.stats.dropped++;
   }
@@ -194,6 +225,11 @@ export class CredentialStore {
   /** The entry's fetch or renewal is due: start it unless a limit says later. */
   private due(entry: CredentialEntry, now: number): void {
     if (entry.dropped || entry.fetching !== null || entry.queued || this.closed) return;
+    if (entry.users === 0) {
+      // A retained entry's renewal point: no pod came back for it.
+      this.drop(entry);
+      return;
+    }
     if (now < entry.errorUntil) {
       this.scheduler.schedule(entry, entry.errorUntil);
       return;

@@ -11,7 +11,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
-import { Pool } from 'undici';
+import { Pool } from '../undici.js';
 import type { LiveClaims } from './callers.js';
 import { podRecord, type AnnotationKeys, type PodObject } from './pod.js';
 

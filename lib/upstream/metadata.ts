@@ -7,7 +7,7 @@
 // a request whose pod showed a valid token of this proxy's goes with the node's own
 // (NodeToken). A failing upstream is answered 502 within a bound, never left hanging.
 
-import { Pool } from 'undici';
+import { Pool } from '../undici.js';
 import type { IncomingHttpHeaders } from 'undici/types/header.js';
 import { AddressCounts, discardBody, StreamedResponse, textResponse, type HeaderList, type Request } from '../http/index.js';
 import { NODE_TOKEN_TTL_SECONDS, NodeToken } from './node-token.js';

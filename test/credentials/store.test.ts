@@ -176,22 +176,61 @@ t.test('while STS is down the last good credentials are served until shortly bef
   t.equal(entry.lastError, null);
 });
 
-t.test('entries no pod uses are dropped, not renewed', async (t) => {
+t.test('an entry whose last pod leaves keeps its credentials until its renewal point: the workload’s next pod is answered with no STS call; then it is dropped, not renewed', async (t) => {
   const moto = await MotoServer.start();
   t.teardown(() => moto.stop());
-  const { store, sts } = storeFor(moto, { sessionTtlMs: 1000 });
+  // Credentials for 2 s, renewed when less than 1 s remains.
+  const { store, sts } = storeFor(moto, { sessionTtlMs: 1000, staleMarginMs: 100 });
   t.teardown(() => store.close());
-  const a = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
-  store.acquire('pod-b', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
-  await settled(a);
+  const parameters = { roleArn: role('app'), sessionName: 'demo.job', externalId: null };
+  const first = store.acquire('pod-a', parameters);
+  await settled(first);
   store.release('pod-a');
-  t.equal(store.size, 1, 'still used by pod-b');
-  store.release('pod-b');
-  t.equal(store.size, 0, 'dropped with its last user');
-  t.ok(a.dropped);
+  t.equal(store.size, 1, 'kept with no pod using it');
+  t.equal(store.retainedCount, 1);
   const calls = sts.calls.length;
+  const next = store.acquire('pod-b', parameters); // the Job's retry
+  t.equal(next, first, 'the same entry');
+  t.not(document(next), null, 'credentials at once');
+  t.equal(sts.calls.length, calls, 'no STS call');
+  t.equal(store.stats.reused, 1, 'counted as reused');
+  t.equal(store.retainedCount, 0, 'in use again');
+  store.release('pod-b');
   await sleep(1500);
-  t.equal(sts.calls.length, calls, 'no renewal after the drop');
+  t.ok(first.dropped, 'dropped at its renewal point');
+  t.equal(store.size, 0);
+  t.equal(sts.calls.length, calls, 'not renewed');
+  t.equal(store.stats.dropped, 1, 'counted as dropped');
+});
+
+t.test('retained entries are bounded: past the bound the oldest is dropped', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store } = storeFor(moto, { retainedMax: 2 });
+  t.teardown(() => store.close());
+  const entries = [];
+  for (const name of ['one', 'two', 'three']) {
+    const entry = store.acquire(`pod-${name}`, { roleArn: role(name), sessionName: `demo.${name}`, externalId: null });
+    await settled(entry);
+    entries.push(entry);
+  }
+  for (const name of ['one', 'two', 'three']) store.release(`pod-${name}`);
+  t.equal(store.retainedCount, 2);
+  t.same(entries.map((e) => e.dropped), [true, false, false], 'the first released is the first dropped');
+  t.equal(store.stats.dropped, 1);
+});
+
+t.test('an entry whose last pod leaves before its credentials arrive is dropped at once, its answer ignored', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store } = storeFor(moto);
+  t.teardown(() => store.close());
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'demo.web', externalId: null });
+  store.release('pod-a');
+  t.equal(store.size, 0);
+  t.ok(entry.dropped);
+  await settled(entry);
+  t.equal(entry.response, null, 'the late answer is not kept');
   t.equal(store.entryOf('pod-a'), undefined);
 });
 

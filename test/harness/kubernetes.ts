@@ -166,6 +166,15 @@ export class KubernetesControlPlane {
     return new KubernetesApi({ server, tls: { ca: readFileSync(this.caFile), rejectUnauthorized: true }, headers: () => Promise.resolve(headers), refused: () => {} });
   }
 
+  /**
+   * The program's flags for this API server as benchmarks run it: the lean client with a
+   * bearer token, so the program loads what a DaemonSet's proxy does in a cluster (not
+   * client-node, which --kubeconfig brings); the test CA is self-signed, hence --insecure.
+   */
+  programConnection(): string[] {
+    return ['--api-server', this.apiServerUrl, '--api-token', ADMIN_TOKEN, '--insecure'];
+  }
+
   private writeKubeconfig(): void {
     const ca = readFileSync(this.caFile).toString('base64');
     writeFileSync(

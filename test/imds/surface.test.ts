@@ -236,6 +236,8 @@ t.test('the stats line counts requests by route and status, credential latency, 
   t.equal(line.pods.indexed, 2);
   t.equal(line.upstream.requests, 1);
   t.ok(line.loopDelayMs.max >= 0 && line.loopDelayMs.max < 10_000 && line.loopDelayMs.p99 <= line.loopDelayMs.max, 'the event loop delay is measured');
+  t.same([line.store.retained, line.store.reused, line.store.dropped], [0, 0, 0], 'credentials kept for a workload’s next pod, reused and dropped');
+  t.ok(line.memoryMb.rss > 0 && line.memoryMb.heapUsed > 0 && line.memoryMb.heapUsed < line.memoryMb.rss, 'RSS and the live heap, in MB');
   app.stats.report();
   const second = JSON.parse(stats[1]!) as Record<string, any>;
   t.same(second.requests, {}, 'the next line counts from the last one');
