@@ -145,8 +145,12 @@ export interface LoadResult {
   requestsPerSecond: number;
   p50Ms: number;
   p99Ms: number;
+  /** wrk's latency distribution: ms at the 50th, 75th, 90th and 99th percentile. */
+  percentilesMs: Record<string, number>;
   errors: number;
 }
+
+export const WRK_PERCENTILES = ['50', '75', '90', '99'];
 
 function toMs(value: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
@@ -181,6 +185,7 @@ export function wrk(url: string, connections: number, seconds: number, options: 
     requestsPerSecond: Number(rps[1]),
     p50Ms: toMs(p50[1] as string),
     p99Ms: toMs(p99[1] as string),
+    percentilesMs: Object.fromEntries(WRK_PERCENTILES.map((p) => [p, toMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? 'missing')])),
     errors: Number(errors?.[1] ?? 0) + socketErrorCount,
   };
 }
@@ -190,6 +195,7 @@ export type MeasuredLoad = LoadResult & { cpuUsPerRequest: number };
 /** The medians of several runs of one server, and their errors summed. */
 export function summarize(results: readonly MeasuredLoad[]): Omit<MeasuredLoad, 'requests'> {
   return {
+    percentilesMs: Object.fromEntries(WRK_PERCENTILES.map((p) => [p, median(results.map((r) => r.percentilesMs[p] as number))])),
     requestsPerSecond: median(results.map((r) => r.requestsPerSecond)),
     p50Ms: median(results.map((r) => r.p50Ms)),
     p99Ms: median(results.map((r) => r.p99Ms)),

@@ -7,11 +7,12 @@
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { churnScenario } from './churn.js';
 import { previousRunSection, type StoredRun } from './compare.js';
+import { barChart, lineChart } from './charts.js';
 import { credentialScenarios } from './credentials.js';
 import { dnatScenario } from './dnat.js';
 import { footprintScenario } from './footprint.js';
@@ -71,6 +72,26 @@ async function main(): Promise<void> {
   }
   writeFileSync(`${dir}RESULTS.md`, markdown);
   writeFileSync(`${dir}results.json`, `${JSON.stringify({ date: started.toISOString(), machine, sections: sections.map(({ id, raw }) => ({ id, raw })) }, null, 2)}\n`);
+  writeCharts(`${dir}charts/`, sections);
+}
+
+interface SummaryRaw {
+  summary?: Array<{ name: string; percentilesMs?: Record<string, number> }>;
+}
+
+/** The run's pictures (linked from the README): latency by percentile and memory by component. */
+function writeCharts(dir: string, sections: Section[]): void {
+  mkdirSync(dir, { recursive: true });
+  const latency = (id: string, title: string): void => {
+    const summary = (sections.find((s) => s.id === id)?.raw as SummaryRaw | undefined)?.summary;
+    if (summary === undefined) return;
+    const series = summary.filter((s) => s.percentilesMs !== undefined).map((s) => ({ name: s.name, points: Object.entries(s.percentilesMs as Record<string, number>).map(([p, ms]): [string, number] => [`p${p}`, ms]) }));
+    writeFileSync(`${dir}${id}.svg`, lineChart(title, 'latency, ms (log scale)', series));
+  };
+  latency('hot-path', 'Credential hot path, keep-alive: latency by percentile');
+  latency('new-connection', 'Credential hot path, a new connection per request: latency by percentile');
+  const components = (sections.find((s) => s.id === 'footprint')?.raw as { components?: Array<{ name: string; rssMb: number }> } | undefined)?.components;
+  if (components !== undefined) writeFileSync(`${dir}memory.svg`, barChart('RSS of each component loaded alone (image Node options)', 'MB', components.map((c): [string, number] => [c.name, c.rssMb])));
 }
 
 /** Replaces these sections (by title, and by id in the JSON) in the table a full run wrote, noting when they were measured. */
