@@ -1,7 +1,7 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|hot-path|credentials|dnat|footprint|pods|churn|tenant runs one group and only prints it;
+//   BENCH_ONLY=http|hot-path|credentials|dnat|storm|footprint|pods|churn|tenant runs one group and only prints it;
 //   BENCH_HEADS sizes the half-sent heads scenario (default: the connection cap, 10,000);
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
@@ -14,6 +14,7 @@ import { churnScenario } from './churn.js';
 import { previousRunSection, type StoredRun } from './compare.js';
 import { barChart, lineChart } from './charts.js';
 import { credentialScenarios } from './credentials.js';
+import { stormScenario } from './storm.js';
 import { dnatScenario } from './dnat.js';
 import { footprintScenario } from './footprint.js';
 import { credentialHotPathScenarios } from './hot-path.js';
@@ -34,6 +35,7 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'hot-path') sections.push(...(await credentialHotPathScenarios({ rounds, seconds, connections })));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
   if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
+  if (only === undefined || only === 'storm') sections.push(await stormScenario({ addresses: 110, processesPerAddress: 3, rounds: Math.max(1, Math.min(5, rounds)) }));
   if (only === undefined || only === 'footprint') sections.push(await footprintScenario({ pods: Math.min(1000, Number(process.env.BENCH_PODS ?? 1000)), roles: 500 }));
   if (only === undefined || only === 'pods') {
     const pods = Number(process.env.BENCH_PODS ?? 10_000);

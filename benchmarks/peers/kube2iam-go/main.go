@@ -16,9 +16,11 @@
 //     ccache) and written with encoding/json's Encoder, with the Server: EC2ws header.
 // Left out: the Kubernetes informer (an in-memory IP-to-pod map stands in for its
 // indexer), STS (the cache is filled at start), the back-off object kube2iam allocates
-// per lookup (its first attempt succeeds), and the reverse proxy.
+// per lookup (its first attempt succeeds). Other paths go to -metadata through
+// httputil's reverse proxy, as kube2iam's reverseProxyHandler; without it they get 502.
 //
-//   kube2iam-go-peer -ip 127.0.0.1 -role arn:aws:iam::123456789012:role/bench-role -token-length N -port PORT
+//   kube2iam-go-peer -ip 127.0.0.1[,IP...] -role arn:aws:iam::123456789012:role/bench-role -token-length N
+//                    [-host 127.0.0.1] [-metadata 169.254.169.254:80] -port PORT
 package main
 
 import (
@@ -28,6 +30,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -179,7 +183,9 @@ func (s *server) roleHandler(w http.ResponseWriter, r *http.Request) {
 
 func main() {
 	port := flag.Int("port", 8181, "listen port")
-	ip := flag.String("ip", "127.0.0.1", "the pod IP")
+	ip := flag.String("ip", "127.0.0.1", "the pod IPs, comma-separated (one role for all)")
+	host := flag.String("host", "127.0.0.1", "listen address")
+	metadata := flag.String("metadata", "", "the metadata service for other paths (host:port)")
 	role := flag.String("role", "arn:aws:iam::123456789012:role/bench-role", "the pod's role ARN")
 	tokenLength := flag.Int("token-length", 800, "length of the session token served")
 	flag.Parse()
@@ -189,21 +195,29 @@ func main() {
 	now := time.Now().UTC()
 	s := &server{
 		baseARN: "arn:aws:iam::123456789012:role/",
-		pods:    map[string]*pod{*ip: {role: *role, namespace: "bench"}},
+		pods:    map[string]*pod{},
 		cache: map[string]*credentials{*role: {
 			AccessKeyID: "ASIABENCHBENCHBENCH1", Code: "Success", Type: "AWS-HMAC",
 			Expiration: now.Add(30 * time.Minute).Format("2006-01-02T15:04:05Z"), LastUpdated: now.Format("2006-01-02T15:04:05Z"),
 			SecretAccessKey: strings.Repeat("s", 40), Token: strings.Repeat("t", *tokenLength),
 		}},
 	}
+	for _, podIP := range strings.Split(*ip, ",") {
+		s.pods[podIP] = &pod{role: *role, namespace: "bench"}
+	}
+	passThrough := func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }
+	if *metadata != "" {
+		proxy := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: *metadata})
+		passThrough = proxy.ServeHTTP
+	}
 	r := mux.NewRouter()
 	r.Handle("/{version}/meta-data/iam/security-credentials", appHandler{"securityCredentialsHandler", s.securityCredentialsHandler})
 	r.Handle("/{version}/meta-data/iam/security-credentials/", appHandler{"securityCredentialsHandler", s.securityCredentialsHandler})
 	r.Handle("/{version}/meta-data/iam/security-credentials/{role:.*}", appHandler{"roleHandler", s.roleHandler})
 	r.Handle("/healthz", appHandler{"healthHandler", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "{}") }})
-	r.Handle("/{path:.*}", appHandler{"reverseProxyHandler", func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusBadGateway) }})
+	r.Handle("/{path:.*}", appHandler{"reverseProxyHandler", passThrough})
 
-	listener, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", *port))
+	listener, err := net.Listen("tcp", net.JoinHostPort(*host, strconv.Itoa(*port)))
 	if err != nil {
 		log.Fatalf("%s", err)
 	}
