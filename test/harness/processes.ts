@@ -139,8 +139,12 @@ export async function run(command: string, args: string[], options: { env?: Node
   return stdout;
 }
 
-/** A running process's resident memory (VmRSS, kB) and open file descriptors, from /proc. */
-export function footprint(pid: number): { rssKb: number; fds: number } {
+/**
+ * A running process's resident memory (VmRSS, kB; `fileKb` of it mapped from files, the
+ * Node binary's pages mostly: shared and reclaimable) and open file descriptors, from /proc.
+ */
+export function footprint(pid: number): { rssKb: number; fileKb: number; fds: number } {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return { rssKb: Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN), fds: readdirSync(`/proc/${pid}/fd`).length };
+  const kb = (field: string): number => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? NaN);
+  return { rssKb: kb('VmRSS'), fileKb: kb('RssFile'), fds: readdirSync(`/proc/${pid}/fd`).length };
 }
