@@ -49,6 +49,8 @@ const MAX_CHUNK_SIZE_DIGITS = 8;
 export const MAX_CHUNK_EXTENSION_BYTES = 1024;
 /** A head split across reads is gathered in a buffer that starts this small and doubles as needed. */
 const SCRATCH_START = 512;
+/** The field offsets of whichever head is being scanned within one read (see RequestParser.fields). */
+const SHARED_FIELDS: number[] = [];
 
 /** Methods and header names that clients send every time, interned so the hot path makes no string for them. */
 const KNOWN_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH'];
@@ -85,9 +87,11 @@ export class RequestParser {
   private targetEnd = 0;
   private versionStart = 0;
   private fieldCount = 0;
-  // [nameStart, nameEnd, valueStart, valueEnd] per field. A plain array grown as needed:
-  // a typed array would cost an off-heap allocation on every new connection.
-  private readonly fields: number[] = [];
+  // [nameStart, nameEnd, valueStart, valueEnd] per field. While a head is scanned within
+  // one read (nearly always), the one shared array serves every parser: a connection per
+  // request then allocates none. A section still open when the read ends takes its own
+  // copy (see execute), since another connection's head may be scanned before its rest.
+  private fields: number[] = SHARED_FIELDS;
   private inTrailers = false;
   private trailerBytes = 0;
   // Body state.
@@ -119,6 +123,14 @@ export class RequestParser {
    * (`errorStatus` set).
    */
   execute(buf: Buffer, start: number, end: number): number {
+    const stop = this.parse(buf, start, end);
+    if (this.fields === SHARED_FIELDS && (this.inTrailers || (this.state > State.MessageStartLf && this.state < State.BodyIdentity))) {
+      this.fields = SHARED_FIELDS.slice(0, this.fieldCount * 4 + 4);
+    }
+    return stop;
+  }
+
+  private parse(buf: Buffer, start: number, end: number): number {
     let i = start;
     if (this.state === State.Failed) return i;
     if (this.state <= State.MessageStartLf) {
@@ -373,6 +385,7 @@ export class RequestParser {
           break;
       }
     }
+    this.fields = SHARED_FIELDS; // read: a copy this head took is let go
     if (transferEncoding && contentLength !== -1) return this.fail(400, 'both Transfer-Encoding and Content-Length');
     if (transferEncoding && minor === 0) return this.fail(400, 'Transfer-Encoding in an HTTP/1.0 request');
     if (hostCount > 1 || (hostCount === 0 && minor === 1)) return this.fail(400, hostCount > 1 ? 'several Host headers' : 'missing Host header');
@@ -512,6 +525,7 @@ export class RequestParser {
     this.message = request;
     this.state = State.MessageStart;
     this.fieldCount = 0;
+    this.fields = SHARED_FIELDS;
     this.inTrailers = false;
     this.trailerBytes = 0;
     this.chunkExtensionBytes = 0;

@@ -66,6 +66,41 @@ t.test('every table request parses identically in one read, byte by byte, and sp
   }
 });
 
+t.test('a head left open at the end of a read keeps its fields while other connections’ heads are parsed in between', async (t) => {
+  // Heads scanned within one read share one array of field offsets; an open head must not.
+  const other = bytesOf(`GET /other/path HTTP/1.1\r\nHost: other\r\nX-Long-Header-Name: ${'v'.repeat(40)}\r\nAccept: */*\r\n\r\n`);
+  const otherWhole = parseChunks([other]);
+  for (const c of cases) {
+    const bytes = bytesOf(c.raw);
+    const whole = parseChunks([bytes]);
+    let same = true;
+    for (let p = 1; p < bytes.length && same; p++) {
+      const parser = new RequestParser(DEFAULT_HTTP_OPTIONS);
+      const out: Outcome[] = [];
+      const feed = (chunk: Buffer): void => {
+        let offset = 0;
+        while (offset < chunk.length && parser.errorStatus === 0) {
+          offset = parser.execute(chunk, offset, chunk.length);
+          if (parser.message !== null) out.push(describe(parser.take()));
+        }
+        if (parser.errorStatus !== 0 && !out.some((o) => 'error' in o)) out.push({ error: parser.errorStatus });
+      };
+      feed(bytes.subarray(0, p));
+      if (parser.errorStatus === 0) {
+        const between = parseChunks([other]); // another connection's head, in one read
+        if (JSON.stringify(between) !== JSON.stringify(otherWhole)) throw new Error('the other connection parsed differently');
+        feed(bytes.subarray(p));
+      }
+      if (parser.inMessage && parser.errorStatus === 0) out.push({ incomplete: true });
+      if (JSON.stringify(out) !== JSON.stringify(whole)) {
+        same = false;
+        t.same(out, whole, `${c.name}: split at ${p} with another head in between`);
+      }
+    }
+    t.ok(same, `${c.name}: every split, another head parsed in between`);
+  }
+});
+
 t.test('random and mutated inputs parse the same in one read and in random pieces', async (t) => {
   const random = new Random(20261127);
   let compared = 0;
