@@ -120,6 +120,8 @@ async function firstRequestLatency(moto: MotoServer): Promise<{ markdown: string
 interface GenerationFigures {
   generations: number;
   stsCalls: number;
+  /** STS calls answered in one renewal period, from half a period in (after the first fetches) to one and a half. */
+  lastPeriodCalls: number;
   reused: number;
   dropped: number;
   waits: number[];
@@ -138,6 +140,11 @@ async function workloadGenerations(moto: MotoServer, retainedMax: number): Promi
   let generations = 0;
   try {
     const deadline = performance.now() + periods * ttl;
+    // One period's window placed between renewal points (each key renews once a period).
+    let windowStart = 0;
+    let windowEnd = 0;
+    const answered = (): number => store.stats.stsCalls - store.stats.stsErrors; // moto fails a call now and then; retries are not the design's
+    const marks = [setTimeout(() => (windowStart = answered()), ttl / 2), setTimeout(() => (windowEnd = answered()), ttl * 1.5)];
     await Promise.all(
       Array.from({ length: workloads }, async (_, w) => {
         const parameters = { roleArn: role(w), sessionName: `bench.job-${w}`, externalId: null };
@@ -154,7 +161,8 @@ async function workloadGenerations(moto: MotoServer, retainedMax: number): Promi
         }
       }),
     );
-    return { generations, stsCalls: store.stats.stsCalls, reused: store.stats.reused, dropped: store.stats.dropped, waits };
+    marks.forEach(clearTimeout);
+    return { generations, stsCalls: store.stats.stsCalls, lastPeriodCalls: windowEnd - windowStart, reused: store.stats.reused, dropped: store.stats.dropped, waits };
   } finally {
     store.close();
     await relay.close();
@@ -166,18 +174,18 @@ async function generationsSection(moto: MotoServer): Promise<{ markdown: string;
   const dropped = await workloadGenerations(moto, 0);
   const row = (name: string, f: GenerationFigures, versus: GenerationFigures): string => {
     const sorted = [...f.waits].sort((a, b) => a - b);
-    return `| ${name} | ${f.generations} | ${f.stsCalls} | ${((f.stsCalls - 5) / 2).toFixed(1)} | ${f.reused} | ${f.dropped} | ${percentile(sorted, 50).toFixed(3)} | ${percentile(sorted, 99).toFixed(1)} | ${(f.stsCalls / versus.stsCalls).toFixed(2)}x |`;
+    return `| ${name} | ${f.generations} | ${f.stsCalls} | ${f.lastPeriodCalls} | ${f.reused} | ${f.dropped} | ${percentile(sorted, 50).toFixed(3)} | ${percentile(sorted, 99).toFixed(1)} | ${(f.stsCalls / versus.stsCalls).toFixed(2)}x |`;
   };
-  const perPeriod = (kept.stsCalls - 5) / 2; // after each workload's first fetch
+  const perPeriod = kept.lastPeriodCalls;
   const markdown = [
     '5 workloads, each starting a pod every 250 ms that is gone 150 ms later (a Job retrying, a Recreate rollout, a CronJob-like cadence compressed), for two renewal periods of 3 s; STS answers after 100 ms. A wait is from the pod being known to its credentials being servable.',
     '',
-    '| Credentials of a workload whose last pod left | pod generations | STS calls | after the first 5, per renewal period | reused | dropped | wait p50 ms | wait p99 ms | STS calls vs dropped at once |',
+    '| Credentials of a workload whose last pod left | pod generations | STS calls | in one renewal period | reused | dropped | wait p50 ms | wait p99 ms | STS calls vs dropped at once |',
     '|---|---:|---:|---:|---:|---:|---:|---:|---:|',
     row('kept until their renewal point (this design)', kept, dropped),
     row('dropped with the last pod', dropped, dropped),
     '',
-    `Target: STS calls per renewal period equal distinct keys (5), not pod generations (measured ${perPeriod.toFixed(1)}: ${perPeriod <= 5 ? 'met' : 'NOT met'}). A pod that arrives after its workload's entry reached its renewal point with no pod holding it waits for a fresh fetch: that is the p99.`,
+    `Target: STS calls per renewal period equal distinct keys (5), not pod generations (measured ${perPeriod} in one period, from 1.5 s to 4.5 s, against ${dropped.lastPeriodCalls} when dropped with the last pod: ${perPeriod <= 5 ? 'met' : 'NOT met'}). A pod that arrives after its workload's entry reached its renewal point with no pod holding it waits for a fresh fetch: that is the p99.`,
   ].join('\n');
   return { markdown, raw: { kept, dropped } };
 }

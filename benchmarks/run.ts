@@ -2,7 +2,7 @@
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
 //   BENCH_ONLY=http|hot-path|credentials|dnat|storm|footprint|pods|churn|tenant runs one group and only prints it;
-//   BENCH_HEADS sizes the half-sent heads scenario (default: the connection cap, 10,000);
+//   BENCH_HEADS sizes the half-sent heads scenario (default: the connection cap);
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
@@ -22,6 +22,7 @@ import { httpEngineScenario } from './http-engine.js';
 import { podIndexScenario } from './pod-index.js';
 import { tenantScenarios } from './tenant.js';
 import type { Section } from './harness.js';
+import { DEFAULT_HTTP_OPTIONS } from '../lib/http/options.js';
 
 const seconds = Number(process.env.BENCH_SECONDS ?? 4);
 const rounds = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -42,7 +43,7 @@ async function main(): Promise<void> {
     sections.push(await podIndexScenario({ pods, roles: Math.min(500, pods), eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
   }
 
-  if (only === undefined || only === 'tenant') sections.push(...(await tenantScenarios({ connections: Number(process.env.BENCH_HEADS ?? 10_000) })));
+  if (only === undefined || only === 'tenant') sections.push(...(await tenantScenarios({ connections: Number(process.env.BENCH_HEADS ?? DEFAULT_HTTP_OPTIONS.maxConnections) })));
 
   if (only === undefined || only === 'churn') {
     const pods = Math.min(1000, Number(process.env.BENCH_PODS ?? 1000));

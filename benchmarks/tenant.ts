@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DEFAULT_HTTP_OPTIONS } from '../lib/http/options.js';
 import { resolvePodRole } from '../lib/credentials/roles.js';
 import { compileNamespacePolicy, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, MAX_REGEXP_WORK, roleAllowed, tooCostly } from '../lib/pods/namespace-policy.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
@@ -126,7 +127,7 @@ async function halfSentHeads(connections: number): Promise<Section> {
     const idle = rssMb(child.pid as number);
     raw.idleMb = idle;
     rows.push(`| idle | ${idle.toFixed(1)} | | |`);
-    for (const headBytes of [100, 4000]) {
+    for (const headBytes of [100, 4000, 8000]) {
       const head = Buffer.from(`GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-Pad: ${'p'.repeat(Math.max(0, headBytes - 90))}`, 'latin1');
       const sockets: Socket[] = [];
       // Spread over addresses (one address may hold only its share of the cap), opened
@@ -146,7 +147,7 @@ async function halfSentHeads(connections: number): Promise<Section> {
     child.kill('SIGKILL');
   }
   const markdown = [
-    `The real program with the image's Node options; ${connections.toLocaleString('en')} connections (its default cap is 10,000) from as many loopback addresses, each having sent part of a request head and then nothing, held open while RSS is read (headersTimeout is 10 s). A split head is gathered in a buffer that starts at 512 bytes and doubles only as far as the head needs, and is released when the head completes.`,
+    `The real program with the image's Node options; ${connections.toLocaleString('en')} connections (its default cap is ${DEFAULT_HTTP_OPTIONS.maxConnections.toLocaleString('en')}) from as many loopback addresses, each having sent part of a request head and then nothing, held open while RSS is read (headersTimeout is 10 s). A split head is gathered in a buffer that starts at 512 bytes and doubles only as far as the head needs, and is released when the head completes.`,
     '',
     '| Held | RSS MB | over idle MB | bytes per connection |',
     '|---|---:|---:|---:|',

@@ -205,8 +205,9 @@ export class CredentialStore {
 
   private unuse(entry: CredentialEntry): void {
     if (--entry.users > 0) return;
-    // Kept only with good credentials and before its renewal point (nothing in flight or queued).
-    if (this.options.retainedMax > 0 && entry.current(Date.now()) !== null && entry.fetching === null && !entry.queued) {
+    // Kept while it has good credentials, a renewal in flight included (its answer is kept
+    // too, until the next renewal point); one waiting for an STS token is dropped at its turn.
+    if (this.options.retainedMax > 0 && entry.current(Date.now()) !== null) {
       this.retained.set(entry.key, entry);
       if (this.retained.size > this.options.retainedMax) this.drop(this.retained.values().next().value as CredentialEntry);
       return;
@@ -256,10 +257,12 @@ export class CredentialStore {
     const now = Date.now();
     while (this.queueHead < this.queue.length) {
       const entry = this.queue[this.queueHead] as CredentialEntry;
-      if (!entry.dropped && !this.bucket.take(now)) break;
+      const wanted = !entry.dropped && entry.users > 0;
+      if (wanted && !this.bucket.take(now)) break;
       this.queueHead++;
       entry.queued = false;
-      if (!entry.dropped) this.fetch(entry, now);
+      if (wanted) this.fetch(entry, now);
+      else if (!entry.dropped) this.drop(entry); // its last pod left while it waited: nothing to renew it for
     }
     if (this.queueHead === this.queue.length) {
       this.queue = [];

@@ -29,7 +29,10 @@ export const DEFAULT_HTTP_OPTIONS: Readonly<HttpServerOptions> = Object.freeze({
   maxHeaderSize: 8 * 1024,
   maxHeaders: 100,
   maxBodySize: 64 * 1024,
-  maxConnections: 10_000,
+  // Sized to the DaemonSet's 128 Mi limit: each connection holding a head at the size
+  // limit costs about 12 KB (benchmarks/RESULTS.md, half-sent heads), and a node's
+  // cold-start storm opens under 800 at once.
+  maxConnections: 2_048,
   maxConnectionsPerAddress: 1_000,
   maxPipelined: 16,
   headersTimeout: 10_000,

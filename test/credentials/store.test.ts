@@ -203,6 +203,28 @@ t.test('an entry whose last pod leaves keeps its credentials until its renewal p
   t.equal(store.stats.dropped, 1, 'counted as dropped');
 });
 
+t.test('a renewal in flight when the last pod leaves is kept: its answer serves the workload’s next pod with no further STS call', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const { store, sts } = storeFor(moto, { sessionTtlMs: 1000, staleMarginMs: 100, renewalJitter: 0 });
+  t.teardown(() => store.close());
+  const parameters = { roleArn: role('app'), sessionName: 'demo.job', externalId: null };
+  const entry = store.acquire('pod-a', parameters);
+  await settled(entry);
+  const first = entry.expiresAt;
+  const deadline = Date.now() + 5000;
+  while (entry.fetching === null && Date.now() < deadline) await sleep(5);
+  t.not(entry.fetching, null, 'the renewal is in flight');
+  store.release('pod-a');
+  t.equal(store.retainedCount, 1, 'kept');
+  await settled(entry);
+  t.ok(entry.expiresAt > first, 'the renewal’s answer is kept');
+  const calls = sts.calls.length;
+  t.equal(store.acquire('pod-b', parameters), entry, 'the next pod gets the same entry');
+  t.not(document(entry), null);
+  t.equal(sts.calls.length, calls, 'no further STS call');
+});
+
 t.test('retained entries are bounded: past the bound the oldest is dropped', async (t) => {
   const moto = await MotoServer.start();
   t.teardown(() => moto.stop());

@@ -13,6 +13,7 @@
 import t, { type Test } from 'tap';
 import { writeFileSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { DEFAULT_HTTP_OPTIONS } from '../../lib/http/options.js';
 import { MotoServer } from '../harness/moto.js';
 import { connectFrom, get } from '../harness/pod-client.js';
 import { generateInput, Random } from '../http/generate.js';
@@ -226,8 +227,8 @@ t.test('slowloris: connections trickling their headers get 408 within headersTim
   });
 });
 
-const CAP = 10_000; // DEFAULT_HTTP_OPTIONS.maxConnections
-const PER_ADDRESS = 1_000; // DEFAULT_HTTP_OPTIONS.maxConnectionsPerAddress
+const CAP = DEFAULT_HTTP_OPTIONS.maxConnections;
+const PER_ADDRESS = DEFAULT_HTTP_OPTIONS.maxConnectionsPerAddress;
 /** Holding 8,500 connections cost about 31 MB (3.7 KB each): twice that. */
 const FLOOD_RSS_GROWTH_MB = 64;
 
