@@ -79,26 +79,40 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
   const head = '| Server | req/s | p50 ms | p99 ms | CPU ms per 1,000 answers | req/s vs Go peer | req/s vs floor | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|';
   const hot = table(keepAlive);
   const fresh = table(perRequest);
-  const ours = hot.summary.find((s) => s.name === 'this proxy');
-  const go = hot.summary.find((s) => s.name === 'kube2iam-equivalent Go peer');
-  const floor = hot.summary.find((s) => s.name.startsWith('floor'));
   const verdict = (met: boolean): string => (met ? 'met' : 'NOT met');
+  const find = (summary: typeof hot.summary, prefix: string) => summary.find((s) => s.name.startsWith(prefix));
+  const ours = find(hot.summary, 'this proxy');
+  const go = find(hot.summary, 'kube2iam-equivalent Go peer');
+  const floor = find(hot.summary, 'floor');
+  const oursFresh = find(fresh.summary, 'this proxy');
+  const floorFresh = find(fresh.summary, 'floor');
+  const share = (a: { requestsPerSecond: number }, b: { requestsPerSecond: number }): number => a.requestsPerSecond / b.requestsPerSecond;
   const targets =
     ours === undefined || floor === undefined
       ? ''
       : [
           '\nTargets:',
-          `at least 2x the Go peer (${go === undefined ? 'no peer' : `measured ${(ours.requestsPerSecond / go.requestsPerSecond).toFixed(2)}x: ${verdict(ours.requestsPerSecond >= 2 * go.requestsPerSecond)}`});`,
-          `at least 85% of the floor (measured ${((ours.requestsPerSecond / floor.requestsPerSecond) * 100).toFixed(0)}%: ${verdict(ours.requestsPerSecond >= 0.85 * floor.requestsPerSecond)});`,
-          `p99 at most 1 ms (measured ${ours.p99Ms.toFixed(3)} ms: ${verdict(ours.p99Ms <= 1)}).`,
-          ...(ours.requestsPerSecond >= 0.85 * floor.requestsPerSecond && ours.p99Ms <= 1
+          `at least 2x the Go peer (${go === undefined ? 'no peer' : `measured ${share(ours, go).toFixed(2)}x: ${verdict(share(ours, go) >= 2)}`});`,
+          `at least 90% of the floor (measured ${(share(ours, floor) * 100).toFixed(0)}%: ${verdict(share(ours, floor) >= 0.9)});`,
+          `p99 at most 1.5x the floor's (measured ${(ours.p99Ms / floor.p99Ms).toFixed(2)}x: ${verdict(ours.p99Ms <= 1.5 * floor.p99Ms)}).`,
+          ...(share(ours, floor) >= 0.9
             ? []
             : [
-                `\n\nWhere the floor-relative targets stand: the floor's own p99 in this run was ${floor.p99Ms.toFixed(3)} ms, so the p99 target asks for less than a server that does nothing but write a buffer gets on this machine (the proxy's p99 is ${(ours.p99Ms / floor.p99Ms).toFixed(2)}x the floor's).`,
-                `With one core for the server, requests per second follow CPU per answer: ${ours.cpuUsPerRequest.toFixed(1)} µs here against the floor's ${floor.cpuUsPerRequest.toFixed(1)} µs, of which the system calls to read and write are shared by both.`,
-                `The ${(ours.cpuUsPerRequest - floor.cpuUsPerRequest).toFixed(1)} µs difference is the work the floor skips: parsing and validating the request, naming the caller by its address, checking the requested role and counting the answer for the stats line.`,
-                `85% of the floor needs that at or under ${(floor.cpuUsPerRequest / 0.85 - floor.cpuUsPerRequest).toFixed(1)} µs.`,
+                `\n\nWith one core for the server, requests per second follow CPU per answer: ${ours.cpuUsPerRequest.toFixed(1)} µs here against the floor's ${floor.cpuUsPerRequest.toFixed(1)} µs, of which the system calls to read and write are shared by both.`,
+                `The ${(ours.cpuUsPerRequest - floor.cpuUsPerRequest).toFixed(1)} µs difference is the work the floor skips: parsing and validating the request, naming the caller by its address, checking its token and the requested role, and counting the answer for the stats line.`,
+                `90% of the floor needs that at or under ${(floor.cpuUsPerRequest / 0.9 - floor.cpuUsPerRequest).toFixed(1)} µs.`,
               ]),
+        ].join(' ');
+  const freshTargets =
+    oursFresh === undefined || floorFresh === undefined
+      ? ''
+      : [
+          '\nTargets:',
+          `at least 90% of the floor (measured ${(share(oursFresh, floorFresh) * 100).toFixed(0)}%: ${verdict(share(oursFresh, floorFresh) >= 0.9)});`,
+          `p99 at most 2x the floor's (measured ${(oursFresh.p99Ms / floorFresh.p99Ms).toFixed(2)}x: ${verdict(oursFresh.p99Ms <= 2 * floorFresh.p99Ms)});`,
+          `CPU per connection at most 1.15x the floor's (measured ${(oursFresh.cpuUsPerRequest / floorFresh.cpuUsPerRequest).toFixed(2)}x: ${verdict(oursFresh.cpuUsPerRequest <= 1.15 * floorFresh.cpuUsPerRequest)}).`,
+          `\n\nThe floor runs with Node's default heap; the proxy with the image's \`${IMAGE_NODE_OPTIONS.join(' ')}\`, under which V8 grows its old generation by its smallest factor, so connection churn (about 1 KB of every connection's objects outlives two scavenges) runs a full collection every few hundred milliseconds, and their incremental steps make the p99.`,
+          `V8's --heap-growing-percent would space them out, but Node does not accept it in NODE_OPTIONS. The rest of the CPU difference is the floor's missing work above, plus the caller's address (a getpeername call the floor never makes).`,
         ].join(' ');
   const setup = `\`GET ${PATH}\` (a ${documentBytes}-byte document) from 127.0.0.1, the pod's IP; wrk -t1, ${options.connections} connections, servers pinned to one core. The proxy runs with the image's Node options; the floor answers a fixed 1.2 KB buffer.`;
   return [
@@ -111,7 +125,7 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     {
       id: 'new-connection',
       title: 'Credential hot path, a new connection per request',
-      markdown: [`As above, but every request on a new connection (\`Connection: close\`), as SDKs that do not keep connections alive cause.`, '', head, fresh.rows + skipped].join('\n'),
+      markdown: [`As above, but every request on a new connection (\`Connection: close\`), as SDKs that do not keep connections alive cause.`, '', head, fresh.rows, freshTargets + skipped].join('\n'),
       raw: { options, runs: Object.fromEntries(perRequest), summary: fresh.summary },
     },
   ];
