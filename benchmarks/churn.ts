@@ -14,7 +14,7 @@ import { get } from '../test/harness/pod-client.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { ClusterLoader, paced, rssMb } from './cluster.js';
-import { BenchServer, fromLoadCore, onLoadCore, type Section } from './harness.js';
+import { BenchServer, fromLoadCore, onLoadCore, quantile, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const LISTING = '/latest/meta-data/iam/security-credentials/';
@@ -42,7 +42,6 @@ interface LoadFigures {
   errors: number;
 }
 
-const quantile = (sorted: number[], q: number): number => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
 
 /**
  * Load pod `k` is pod `pods + k` at 127.0.1.(k+1); the moving pods start on addresses no

@@ -14,14 +14,11 @@ import { CredentialStore, type CredentialEntry } from '../lib/credentials/store.
 import { StsRoleAssumer } from '../lib/credentials/sts.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { DelayingRelay } from '../test/harness/relay.js';
-import type { Section } from './harness.js';
+import { quantile, type Section } from './harness.js';
 
 const KEYS = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench' };
 const role = (n: number): string => `arn:aws:iam::123456789012:role/workload-${n}`;
 
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
-}
 
 async function stsCallCount(moto: MotoServer): Promise<{ markdown: string; raw: unknown }> {
   const pods = 1000;
@@ -99,7 +96,7 @@ async function firstRequestLatency(moto: MotoServer): Promise<{ markdown: string
   }
   const stats = (values: number[]): { p50: number; p99: number; max: number } => {
     const sorted = [...values].sort((a, b) => a - b);
-    return { p50: percentile(sorted, 50), p99: percentile(sorted, 99), max: sorted.at(-1) as number };
+    return { p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) as number };
   };
   const pre = stats(prefetched);
   const demand = stats(onDemand);
@@ -174,7 +171,7 @@ async function generationsSection(moto: MotoServer): Promise<{ markdown: string;
   const dropped = await workloadGenerations(moto, 0);
   const row = (name: string, f: GenerationFigures, versus: GenerationFigures): string => {
     const sorted = [...f.waits].sort((a, b) => a - b);
-    return `| ${name} | ${f.generations} | ${f.stsCalls} | ${f.lastPeriodCalls} | ${f.reused} | ${f.dropped} | ${percentile(sorted, 50).toFixed(3)} | ${percentile(sorted, 99).toFixed(1)} | ${(f.stsCalls / versus.stsCalls).toFixed(2)}x |`;
+    return `| ${name} | ${f.generations} | ${f.stsCalls} | ${f.lastPeriodCalls} | ${f.reused} | ${f.dropped} | ${quantile(sorted, 0.5).toFixed(3)} | ${quantile(sorted, 0.99).toFixed(1)} | ${(f.stsCalls / versus.stsCalls).toFixed(2)}x |`;
   };
   const perPeriod = kept.lastPeriodCalls;
   const markdown = [

@@ -152,6 +152,11 @@ export interface LoadResult {
 
 export const WRK_PERCENTILES = ['50', '75', '90', '99'];
 
+/** The value at quantile `q` (0..1) of ascending `sorted` values. */
+export function quantile(sorted: readonly number[], q: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? NaN;
+}
+
 function toMs(value: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(value.trim());
   if (m === null) throw new Error(`cannot read wrk latency ${value}`);
@@ -173,9 +178,9 @@ export function wrk(url: string, connections: number, seconds: number, options: 
   if (run.status !== 0) throw new Error(`wrk failed: ${run.stderr || run.error?.message}`);
   const out = run.stdout;
   const rps = /Requests\/sec:\s+([\d.]+)/.exec(out);
-  const p50 = /^\s+50%\s+(\S+)/m.exec(out);
-  const p99 = /^\s+99%\s+(\S+)/m.exec(out);
-  if (rps === null || p50 === null || p99 === null) throw new Error(`cannot read wrk output:\n${out}`);
+  const latency = WRK_PERCENTILES.map((p) => new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1]);
+  if (rps === null || latency.includes(undefined)) throw new Error(`cannot read wrk output:\n${out}`);
+  const percentilesMs = Object.fromEntries(WRK_PERCENTILES.map((p, n) => [p, toMs(latency[n] as string)]));
   const errors = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const socketErrorCount = socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, n) => sum + Number(n), 0);
@@ -183,9 +188,9 @@ export function wrk(url: string, connections: number, seconds: number, options: 
   return {
     requests: Number(requests?.[1] ?? 0),
     requestsPerSecond: Number(rps[1]),
-    p50Ms: toMs(p50[1] as string),
-    p99Ms: toMs(p99[1] as string),
-    percentilesMs: Object.fromEntries(WRK_PERCENTILES.map((p) => [p, toMs(new RegExp(`^\\s+${p}%\\s+(\\S+)`, 'm').exec(out)?.[1] ?? 'missing')])),
+    p50Ms: percentilesMs['50'] as number,
+    p99Ms: percentilesMs['99'] as number,
+    percentilesMs,
     errors: Number(errors?.[1] ?? 0) + socketErrorCount,
   };
 }

@@ -16,7 +16,8 @@ import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { createNodeTopology, METADATA_IP } from '../test/harness/netns.js';
 import type { Fetch } from './clients/sdk-storm.js';
-import { BenchServer, pinned, type Section } from './harness.js';
+import { podsFileText } from '../test/reliability/program.js';
+import { BenchServer, pinned, quantile, type Section } from './harness.js';
 import { goPeer } from './peers.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
@@ -41,12 +42,10 @@ interface Figures {
   firstError: string | undefined;
 }
 
-const percentile = (sorted: number[], p: number): number => sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? NaN;
-
 function figures(fetches: Fetch[]): Figures {
   const sorted = fetches.map((f) => f.ms).sort((a, b) => a - b);
   const failed = fetches.filter((f) => !f.ok);
-  return { fetches: fetches.length, failures: failed.length, p50: percentile(sorted, 0.5), p99: percentile(sorted, 0.99), max: sorted.at(-1) ?? NaN, firstError: failed[0]?.error };
+  return { fetches: fetches.length, failures: failed.length, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? NaN, firstError: failed[0]?.error };
 }
 
 export async function stormScenario(options: StormOptions): Promise<Section> {
@@ -64,8 +63,7 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
     for (const address of addresses.slice(1)) await pod.ns.ip('addr', 'add', `${address}/24`, 'dev', 'eth0');
     moto = await MotoServer.start({ prefix: node.prefix });
     const dir = mkdtempSync(join(tmpdir(), 'k2i-bench-storm-'));
-    const pods = addresses.map((ip, n) => ({ kind: 'Pod', metadata: { name: `app-${n}`, namespace: 'bench', annotations: { 'iam.amazonaws.com/role': ROLE } }, status: { phase: 'Running', podIP: ip } }));
-    writeFileSync(join(dir, 'pods.json'), JSON.stringify({ kind: 'List', items: pods }));
+    writeFileSync(join(dir, 'pods.json'), podsFileText(addresses.map((ip, n) => ({ name: `app-${n}`, ip, role: ROLE }))));
     servers.push(await BenchServer.start('metadata', FIXED, ['floor'], { netns: node.name, port: 80, env: { ...process.env, HOST: METADATA_IP } }));
     const env = { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' };
     const contenders: BenchServer[] = [
@@ -115,7 +113,7 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
   const rows: string[] = [];
   const summary: Array<{ name: string; sdk: string; cpuMs: number } & Figures> = [];
   for (const [name, fetches] of results) {
-    const cpuMs = [...(cpu.get(name) ?? [])].sort((a, b) => a - b)[Math.floor((cpu.get(name)?.length ?? 0) / 2)] ?? NaN;
+    const cpuMs = quantile([...(cpu.get(name) ?? [])].sort((a, b) => a - b), 0.5);
     for (const sdk of ['all', 'js-v3', 'botocore'] as const) {
       const f = figures(sdk === 'all' ? fetches : fetches.filter((x) => x.sdk === sdk));
       summary.push({ name, sdk, cpuMs, ...f });

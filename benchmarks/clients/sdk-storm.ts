@@ -11,6 +11,7 @@
 //   node sdk-storm.js '{"addresses":[...],"processesPerAddress":3}'
 
 import { connect, type Socket } from 'node:net';
+import { networkInterfaces } from 'node:os';
 
 const METADATA = '169.254.169.254';
 const TIMEOUT_MS = 1_000;
@@ -94,20 +95,19 @@ function open(from: string): Promise<Socket> {
 
 async function fetchCredentials(from: string, sdk: Fetch['sdk']): Promise<Fetch> {
   const started = performance.now();
-  // botocore keeps its connection within a process; the JS SDK's requests each open one.
-  const kept = sdk === 'botocore' ? await open(from).catch(() => null) : null;
-  const close = sdk === 'botocore' ? '' : 'Connection: close\r\n';
+  let kept: Socket | null = null;
   const call = async (method: string, path: string, headers: string): Promise<Answer> => {
     if (kept !== null) return exchange(kept, method, path, headers);
     const socket = await open(from);
     try {
-      return await exchange(socket, method, path, close + headers);
+      return await exchange(socket, method, path, `Connection: close\r\n${headers}`);
     } finally {
       socket.destroy();
     }
   };
   try {
-    if (sdk === 'botocore' && kept === null) throw new Error('connect failed');
+    // botocore keeps its connection within a process; the JS SDK's requests each open one.
+    if (sdk === 'botocore') kept = await open(from);
     const token = await call('PUT', '/latest/api/token', 'X-aws-ec2-metadata-token-ttl-seconds: 21600\r\n');
     if (token.status !== 200) throw new Error(`token: ${token.status}`);
     const withToken = `X-aws-ec2-metadata-token: ${token.body.split('\n')[0]}\r\n`;
@@ -125,6 +125,13 @@ async function fetchCredentials(from: string, sdk: Fetch['sdk']): Promise<Fetch>
 
 async function main(): Promise<void> {
   const { addresses, processesPerAddress } = JSON.parse(process.argv[2] ?? '{}') as { addresses: string[]; processesPerAddress: number };
+  // 169.254.169.254 must be the benchmark's stand-in, never a real metadata service: run
+  // only in the pod namespace the benchmark built, which holds every pod address.
+  const local = new Set(Object.values(networkInterfaces()).flatMap((list) => (list ?? []).map((i) => i.address)));
+  if (addresses.length === 0 || !addresses.every((address) => local.has(address))) {
+    process.stderr.write('sdk-storm: runs only in the pod network namespace the storm benchmark built (its addresses are not local here)\n');
+    process.exit(2);
+  }
   const fetches = await Promise.all(
     addresses.flatMap((from) => Array.from({ length: processesPerAddress }, (_, n) => fetchCredentials(from, n % 3 === 1 ? 'botocore' : 'js-v3'))),
   );

@@ -60,10 +60,15 @@ export async function connectKubernetes(connection: KubernetesConnection, servic
 export async function resolveEndpoint(connection: KubernetesConnection, serviceAccountDir: string): Promise<ApiEndpoint> {
   if (connection.kubeconfig !== null) return kubeconfigEndpoint(connection.kubeconfig, connection.insecure);
   if (connection.apiServer !== null && connection.apiToken !== null) {
-    const headers = { authorization: `Bearer ${connection.apiToken}` };
-    return { server: connection.apiServer, tls: { rejectUnauthorized: !connection.insecure }, headers: () => Promise.resolve(headers), refused: () => {} };
+    return bearerEndpoint(connection.apiServer, connection.apiToken, { rejectUnauthorized: !connection.insecure });
   }
   return inClusterEndpoint(serviceAccountDir, connection.insecure);
+}
+
+/** A fixed bearer token (--api-token). */
+export function bearerEndpoint(server: string, token: string, tls: ApiEndpoint['tls']): ApiEndpoint {
+  const headers = { authorization: `Bearer ${token}` };
+  return { server, tls, headers: () => Promise.resolve(headers), refused: () => {} };
 }
 
 /** The pod's service account: the token re-read as the kubelet rotates it, the cluster's CA. */
@@ -163,7 +168,8 @@ export class KubernetesApi {
   }
 
   async list(path: string, query: Query): Promise<ListPage> {
-    const list = JSON.parse(await this.text(path, query)) as ListObject;
+    const { body } = await this.request(path, query, undefined, 60_000);
+    const list = JSON.parse(await body.text()) as ListObject;
     return { items: list.items ?? [], resourceVersion: list.metadata?.resourceVersion ?? '', continueToken: list.metadata?.continue || undefined };
   }
 
@@ -193,11 +199,6 @@ export class KubernetesApi {
 
   close(): Promise<void> {
     return this.pool.destroy();
-  }
-
-  private async text(path: string, query: Query): Promise<string> {
-    const { body } = await this.request(path, query, undefined, 60_000);
-    return body.text();
   }
 
   private async request(path: string, query: Query, signal: AbortSignal | undefined, bodyTimeout: number) {

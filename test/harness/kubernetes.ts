@@ -9,7 +9,7 @@ import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { KubernetesApi } from '../../lib/pods/kubernetes.js';
+import { bearerEndpoint, KubernetesApi } from '../../lib/pods/kubernetes.js';
 import { freePort } from './ports.js';
 import { run, TestProcess, type StartOptions } from './processes.js';
 import { testCache } from './environment.js';
@@ -162,8 +162,7 @@ export class KubernetesControlPlane {
 
   /** The proxy's API client as a cluster gives it, with the admin token; `server` may be a relay in front of it. */
   proxyApi(server = this.apiServerUrl): KubernetesApi {
-    const headers = { authorization: `Bearer ${ADMIN_TOKEN}` };
-    return new KubernetesApi({ server, tls: { ca: readFileSync(this.caFile), rejectUnauthorized: true }, headers: () => Promise.resolve(headers), refused: () => {} });
+    return new KubernetesApi(bearerEndpoint(server, ADMIN_TOKEN, { ca: readFileSync(this.caFile), rejectUnauthorized: true }));
   }
 
   /**
