@@ -136,7 +136,7 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
       'this proxy',
       process.execPath,
       [...IMAGE_NODE_OPTIONS, PROGRAM, ...plane.programConnection(), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', `${STATS_SECONDS}s`, '--log-format', 'json', '--app-port'],
-      { env, ready: /"msg":"listening"/ },
+      { env, ready: /"msg":"listening on port/ },
     );
     const port = proxy.port;
     // Every load pod has its credentials before the clock starts.

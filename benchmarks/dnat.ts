@@ -48,7 +48,7 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
       'full proxy',
       PROGRAM,
       ['--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', `${METADATA_IP}:80`, '--stats-interval', '0', '--log-level', 'info', '--app-port'],
-      { netns: node.name, env, ready: /msg="listening"/ },
+      { netns: node.name, env, ready: /msg="listening on port/ },
     );
     servers.push(full);
     const passThrough = await BenchServer.start('pass-through proxy', PASS_THROUGH, [topology.nodeIp, `${METADATA_IP}:80`], { netns: node.name });

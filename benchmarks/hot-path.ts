@@ -41,7 +41,7 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
       'this proxy',
       process.execPath,
       [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
-      { env, ready: /msg="listening"/ },
+      { env, ready: /msg="listening on port/ },
     );
     servers.push(proxy);
     const deadline = Date.now() + 30_000;

@@ -67,7 +67,7 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
     servers.push(await BenchServer.start('metadata', FIXED, ['floor'], { netns: node.name, port: 80, env: { ...process.env, HOST: METADATA_IP } }));
     const env = { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' };
     const contenders: BenchServer[] = [
-      await BenchServer.run('this proxy', process.execPath, [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--metadata-addr', `${METADATA_IP}:80`, '--stats-interval', '0', '--app-port'], { netns: node.name, env, ready: /msg="listening"/ }),
+      await BenchServer.run('this proxy', process.execPath, [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--metadata-addr', `${METADATA_IP}:80`, '--stats-interval', '0', '--app-port'], { netns: node.name, env, ready: /msg="listening on port/ }),
     ];
     if ('binary' in peer) {
       contenders.push(await BenchServer.run('kube2iam-equivalent Go peer', peer.binary, ['-ip', addresses.join(','), '-role', ROLE, '-host', topology.nodeIp, '-metadata', `${METADATA_IP}:80`, '-port'], { netns: node.name }));

@@ -5,6 +5,7 @@ import { hideBin } from 'yargs/helpers';
 import { startApp } from '../lib/app.js';
 import { ConfigError, parseArgs } from '../lib/config.js';
 import { createLogger } from '../lib/log.js';
+import { VERSION } from '../lib/version.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
@@ -22,7 +23,14 @@ async function main(): Promise<void> {
     return;
   }
   const log = createLogger(parsed.config);
-  const app = await startApp(parsed.config, log);
+  let app;
+  try {
+    app = await startApp(parsed.config, log);
+  } catch (error) {
+    // One line in the log's own shape, as logrus's Fatal: the log pipeline keeps parsing.
+    log.fatal({ version: VERSION }, `cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    process.exit(1);
+  }
   let stopping = false;
   const stop = (signal: string): void => {
     if (stopping) return;
@@ -33,7 +41,7 @@ async function main(): Promise<void> {
     void app.close(SHUTDOWN_GRACE_MS).then(
       () => process.exit(0),
       (error: unknown) => {
-        log.error({ err: error }, 'shutdown failed');
+        log.error({ error }, 'shutdown failed');
         process.exit(1);
       },
     );

@@ -1,12 +1,15 @@
 // The composition root: builds every part from the config and wires them together.
 
 import type { Config } from './config.js';
-import { CredentialStore } from './credentials/store.js';
+import { CredentialStore, credentialsUnready } from './credentials/store.js';
 import { StsRoleAssumer } from './credentials/sts.js';
-import { HttpServer } from './http/index.js';
+import { HttpServer, type Request } from './http/index.js';
+import { FailureLog } from './failure-log.js';
+import { reportPodsFileFailure, reportStsFailure, reportUpstreamFailure, reportWatchFailure, PODS_NAMED } from './failures.js';
+import { requestLogger } from './imds/request-log.js';
 import { CredentialAnswerStats, createRouter, Route, ROUTE_NAMES } from './imds/router.js';
 import { TokenRegistry } from './imds/tokens.js';
-import type { Logger } from './log.js';
+import { errorText, type Logger } from './log.js';
 import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
@@ -16,6 +19,7 @@ import { RoleAssignment } from './pods/role-assignment.js';
 import { ClusterSource, type PodSource } from './pods/sources.js';
 import { CounterDeltas, EventLoopDelay, RequestStats, StatsReporter } from './stats.js';
 import { MetadataUpstream } from './upstream/metadata.js';
+import { BUILD_DATE, COMMIT, VERSION } from './version.js';
 
 export interface App {
   port: number;
@@ -37,8 +41,13 @@ export interface AppOptions {
   statsOut?: NodeJS.WritableStream;
 }
 
+/** How often a failure that keeps repeating is written again, when the stats line is off. */
+const FAILURE_FOLD_MS = 60_000;
+
 export async function startApp(config: Config, log: Logger, options: AppOptions = {}): Promise<App> {
   const { credentials, pods, serve } = config;
+  log.info({ version: VERSION, commit: COMMIT, buildDate: BUILD_DATE, node: process.version, pid: process.pid }, `kube2iam-ts ${VERSION} starting`);
+  for (const { flag, replacement } of config.inertFlags) log.warn({ flag }, `${flag} does nothing here: ${replacement}`);
   // Checked before anything starts: a proxy that cannot install its rule must not serve.
   const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
   rule?.preflight();
@@ -51,11 +60,14 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
     }
   }
-  const upstream = new MetadataUpstream(serve.metadataAddr);
+  // Repeated failures are folded per stats interval (one line per key per interval).
+  const failures = new FailureLog(log, serve.statsIntervalMs > 0 ? serve.statsIntervalMs : FAILURE_FOLD_MS);
+  const upstream = new MetadataUpstream(serve.metadataAddr, { onFailure: (failure) => reportUpstreamFailure(failures, serve.metadataAddr, failure) });
   let rolePolicy;
   try {
     rolePolicy = await discoverRolePolicy(credentials.rolePolicy, config.autoDiscover, upstream);
   } catch (error) {
+    failures.stop();
     await Promise.all([upstream.close(), api?.close()]);
     throw error;
   }
@@ -64,21 +76,22 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   // kube2iam's own DaemonSet sets no AWS_REGION; the SDKs on EC2 then take the node's.
   const configuredRegion = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
   const region = configuredRegion ?? (await discoverRegion(upstream).catch((error: unknown) => {
-    log.warn({ err: error }, 'AWS_REGION is not set and the metadata service gave no region: STS calls fail until AWS_REGION is set');
+    log.error({ error, remedy: 'set AWS_REGION in the DaemonSet, or let the proxy reach the metadata service (--metadata-addr)' }, 'no region: AWS_REGION is not set and the metadata service gave none; every AssumeRole fails');
     return undefined;
   }));
-  if (region !== undefined) log.info({ region, regionSource: configuredRegion === undefined ? 'metadata placement/region' : 'AWS_REGION' }, 'STS region');
+  if (region !== undefined) log.info({ region, regionSource: configuredRegion === undefined ? 'metadata placement/region' : process.env.AWS_REGION === undefined ? 'AWS_DEFAULT_REGION' : 'AWS_REGION' }, `STS region ${region}`);
   const store = new CredentialStore(new StsRoleAssumer({ region }), {
     sessionTtlMs: credentials.sessionTtlMs,
     errorTtlMs: credentials.errorTtlMs,
     stsRatePerSecond: credentials.stsRatePerSecond,
     stsBurst: Math.max(1, Math.ceil(credentials.stsRatePerSecond * 2)),
-    // The 1st, 2nd, 4th, 8th... failure in a row of one key: a throttled node does not flood its log.
-    onFailure: ({ parameters, code, message, failures, retryInMs }) => {
-      if ((failures & (failures - 1)) !== 0) return;
-      log.warn({ role: parameters.roleArn, session: parameters.sessionName, code, error: message, failures, retryInMs }, 'AssumeRole failed; pods with this role get 500 until it succeeds');
-    },
+    onFailure: (failure) => reportStsFailure(failures, failure, podsOf),
   });
+  const podsOf = (key: string): string[] =>
+    store.ownersOf(key, PODS_NAMED).map((uid) => {
+      const pod = index.get(uid);
+      return pod === undefined ? uid : `${pod.namespace}/${pod.name}`;
+    });
   const index = new PodIndex();
   const assignment = new RoleAssignment(store, index, rolePolicy, pods.restrictions, log);
   const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
@@ -87,10 +100,10 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   let live: LiveClaims | null = null;
   if (api === null) {
     const { PodsFileSource } = await import('./pods/pods-file.js');
-    source = new PodsFileSource(pods.podsFile as string, index, assignment, keys, (error) => log.error({ err: error, file: pods.podsFile }, 'pods file not reloaded'));
+    source = new PodsFileSource(pods.podsFile as string, index, assignment, keys, (error) => reportPodsFileFailure(failures, pods.podsFile as string, error));
   } else {
     const cluster = new ClusterSource(api, index, assignment, keys, pods.node, {
-      onError: (error, restarts) => log.warn({ err: error, restarts }, 'Kubernetes watch failed; retrying, serving the last known pods'),
+      onError: (error, failure) => reportWatchFailure(failures, error, failure),
     });
     watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
     source = cluster;
@@ -111,12 +124,21 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     return source.synced ? null : 'pods not listed yet';
   };
   const router = createRouter(
-    { unavailable, callers, assignment, upstream, tokens, stats: answerStats },
-    { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug },
+    { unavailable, credentialsUnready: () => credentialsUnready(store.health(Date.now())), callers, assignment, upstream, tokens, stats: answerStats },
+    { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug, version: VERSION },
   );
+  const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
+  // The request log is a different hook, not a test on every request.
+  const logRequest = log.isLevelEnabled('debug') ? requestLogger(log, index, assignment) : null;
   server = new HttpServer(router, {}, {
-    onHandlerError: (error, request) => log.error({ err: error, path: request.path }, 'handler failed'),
-    onAnswered: (request, status, ms) => requestStats.record(request.route, status, ms),
+    onHandlerError: (error, request) => failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
+    onAnswered:
+      logRequest === null
+        ? count
+        : (request, status, ms) => {
+            count(request, status, ms);
+            logRequest(request, status, ms);
+          },
   });
   const http = server;
 
@@ -149,7 +171,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   );
 
   const address = await server.listen(config.appPort, options.host);
-  log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr }, 'listening');
+  log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr, version: VERSION }, `listening on port ${address.port}`);
 
   if (rule !== null) {
     // After listening, so pods redirected by the rule never find the port closed.
@@ -159,6 +181,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');
     } catch (error) {
       await server.close(0);
+      failures.stop();
       source.stop();
       store.close();
       await Promise.all([upstream.close(), api?.close()]);
@@ -183,12 +206,13 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       await http.close(graceMs);
       stats.stop();
       loopDelay.stop();
+      failures.stop();
       source.stop();
       store.close();
       await Promise.all([upstream.close(), api?.close()]);
       if (removeRule !== null) {
         const removed = await removeRule.remove().catch((error: unknown) => {
-          log.error({ err: error }, 'iptables rule not removed');
+          log.error({ error, rule: removeRule.describe(), remedy: 'delete it by hand: iptables -t nat -D PREROUTING ... (iptables-save | grep 169.254.169.254 shows it)' }, 'iptables rule not removed');
           return 0;
         });
         log.info({ removed }, 'iptables rule removed');

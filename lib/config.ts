@@ -5,6 +5,7 @@
 import yargs from 'yargs';
 import { isFullArn, normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
 import { formatDuration, parseDuration } from './duration.js';
+import { VERSION_LINE } from './version.js';
 import { dnatRuleArgs, IptablesError } from './node/iptables.js';
 import type { KubernetesConnection } from './pods/kubernetes.js';
 import type { RestrictionConfig } from './pods/role-assignment.js';
@@ -64,13 +65,14 @@ export interface Config {
   serve: ServeConfig;
   /** null unless --iptables. */
   iptables: IptablesConfig | null;
+  /** kube2iam flags given that do nothing here, each with what replaces it (logged once at start). */
+  inertFlags: Array<{ flag: string; replacement: string }>;
 }
 
 /** STS takes DurationSeconds 900..43200, and DurationSeconds is twice the session TTL. */
 const MIN_SESSION_TTL_MS = 450_000;
 const MAX_SESSION_TTL_MS = 21_600_000;
 
-export const VERSION = '0.1.0';
 
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic'] as const;
 
@@ -217,7 +219,7 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     });
   }
   parser = parser
-    .version('version', 'Print the version and exit', `Version: ${VERSION}`)
+    .version('version', 'Print the version and exit', VERSION_LINE)
     .help('help')
     .strict()
     .exitProcess(false)
@@ -254,7 +256,10 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
   if (autoDiscover.baseArn && credentials.rolePolicy.baseRoleArn !== null) throw new ConfigError('--auto-discover-base-arn and --base-role-arn exclude each other');
   if (autoDiscover.defaultRole && String(args.defaultRole) !== '') throw new ConfigError('--auto-discover-default-role and --default-role exclude each other');
   const serve = serveConfig(args);
-  return { config: { appPort, logLevel, logFormat, credentials, autoDiscover, pods: podConfig(args), serve, iptables: iptablesConfig(args, serve, appPort) } };
+  const inertFlags = Object.entries(FLAGS)
+    .filter(([flag, spec]) => spec.compat === true && (given(flag) || envValue(flag, env) !== undefined))
+    .map(([flag, spec]) => ({ flag: `--${flag}`, replacement: spec.describe }));
+  return { config: { appPort, logLevel, logFormat, credentials, autoDiscover, pods: podConfig(args), serve, iptables: iptablesConfig(args, serve, appPort), inertFlags } };
 }
 
 function port(value: unknown, flag: string): number {

@@ -4,6 +4,7 @@
 // request; everything else is computed when the line is written.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { formatLine, type LogFormat } from './log.js';
 
 export interface Counters {
   readonly [name: string]: number;
@@ -120,7 +121,7 @@ export class CounterDeltas {
 
 export type StatsLine = Record<string, unknown>;
 
-/** Writes `collect()`'s line every `intervalMs` as JSON, or as `key=value` text. */
+/** Writes `collect()`'s line every `intervalMs`, in the shape of the log lines (lib/log.ts). */
 export class StatsReporter {
   private timer: NodeJS.Timeout | null = null;
   private last = performance.now();
@@ -129,7 +130,7 @@ export class StatsReporter {
     private readonly intervalMs: number,
     private readonly collect: (seconds: number) => StatsLine,
     private readonly out: NodeJS.WritableStream,
-    private readonly format: 'json' | 'text',
+    private readonly format: LogFormat,
   ) {}
 
   start(): void {
@@ -140,28 +141,13 @@ export class StatsReporter {
 
   report(): void {
     const now = performance.now();
-    const line = { time: new Date().toISOString(), msg: 'stats', ...this.collect(Math.round((now - this.last) / 100) / 10) };
+    const fields = this.collect(Math.round((now - this.last) / 100) / 10);
     this.last = now;
-    this.out.write(this.format === 'json' ? `${JSON.stringify(line)}\n` : `${textLine(line)}\n`);
+    this.out.write(formatLine(this.format, 'info', 'stats', fields));
   }
 
   stop(): void {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
-}
-
-/** `time="…" level=info msg=stats requests.credentials.200=12 …`, the shape of the text logs. */
-function textLine(line: StatsLine): string {
-  const { time, msg, ...fields } = line;
-  const parts = [`time="${String(time)}"`, 'level=info', `msg=${String(msg)}`];
-  const flatten = (prefix: string, value: unknown): void => {
-    if (value !== null && typeof value === 'object') {
-      for (const [key, inner] of Object.entries(value)) flatten(prefix === '' ? key : `${prefix}.${key}`, inner);
-    } else {
-      parts.push(`${prefix}=${String(value)}`);
-    }
-  };
-  flatten('', fields);
-  return parts.join(' ');
 }

@@ -1,11 +1,12 @@
 // The built program: flags, errors, serving, and shutdown on a signal.
 
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
-import { FLAGS, VERSION } from '../lib/config.js';
+import { FLAGS } from '../lib/config.js';
+import { VERSION } from '../lib/version.js';
 import { freePort } from './harness/ports.js';
 import { httpOk } from './harness/kubernetes.js';
 import { TestProcess } from './harness/processes.js';
@@ -25,12 +26,13 @@ async function runProgram(args: string[]): Promise<{ code: number | null; stdout
   return { code, stdout, stderr };
 }
 
-t.test('the version matches package.json', async (t) => {
+t.test('--version prints package.json\'s version as kube2iam prints its own', async (t) => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   t.equal(VERSION, pkg.version);
   const { code, stdout } = await runProgram(['--version']);
   t.equal(code, 0);
-  t.equal(stdout.trim(), `Version: ${pkg.version}`);
+  // Outside an image there is no build record: commit and date are unknown.
+  t.equal(stdout.trim(), `Version: ${pkg.version} - Commit: unknown - Date: unknown`);
 });
 
 t.test('--help lists every flag, says which are kept only for compatibility, and exits 0', async (t) => {
@@ -75,27 +77,34 @@ t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   const started = Date.now();
   t.equal(await proc.stop(), 0, 'exit code 0');
   t.ok(Date.now() - started < 3000, 'within the bound');
-  t.match(proc.log(), /"msg":"listening"/);
+  t.match(proc.log(), /"msg":"listening on port \d+"/);
 });
 
-t.test('without a cluster, a kubeconfig or a pods file: one line saying so, exit 1', async (t) => {
+/** The one fatal line a failed start ends the log with (logrus's text layout), its message. */
+function fatalMessage(t: Test, stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  t.equal(lines.filter((line) => line.includes(' level=fatal ')).length, 1, 'one fatal line');
+  const match = /^time="[^"]+" level=fatal msg="((?:[^"\\]|\\.)*)"/.exec(lines.at(-1) ?? '');
+  t.ok(match, `the last line is the fatal one: ${lines.at(-1)}`);
+  return JSON.parse(`"${match?.[1] ?? ''}"`) as string;
+}
+
+t.test('without a cluster, a kubeconfig or a pods file: one fatal line saying so, exit 1', async (t) => {
   const { code, stderr } = await runProgram(['--app-port', String(await freePort()), '--metadata-addr', '127.0.0.1:9']);
   t.equal(code, 1);
-  t.match(stderr, /no Kubernetes API: .*--pods-file/);
-  t.equal(stderr.trim().split('\n').length, 1);
+  t.match(fatalMessage(t, stderr), /^cannot start: no Kubernetes API: .*--pods-file/);
 });
 
-t.test('auto-discovery without a metadata service: one line naming it, exit 1', async (t) => {
+t.test('auto-discovery without a metadata service: one fatal line naming it, exit 1', async (t) => {
   const { code, stderr } = await runProgram(['--pods-file', EXAMPLE_PODS, '--auto-discover-base-arn', '--metadata-addr', `127.0.0.1:${await freePort()}`, '--app-port', String(await freePort())]);
   t.equal(code, 1);
-  t.match(stderr, /^kube2iam: metadata service http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/iam\/info: /m);
-  t.equal(stderr.trim().split('\n').length, 1);
+  t.match(fatalMessage(t, stderr), /^cannot start: metadata service http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/iam\/info: /);
 });
 
-t.test('a pods file that does not exist: one line, exit 1', async (t) => {
+t.test('a pods file that does not exist: one fatal line, exit 1', async (t) => {
   const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml', '--metadata-addr', '127.0.0.1:9']);
   t.equal(code, 1);
-  t.match(stderr, /ENOENT|no such file/);
+  t.match(fatalMessage(t, stderr), /ENOENT|no such file/);
 });
 
 t.test('the container image’s NODE_OPTIONS are accepted by this Node', async (t) => {

@@ -45,7 +45,10 @@ export interface CredentialStoreOptions {
 }
 
 export interface StsFailure {
+  key: string;
   parameters: CredentialParameters;
+  /** Pods answered from this key (they get 500 until a success). */
+  pods: number;
   /** STS's error code (`AccessDenied`, `Throttling`, ...); the only part a pod is told. */
   code: string;
   message: string;
@@ -71,6 +74,31 @@ export function credentialKey(p: CredentialParameters): string {
   return JSON.stringify([p.roleArn, p.externalId, p.sessionName]);
 }
 
+export interface StoreHealth {
+  /** Keys at least one pod uses. */
+  inUse: number;
+  /** Of them, with credentials to serve. */
+  serving: number;
+  /** Of them, with none and a failure as the last outcome. */
+  failing: number;
+  /** The failing keys by STS's error code. */
+  codes: Record<string, number>;
+}
+
+/**
+ * Why this node cannot serve credentials at all, or null. Ready when no pod needs a role
+ * yet or some role in use has credentials: a wrong region, node credentials STS refuses
+ * or a node role no role trusts fail every key, while one team's broken role fails only
+ * its own: its pods get 500 and the log names it. (Where it is the only role in use on
+ * the node, the node shows not ready until it is fixed or its pods leave.)
+ */
+export function credentialsUnready(health: StoreHealth): string | null {
+  if (health.inUse === 0 || health.serving > 0) return null;
+  if (health.failing < health.inUse) return 'credentials not fetched yet';
+  const codes = Object.entries(health.codes).map(([code, n]) => `${code} for ${n}`).join(', ');
+  return `no role could be assumed: STS answered ${codes} of ${health.inUse} roles in use (the log names them)`;
+}
+
 export class CredentialEntry implements Scheduled {
   readonly key: string;
   readonly parameters: CredentialParameters;
@@ -81,6 +109,8 @@ export class CredentialEntry implements Scheduled {
   servableUntil = 0;
   /** The last STS failure, one line; null after a success. */
   lastError: string | null = null;
+  /** STS's error code of the last failure; null after a success. */
+  errorCode: string | null = null;
   /** `lastError` as a 500 answer, rendered once per failure. */
   errorResponse: PreparedResponse | null = null;
   errorUntil = 0;
@@ -189,6 +219,32 @@ export class CredentialStore {
     return this.owners.get(owner);
   }
 
+  /** How the keys pods use stand at `now` (readiness). */
+  health(now: number): StoreHealth {
+    const health: StoreHealth = { inUse: 0, serving: 0, failing: 0, codes: {} };
+    for (const entry of this.entries.values()) {
+      if (entry.users === 0) continue;
+      health.inUse++;
+      if (entry.current(now) !== null) health.serving++;
+      else if (entry.errorCode !== null) {
+        health.failing++;
+        health.codes[entry.errorCode] = (health.codes[entry.errorCode] ?? 0) + 1;
+      }
+    }
+    return health;
+  }
+
+  /** Up to `max` of the owners answered from `key` (pods named in a failure's log line). */
+  ownersOf(key: string, max: number): string[] {
+    const out: string[] = [];
+    for (const [owner, entry] of this.owners) {
+      if (entry.key !== key) continue;
+      out.push(owner);
+      if (out.length === max) break;
+    }
+    return out;
+  }
+
   /** Entries with a call in flight or waiting for a token (for tests and stats). */
   get pending(): number {
     let n = this.queue.length - this.queueHead;
@@ -288,6 +344,7 @@ export class CredentialStore {
           entry.expiresAt = credentials.expiration.getTime();
           entry.servableUntil = entry.expiresAt - o.staleMarginMs;
           entry.lastError = null;
+          entry.errorCode = null;
           entry.errorResponse = null;
           entry.errorUntil = 0;
           entry.failures = 0;
@@ -310,12 +367,13 @@ export class CredentialStore {
           const code = error instanceof AssumeRoleError ? error.code : 'Error';
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
           entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;
+          entry.errorCode = code;
           // STS's text names the node's role and instance: it goes to the log, the pod gets the code.
           entry.errorResponse = textResponse(500, `credentials unavailable: STS answered ${code}\n`);
           entry.errorUntil = now + o.errorTtlMs;
           const delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
           this.scheduler.schedule(entry, now + delay);
-          o.onFailure({ parameters: entry.parameters, code, message, failures: entry.failures, retryInMs: delay });
+          o.onFailure({ key: entry.key, parameters: entry.parameters, pods: entry.users, code, message, failures: entry.failures, retryInMs: delay });
         },
       )
       .finally(() => {

@@ -92,7 +92,44 @@ export class StsRoleAssumer implements RoleAssumer {
 
 function toAssumeRoleError(error: unknown): AssumeRoleError {
   if (error instanceof AssumeRoleError) return error;
-  const e = error as { name?: string; message?: string; $metadata?: { httpStatusCode?: number } };
+  const e = error as { name?: string; code?: unknown; message?: string; $metadata?: { httpStatusCode?: number } };
   const message = (e.message ?? String(error)).split('\n')[0] ?? '';
-  return new AssumeRoleError(e.name ?? 'Error', message, e.$metadata?.httpStatusCode);
+  // A socket error (ECONNREFUSED, ENOTFOUND) says more than its class name, Error.
+  const generic = e.name === undefined || e.name === 'Error';
+  const code = generic && /region is missing/i.test(message) ? 'RegionMissing' : generic && typeof e.code === 'string' ? e.code : (e.name ?? 'Error');
+  return new AssumeRoleError(code, message, e.$metadata?.httpStatusCode);
+}
+
+/** What an operator can do about an AssumeRole failure, for its log line. */
+export function stsRemedy(code: string): string {
+  if (code === 'RegionMissing') return 'no region: set AWS_REGION in the DaemonSet, or let the proxy read placement/region from the metadata service';
+  switch (code) {
+    case 'AccessDenied':
+      return "the role's trust policy must allow the node's role to call sts:AssumeRole (and the node's role must be allowed sts:AssumeRole on it)";
+    case 'InvalidClientTokenId':
+    case 'SignatureDoesNotMatch':
+    case 'ExpiredToken':
+    case 'IncompleteSignature':
+      return "STS refuses the proxy's own credentials: check the node's instance profile, or the AWS_* credentials given to the DaemonSet";
+    case 'CredentialsProviderError':
+      return "the proxy has no AWS credentials of its own: it takes the node's instance profile from the metadata service (--metadata-addr) or AWS_* variables";
+    case 'Throttling':
+    case 'ThrottlingException':
+    case 'RequestLimitExceeded':
+      return 'STS is throttling this account: the proxy retries with back-off; on a large fleet lower --sts-rate-limit';
+    case 'RegionDisabledException':
+      return 'STS is not activated in this region for the account: activate it in IAM account settings, or set AWS_REGION';
+    case 'ValidationError':
+    case 'MalformedPolicyDocument':
+      return "STS refused the request as invalid: check the role ARN in the pod's annotation and its external ID";
+    case 'ECONNREFUSED':
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+    case 'ETIMEDOUT':
+    case 'ECONNRESET':
+    case 'TimeoutError':
+      return "STS cannot be reached from the node: check AWS_REGION, AWS_ENDPOINT_URL_STS, the node's egress (VPC endpoint, proxy) and DNS";
+    default:
+      return 'the proxy retries with back-off; the error says what STS refused';
+  }
 }

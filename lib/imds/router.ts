@@ -8,7 +8,8 @@
 //   and Java v2 need it). A token sent with any request must be one of these, for that
 //   IP, unexpired (else 401, as IMDS answers); --imdsv2-required makes the credential
 //   routes need one;
-// - /healthz, and /debug/store with --debug;
+// - /healthz (liveness, kube2iam's: the proxy serves and has listed its pods), /readyz
+//   (readiness: that, and STS works for this node), and /debug/store with --debug;
 // - everything else passes through to the metadata service, except what would expose
 //   the node's own identity (anything else under meta-data/iam, identity-credentials,
 //   the signed instance-identity documents),
@@ -34,6 +35,7 @@ export enum Route {
   Credentials,
   Token,
   Health,
+  Ready,
   Debug,
   Blocked,
   PassThrough,
@@ -75,11 +77,15 @@ export interface RouterOptions {
   hostIp: string;
   /** --debug: /debug/store is served. */
   debug: boolean;
+  /** Shown by /healthz. */
+  version: string;
 }
 
 export interface RouterDependencies {
   /** Why the proxy cannot serve yet (pods not listed, shutting down), or null. */
   unavailable: () => string | null;
+  /** Why it serves but cannot give pods credentials (no role can be assumed), or null. */
+  credentialsUnready: () => string | null;
   callers: CallerResolver;
   assignment: RoleAssignment;
   upstream: MetadataUpstream;
@@ -107,6 +113,7 @@ function routeOf(path: string, versionEnd: number): Route {
   }
   if (versionEnd !== -1 && path.length === versionEnd + API_TOKEN.length && path.endsWith(API_TOKEN)) return Route.Token;
   if (path === '/healthz') return Route.Health;
+  if (path === '/readyz') return Route.Ready;
   if (path === '/debug/store') return Route.Debug;
   return Route.PassThrough;
 }
@@ -222,8 +229,15 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
 
   const health = (request: Request): void => {
     const reason = deps.unavailable();
-    if (reason === null) request.respond(200, JSON.stringify({ status: 'ok', hostIP: options.hostIp }), JSON_TYPE);
-    else request.respond(503, JSON.stringify({ status: 'unavailable', reason }), JSON_TYPE);
+    if (reason === null) request.respond(200, JSON.stringify({ status: 'ok', hostIP: options.hostIp, version: options.version }), JSON_TYPE);
+    else request.respond(503, JSON.stringify({ status: 'unavailable', reason, version: options.version }), JSON_TYPE);
+  };
+
+  // Any pod can read this (as /healthz): reasons name no role, the log does.
+  const ready = (request: Request): void => {
+    const reasons = [deps.unavailable(), deps.credentialsUnready()].filter((reason) => reason !== null);
+    if (reasons.length === 0) request.respond(200, JSON.stringify({ status: 'ready' }), JSON_TYPE);
+    else request.respond(503, JSON.stringify({ status: 'not ready', reasons }), JSON_TYPE);
   };
 
   const passThrough = (request: Request): void => {
@@ -255,6 +269,8 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
         return token(request);
       case Route.Health:
         return health(request);
+      case Route.Ready:
+        return ready(request);
       case Route.Debug:
         if (options.debug) return request.respond(200, JSON.stringify(assignments.snapshot()), JSON_TYPE);
         return passThrough(request);

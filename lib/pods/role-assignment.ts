@@ -37,6 +37,7 @@ export type Assignment =
   | { kind: 'none'; reason: string; response: PreparedResponse };
 
 export interface AssignmentLog {
+  info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
 }
 
@@ -98,7 +99,13 @@ export class RoleAssignment implements PodIndexObserver {
     if (!this.restrictions.enabled) return;
     const text = annotations?.[this.restrictions.key];
     const policy = compileNamespacePolicy(text, this.restrictions.format, this.policy.baseRoleArn);
-    if (policy.problem !== null) this.log.warn({ namespace: name, annotation: this.restrictions.key }, `${policy.problem}; every role is denied in this namespace`);
+    // Once per namespace and problem: a re-list or an unrelated change says nothing new.
+    if (policy.problem !== null && policy.problem !== this.namespaces.get(name)?.problem) {
+      this.log.warn(
+        { namespace: name, annotation: this.restrictions.key, format: this.restrictions.format },
+        `${policy.problem}; every role but the default is denied in this namespace until the annotation is a JSON array of ${this.restrictions.format === 'glob' ? 'role names or ARNs (* matches any characters)' : 'regular expressions matching whole role ARNs'}`,
+      );
+    }
     this.namespaces.set(name, policy);
     for (const pod of this.index.inNamespace(name)) this.assign(pod);
   }
@@ -122,7 +129,9 @@ export class RoleAssignment implements PodIndexObserver {
     }
     const resolution = resolvePodRole(pod.role, this.policy);
     if (resolution.kind !== 'role') {
-      this.deny(pod, resolution.reason);
+      if (this.deny(pod, resolution.reason) && resolution.kind === 'invalid') {
+        this.log.info({ pod: `${pod.namespace}/${pod.name}`, annotation: pod.role?.slice(0, 300), reason: resolution.reason }, "the pod's role annotation is not usable; the pod gets 404 until it names a role");
+      }
       return;
     }
     const arn = resolution.arn;
@@ -133,7 +142,9 @@ export class RoleAssignment implements PodIndexObserver {
         return;
       }
       if (!roleAllowed(namespacePolicy, arn)) {
-        this.deny(pod, `role ${arn} is not allowed in namespace ${pod.namespace}`);
+        if (this.deny(pod, `role ${arn} is not allowed in namespace ${pod.namespace}`)) {
+          this.log.info({ pod: `${pod.namespace}/${pod.name}`, role: arn, namespace: pod.namespace, annotation: this.restrictions.key }, 'role denied by the namespace allow-list; the pod gets 404 until the namespace annotation allows it or the pod names another role');
+        }
         return;
       }
     }
@@ -147,11 +158,13 @@ export class RoleAssignment implements PodIndexObserver {
     this.setAssignment(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
   }
 
-  private deny(pod: PodRecord, reason: string): void {
+  /** True when this is a new decision for the pod (so it is logged once per pod and reason). */
+  private deny(pod: PodRecord, reason: string): boolean {
     this.store.release(pod.uid);
     const current = this.assignments.get(pod.uid);
-    if (current?.kind === 'none' && current.reason === reason) return;
+    if (current?.kind === 'none' && current.reason === reason) return false;
     this.setAssignment(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
+    return true;
   }
 
   private setAssignment(uid: string, next: Assignment | undefined): void {

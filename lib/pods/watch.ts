@@ -33,7 +33,8 @@ export interface WatchOptions {
   watchSeconds: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
-  onError: (error: unknown, restarts: number) => void;
+  /** A list or watch failed: `resource` is the watched path; retried after `retryInMs`. */
+  onError: (error: unknown, failure: { resource: string; restarts: number; retryInMs: number }) => void;
 }
 
 export const DEFAULT_WATCH_OPTIONS: Omit<WatchOptions, 'onError'> = {
@@ -108,9 +109,10 @@ export class ResourceWatch {
         if (this.delivering) failures = 0;
         failures++;
         this.restarts++;
-        this.options.onError(error, this.restarts);
         const step = Math.min(this.options.backoffMaxMs, this.options.backoffBaseMs * 2 ** (failures - 1));
-        await this.sleep(step / 2 + (Math.random() * step) / 2);
+        const delay = Math.round(step / 2 + (Math.random() * step) / 2);
+        this.options.onError(error, { resource: this.path, restarts: this.restarts, retryInMs: delay });
+        await this.sleep(delay);
       }
     }
   }

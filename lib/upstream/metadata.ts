@@ -22,6 +22,8 @@ export interface UpstreamOptions {
   headersTimeoutMs: number;
   /** Longest pause between body chunks. */
   bodyTimeoutMs: number;
+  /** A pod's pass-through request failed or timed out (not one its client left); the proxy's own requests reject instead. */
+  onFailure: (failure: { path: string; timedOut: boolean; error: unknown }) => void;
 }
 
 export const DEFAULT_UPSTREAM_OPTIONS: Readonly<UpstreamOptions> = Object.freeze({
@@ -30,6 +32,7 @@ export const DEFAULT_UPSTREAM_OPTIONS: Readonly<UpstreamOptions> = Object.freeze
   connectTimeoutMs: 1_000,
   headersTimeoutMs: 2_000,
   bodyTimeoutMs: 2_000,
+  onFailure: () => undefined,
 });
 
 /** IMDSv2's headers: a pod's token is this proxy's and never goes upstream; the node's own does. */
@@ -136,6 +139,7 @@ export class MetadataUpstream {
           } catch {
             // A status or header this engine will not write: not a usable answer.
             this.stats.errors++;
+            this.options.onFailure({ path: request.path, timedOut: false, error: new Error(`answered ${answer.statusCode} with a status or header this proxy does not pass on`) });
             discardBody(answer.body);
             request.send(BAD_GATEWAY);
             return;
@@ -145,7 +149,9 @@ export class MetadataUpstream {
         (error: unknown) => {
           clearTimeout(deadline.timer);
           this.waiting.remove(client);
-          request.send(this.failed(error));
+          const answer = this.failed(error);
+          if (!(error instanceof ClientGone)) this.options.onFailure({ path: request.path, timedOut: answer === GATEWAY_TIMEOUT, error });
+          request.send(answer);
         },
       )
       .catch((error: unknown) => request.fail(error));

@@ -25,7 +25,7 @@ function load(t: { teardown: (fn: () => void) => void }, path: string, restricti
     errorTtlMs: 0,
   });
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, { baseRoleArn: BASE, defaultRoleArn: null }, { enabled: restrictions, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { warn: () => {} });
+  const assignment = new RoleAssignment(store, index, { baseRoleArn: BASE, defaultRoleArn: null }, { enabled: restrictions, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
   const errors: unknown[] = [];
   const source = new PodsFileSource(path, index, assignment, KEYS, (e) => errors.push(e));
   t.teardown(() => {

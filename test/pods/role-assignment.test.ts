@@ -16,7 +16,7 @@ t.test('a role listing is shared by the pods assigned that role and dropped with
   const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { warn: () => {} });
+  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
   for (let n = 0; n < 40; n++) index.upsert(pod({ name: `p${n}`, ip: `10.0.0.${n}`, role: `role-${n % 20}` }));
   t.equal(assignment.listingCount, 20, 'one listing per role name');
   const a = assignment.of('uid-p0');
@@ -38,7 +38,7 @@ t.test('a role too long to check against its namespace’s regexp allow-list is 
   const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: true, format: 'regexp', key: 'iam.amazonaws.com/allowed-roles' }, { warn: () => {} });
+  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: true, format: 'regexp', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
   assignment.namespaceUpdated('default', { 'iam.amazonaws.com/allowed-roles': JSON.stringify(Array.from({ length: 100 }, (_, n) => `(.*-prod-)+(.*-)*x${n}.*reader`).concat(['app'])) });
   index.upsert(pod({ name: 'long', ip: '10.0.1.1', role: `${'-prod-/'.repeat(70)}reader` }));
   index.upsert(pod({ name: 'short', ip: '10.0.1.2', role: 'app' }));

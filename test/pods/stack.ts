@@ -34,6 +34,8 @@ export class PodStack {
   readonly source: ClusterSource;
   readonly callers: CallerResolver;
   readonly warnings: string[] = [];
+  /** Info lines of the role assignment (denials), by message. */
+  readonly notices: string[] = [];
   readonly watchErrors: unknown[] = [];
 
   constructor(plane: KubernetesControlPlane, moto: MotoServer, options: StackOptions = {}) {
@@ -48,7 +50,7 @@ export class PodStack {
       this.index,
       { baseRoleArn: BASE, defaultRoleArn: options.defaultRole ?? null },
       { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles', ...options.restrictions },
-      { warn: (_fields, message) => this.warnings.push(message) },
+      { info: (_fields, message) => this.notices.push(message), warn: (_fields, message) => this.warnings.push(message) },
     );
     this.source = new ClusterSource(this.api, this.index, this.assignment, KEYS, options.node ?? null, {
       backoffBaseMs: 100,

@@ -181,9 +181,17 @@ export class FaultRig {
     return footprint(this.program.pid);
   }
 
-  /** Lines the program logged when a watch failed and was restarted. */
+  /** Times the program's watches failed and were restarted, from its (folded) log lines' restart counts. */
   watchFailures(): number {
-    return this.program.log().split('\n').filter((line) => line.includes('Kubernetes watch failed')).length;
+    const restarts = new Map<string, number>();
+    for (const line of this.program.log().split('\n')) {
+      if (!line.includes('Kubernetes list or watch failed')) continue;
+      const resource = /resource[=":]+([^\s"]+)/.exec(line)?.[1] ?? '';
+      restarts.set(resource, Math.max(restarts.get(resource) ?? 0, Number(/restarts[=":]+(\d+)/.exec(line)?.[1] ?? 0)));
+    }
+    let total = 0;
+    for (const n of restarts.values()) total += n;
+    return total;
   }
 }
 
