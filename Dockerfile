@@ -6,6 +6,10 @@ RUN npm ci --no-audit --no-fund
 COPY lib lib
 COPY bin bin
 RUN npx tsc -p .
+# What --version, the start-up line and /healthz say of the build:
+# docker build --build-arg KUBE2IAM_COMMIT=$(git rev-parse HEAD) .
+ARG KUBE2IAM_COMMIT=unknown
+RUN node -e "process.stdout.write(JSON.stringify({ commit: process.env.KUBE2IAM_COMMIT, date: new Date().toISOString().slice(0, 19) + 'Z' }))" > build-info.json
 
 # Runtime stage: production dependencies, the compiled program, and the iptables tools
 # that --iptables runs (lib/node/commands.ts lists every command the program can run;
@@ -27,6 +31,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist/lib dist/lib
 COPY --from=build /app/dist/bin dist/bin
+COPY --from=build /app/build-info.json build-info.json
 # Root by default, as kube2iam's image: kube2iam's own DaemonSet (privileged, no
 # runAsUser) must work with only the image swapped, and --iptables needs NET_ADMIN.
 # Without --iptables nothing needs root: run as the image's user `node` (uid 1000) with

@@ -30,7 +30,12 @@ t.test('the DaemonSet’s arguments parse with the program’s own flags', async
   t.same(config?.iptables, { hostInterface: 'eni+', hostIp: '10.0.1.23', removeOnExit: false }, 'the rule goes to the node’s own IP');
   t.equal(config?.pods.node, 'ip-10-0-1-23.ec2.internal', 'only this node’s pods are watched');
   t.equal(config?.appPort, 8181);
-  t.ok(env.AWS_REGION, 'STS gets a region');
+  t.notOk(env.AWS_REGION, 'STS gets the node’s region from the metadata service, as the SDKs do');
+});
+
+t.test('the DaemonSet probes liveness on kube2iam’s /healthz and readiness on /readyz', async (t) => {
+  t.match(container.livenessProbe, { httpGet: { path: '/healthz', port: 8181 } });
+  t.match(container.readinessProbe, { httpGet: { path: '/readyz', port: 8181 } });
 });
 
 t.test('our DaemonSet keeps least privilege: root only for NET_ADMIN and NET_RAW, nothing else', async (t) => {

@@ -4,10 +4,16 @@
 import { readFileSync } from 'node:fs';
 import { loadAllYaml } from '@kubernetes/client-node';
 
+export interface Probe {
+  httpGet?: { path: string; port: number | string };
+}
+
 export interface Container {
   image: string;
   args?: string[];
   env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
+  livenessProbe?: Probe;
+  readinessProbe?: Probe;
   securityContext?: { privileged?: boolean; runAsUser?: number; runAsNonRoot?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
 }
 

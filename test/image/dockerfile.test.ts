@@ -47,7 +47,7 @@ t.test('replayed, the stages build a runtime that starts with production depende
   // `env -i`: only the image's environment (tap adds its loaders to NODE_OPTIONS of children).
   const started = await execute('env', ['-i', `PATH=${process.env.PATH ?? ''}`, `NODE_OPTIONS=${nodeOptions}`, 'NODE_ENV=production', process.execPath, join(appDir, 'dist', 'bin', 'kube2iam.js'), '--version'], { cwd: appDir });
   t.equal(started.code, 0, started.stderr);
-  t.match(started.stdout, /^Version: \d+\.\d+\.\d+/);
+  t.match(started.stdout, /^Version: \d+\.\d+\.\d+ - Commit: unknown - Date: \d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z\n$/, 'kube2iam’s --version line, with the build record the image holds');
   t.equal(started.stderr, '', 'no warning on start (a Node the SDK supports)');
   const help = await execute('env', ['-i', `PATH=${process.env.PATH ?? ''}`, process.execPath, join(appDir, 'dist', 'bin', 'kube2iam.js'), '--pods-file', join(REPO, 'manifests', 'examples', 'pods.yaml'), '--metadata-addr', '127.0.0.1:9', '--app-port', '70000'], { cwd: appDir });
   t.equal(help.code, 2, 'flags are parsed by the image’s program (a bad port is refused)');

@@ -46,6 +46,16 @@ export function copies(stage: Stage): Copy[] {
     });
 }
 
+/** The build stage's ARGs with their defaults (no --build-arg given). */
+export function buildArgs(): Record<string, string> {
+  const args: Record<string, string> = {};
+  for (const line of buildStage.lines.filter((l) => l.startsWith('ARG '))) {
+    const m = /^ARG\s+(\w+)(?:=(\S*))?/.exec(line);
+    if (m !== null) args[m[1] as string] = m[2] ?? '';
+  }
+  return args;
+}
+
 /** The runtime stage's ENV, as the container starts with it. */
 export function imageEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -85,6 +95,11 @@ export async function replayStages(work: string): Promise<{ buildDir: string; ap
   symlinkSync(join(REPO, 'node_modules'), join(buildDir, 'node_modules'));
   const tsc = await execute(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', '.'], { timeoutMs: 120_000, cwd: buildDir });
   if (tsc.code !== 0) throw new Error(`tsc in the build stage failed: ${tsc.stdout}${tsc.stderr}`);
+  // The build record: the stage's own `node -e` line, with its ARGs' defaults, as `docker build` runs it.
+  for (const line of buildStage.lines.filter((l) => l.startsWith('RUN node '))) {
+    const record = await execute('bash', ['-c', line.slice('RUN '.length)], { timeoutMs: 30_000, cwd: buildDir, env: { ...process.env, ...buildArgs() } });
+    if (record.code !== 0) throw new Error(`${line} failed: ${record.stderr}`);
+  }
 
   mkdirSync(appDir, { recursive: true });
   for (const copy of copies(runtimeStage).filter((c) => c.from === null)) {
