@@ -4,7 +4,7 @@
 import { hideBin } from 'yargs/helpers';
 import { startApp } from '../lib/app.js';
 import { ConfigError, parseArgs } from '../lib/config.js';
-import { createLogger } from '../lib/log.js';
+import { createLogger, stderrSink } from '../lib/log.js';
 import { VERSION } from '../lib/version.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -22,10 +22,11 @@ async function main(): Promise<void> {
     process.stdout.write(`${parsed.output ?? ''}\n`);
     return;
   }
-  const log = createLogger(parsed.config);
+  const logSink = stderrSink();
+  const log = createLogger(parsed.config, logSink);
   let app;
   try {
-    app = await startApp(parsed.config, log);
+    app = await startApp(parsed.config, log, { logSink });
   } catch (error) {
     // One line in the log's own shape, as logrus's Fatal: the log pipeline keeps parsing.
     log.fatal({ version: VERSION }, `cannot start: ${error instanceof Error ? error.message : String(error)}`);

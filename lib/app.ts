@@ -9,7 +9,7 @@ import { reportPodsFileFailure, reportStsFailure, reportUpstreamFailure, reportW
 import { requestLogger } from './imds/request-log.js';
 import { CredentialAnswerStats, createRouter, Route, ROUTE_NAMES } from './imds/router.js';
 import { TokenRegistry } from './imds/tokens.js';
-import { errorText, type Logger } from './log.js';
+import { errorText, type Logger, type LogSink } from './log.js';
 import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
@@ -39,6 +39,8 @@ export interface AppOptions {
   host?: string;
   /** Where stats lines go (stdout). */
   statsOut?: NodeJS.WritableStream;
+  /** Where the logger writes, for the request log's lines (stderr). */
+  logSink?: LogSink;
 }
 
 /** How often a failure that keeps repeating is written again, when the stats line is off. */
@@ -129,7 +131,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   );
   const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
   // The request log is a different hook, not a test on every request.
-  const logRequest = log.isLevelEnabled('debug') ? requestLogger(log, index, assignment) : null;
+  const logRequest = log.isLevelEnabled('debug') ? requestLogger(config.logFormat, options.logSink ?? process.stderr, index, assignment) : null;
   server = new HttpServer(router, {}, {
     onHandlerError: (error, request) => failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
     onAnswered:

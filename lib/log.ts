@@ -12,8 +12,17 @@ export type { Logger };
 
 export type LogFormat = Config['logFormat'];
 
-export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, destination?: NodeJS.WritableStream): Logger {
-  const out: { write(line: string): unknown } = destination ?? pino.destination({ dest: 2, sync: false });
+/** Where log lines go: stderr through an asynchronous buffered writer, or a test's capture. */
+export interface LogSink {
+  write(line: string): unknown;
+}
+
+/** stderr, buffered and written asynchronously, flushed on exit (pino's sonic-boom). */
+export function stderrSink(): LogSink {
+  return pino.destination({ dest: 2, sync: false });
+}
+
+export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, out: LogSink = stderrSink()): Logger {
   const options: pino.LoggerOptions = {
     level: config.logLevel,
     base: undefined,
@@ -46,8 +55,8 @@ export function textLine(record: Record<string, unknown>): string {
   const flat: Array<[string, unknown]> = [];
   flatten('', fields, flat);
   flat.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
-  let line = `time=${quoted(String(time))} level=${String(level)} msg=${quoted(String(msg ?? ''))}`;
-  for (const [key, value] of flat) line += ` ${key}=${quoted(Array.isArray(value) ? JSON.stringify(value) : String(value))}`;
+  let line = `time=${logfmtValue(String(time))} level=${String(level)} msg=${logfmtValue(String(msg ?? ''))}`;
+  for (const [key, value] of flat) line += ` ${key}=${logfmtValue(Array.isArray(value) ? JSON.stringify(value) : String(value))}`;
   return `${line}\n`;
 }
 
@@ -61,6 +70,7 @@ function flatten(prefix: string, value: Record<string, unknown>, out: Array<[str
 
 const BARE = /^[\w.\-/@^+]*$/;
 
-function quoted(text: string): string {
+/** A value as logrus's text layout writes it. */
+export function logfmtValue(text: string): string {
   return BARE.test(text) ? text : JSON.stringify(text);
 }

@@ -6,7 +6,6 @@ import { CredentialStore, type CredentialEntry, type CredentialStoreOptions, typ
 import { StsRoleAssumer, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
 import type { AssumedCredentials } from '../../lib/credentials/document.js';
 import { MotoServer } from '../harness/moto.js';
-import { run } from '../harness/processes.js';
 
 const ACCOUNT = '123456789012';
 const role = (name: string): string => `arn:aws:iam::${ACCOUNT}:role/${name}`;
@@ -302,19 +301,9 @@ t.test('the endpoint can come from AWS_ENDPOINT_URL_STS, as with every AWS SDK',
 t.test('AccessDenied from IAM-enforcing STS is a clear error and does not disturb other roles', async (t) => {
   const moto = await MotoServer.start({ initialNoAuthActionCount: 3 });
   t.teardown(() => moto.stop());
-  // The three unauthenticated calls moto allows create the node's IAM user and policy.
-  const aws = (args: string[]): Promise<string> =>
-    run('aws', ['--endpoint-url', moto.endpoint, '--region', 'us-east-1', '--output', 'json', ...args], {
-      env: { ...process.env, AWS_ACCESS_KEY_ID: 'bootstrap', AWS_SECRET_ACCESS_KEY: 'bootstrap', AWS_EC2_METADATA_DISABLED: 'true' },
-    });
-  await aws(['iam', 'create-user', '--user-name', 'node']);
-  const key = (JSON.parse(await aws(['iam', 'create-access-key', '--user-name', 'node'])) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } }).AccessKey;
-  await aws([
-    'iam', 'put-user-policy', '--user-name', 'node', '--policy-name', 'assume',
-    '--policy-document', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `arn:aws:iam::${ACCOUNT}:role/allowed-*` }] }),
-  ]);
+  const key = await moto.nodeUser(role('allowed-*'));
   const failures: StsFailure[] = [];
-  const { store } = storeFor(moto, { backoffBaseMs: 60_000, onFailure: (f) => failures.push(f) }, { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey });
+  const { store } = storeFor(moto, { backoffBaseMs: 60_000, onFailure: (f) => failures.push(f) }, key);
   t.teardown(() => store.close());
   const allowed = store.acquire('pod-a', { roleArn: role('allowed-app'), sessionName: 'demo.a', externalId: null });
   const denied = store.acquire('pod-b', { roleArn: role('denied-app'), sessionName: 'demo.b', externalId: null });

@@ -4,7 +4,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { freePort } from './ports.js';
-import { TestProcess } from './processes.js';
+import { run, TestProcess } from './processes.js';
 import { httpOk } from './kubernetes.js';
 
 export interface MotoOptions {
@@ -72,5 +72,22 @@ export class MotoServer {
   async stop(): Promise<void> {
     await this.proc?.stop();
     this.proc = null;
+  }
+
+  /**
+   * With IAM enforcement (start it with `initialNoAuthActionCount: 3`): the three calls
+   * it lets through create the node's IAM user, allowed sts:AssumeRole on `resource` only,
+   * and its access key, which the proxy then signs with; other roles get AccessDenied.
+   */
+  async nodeUser(resource: string): Promise<{ accessKeyId: string; secretAccessKey: string }> {
+    const aws = (args: string[]): Promise<string> =>
+      run('aws', ['--endpoint-url', this.endpoint, '--region', 'us-east-1', '--output', 'json', ...args], {
+        env: { ...process.env, AWS_ACCESS_KEY_ID: 'bootstrap', AWS_SECRET_ACCESS_KEY: 'bootstrap', AWS_EC2_METADATA_DISABLED: 'true' },
+      });
+    await aws(['iam', 'create-user', '--user-name', 'node']);
+    const key = (JSON.parse(await aws(['iam', 'create-access-key', '--user-name', 'node'])) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } }).AccessKey;
+    const policy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: resource }] };
+    await aws(['iam', 'put-user-policy', '--user-name', 'node', '--policy-name', 'assume', '--policy-document', JSON.stringify(policy)]);
+    return { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };
   }
 }

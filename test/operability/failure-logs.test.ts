@@ -13,11 +13,10 @@ import { startApp, type App } from '../../lib/app.js';
 import { parseArgs } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { ADMIN_TOKEN, KubernetesControlPlane } from '../harness/kubernetes.js';
-import { LogCapture, parseLogfmt, type LogRecord } from '../harness/log-lines.js';
+import { LogCapture, parseLogfmt, textRecord, type LogRecord } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
 import { get } from '../harness/pod-client.js';
 import { freePort } from '../harness/ports.js';
-import { run } from '../harness/processes.js';
 import { FaultRelay } from '../harness/relay.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
 import { eventually } from '../pods/stack.js';
@@ -78,13 +77,13 @@ function withEnv(t: Test, values: Record<string, string | undefined>): void {
 
 const NODE_KEYS = { AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: undefined, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' };
 
-async function started(t: Test, flags: string[], level: 'info' | 'debug' = 'info'): Promise<{ app: App; log: LogCapture }> {
-  const parsed = await parseArgs(['--app-port', String(await freePort()), '--base-role-arn', BASE, '--stats-interval', '1s', ...flags]);
+async function started(t: Test, flags: string[], level: 'info' | 'debug' = 'info', format: 'json' | 'text' = 'json'): Promise<{ app: App; log: LogCapture }> {
+  const parsed = await parseArgs(['--app-port', String(await freePort()), '--base-role-arn', BASE, '--stats-interval', '1s', '--log-format', format, ...flags]);
   const log = new LogCapture();
-  const app = await startApp(parsed.config!, createLogger({ logLevel: level, logFormat: 'json' }, log), { host: '127.0.0.1', statsOut: new LogCapture() });
+  const app = await startApp(parsed.config!, createLogger({ logLevel: level, logFormat: format }, log), { host: '127.0.0.1', statsOut: new LogCapture(), logSink: log });
   t.teardown(async () => {
     await app.close();
-    seen.push(...log.records());
+    if (format === 'json') seen.push(...log.records());
   });
   return { app, log };
 }
@@ -135,17 +134,8 @@ t.test('STS down: the line names the role, the pods waiting, the error, the retr
 t.test('AccessDenied from IAM-enforcing STS: an error line with the trust-policy remedy; other roles keep the node ready', async (t) => {
   const enforcing = await MotoServer.start({ initialNoAuthActionCount: 3 });
   t.teardown(() => enforcing.stop());
-  const aws = (args: string[]): Promise<string> =>
-    run('aws', ['--endpoint-url', enforcing.endpoint, '--region', 'us-east-1', '--output', 'json', ...args], {
-      env: { ...process.env, AWS_ACCESS_KEY_ID: 'bootstrap', AWS_SECRET_ACCESS_KEY: 'bootstrap', AWS_EC2_METADATA_DISABLED: 'true' },
-    });
-  await aws(['iam', 'create-user', '--user-name', 'node']);
-  const key = (JSON.parse(await aws(['iam', 'create-access-key', '--user-name', 'node'])) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } }).AccessKey;
-  await aws([
-    'iam', 'put-user-policy', '--user-name', 'node', '--policy-name', 'assume',
-    '--policy-document', JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: `${BASE}allowed-*` }] }),
-  ]);
-  withEnv(t, { ...NODE_KEYS, AWS_ACCESS_KEY_ID: key.AccessKeyId, AWS_SECRET_ACCESS_KEY: key.SecretAccessKey, AWS_ENDPOINT_URL_STS: enforcing.endpoint });
+  const key = await enforcing.nodeUser(`${BASE}allowed-*`);
+  withEnv(t, { ...NODE_KEYS, AWS_ACCESS_KEY_ID: key.accessKeyId, AWS_SECRET_ACCESS_KEY: key.secretAccessKey, AWS_ENDPOINT_URL_STS: enforcing.endpoint });
   const pods = podsFile('denied', [{ name: 'batch', namespace: 'data', role: 'denied-batch', ip: '127.0.0.2' }]);
   const { app, log } = await started(t, ['--pods-file', pods, '--metadata-addr', `127.0.0.1:${moto.port}`]);
   const failed = await line(log, 'AssumeRole failed');
@@ -259,6 +249,14 @@ t.test('--verbose: one request line per request with kube2iam’s fields, the po
   t.match(starting, { version: /^\d+\.\d+\.\d+/, node: process.version });
   const health = JSON.parse((await get(app.port, '127.0.0.1', '/healthz')).body) as Record<string, unknown>;
   t.equal(health.version, starting.version, '/healthz says the version');
+
+  // The text layout: the same line, read back by a logfmt parser.
+  const text = await started(t, flags, 'debug', 'text');
+  t.ok(await eventually(() => text.app.store.pending === 0, 10_000));
+  await get(text.app.port, '127.0.0.2', '/latest/meta-data/iam/security-credentials/shop-cart');
+  const textLine = text.log.lines.map(textRecord).find((r) => r.route === 'credentials');
+  t.match(textLine, { level: 'debug', msg: /^GET \/latest\/meta-data\/iam\/security-credentials\/shop-cart \(200\) took [\d.]+ ms$/, pod: 'shop/cart', role: `${BASE}shop-cart`, 'req.remote': '127.0.0.2', 'res.status': '200' });
+  t.same(Object.keys(textLine ?? {}).sort(), Object.keys(request).sort(), 'the same fields as the JSON line');
 
   const quiet = await started(t, flags, 'info');
   await get(quiet.app.port, '127.0.0.2', '/latest/meta-data/iam/security-credentials/shop-cart');
