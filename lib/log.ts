@@ -2,8 +2,8 @@
 // users run keep parsing: JSON with `level` as a word, `msg` and an RFC 3339 `time`, or
 // logrus's text layout `time="…" level=info msg="…" key=value` with the fields sorted.
 // pino writes the JSON; text is rewritten from it in-process (no transport thread).
-// Lines go out through an asynchronous buffered writer, flushed on exit, so the request
-// log (--verbose) does not block the event loop on stderr.
+// Lines go out in batches through an asynchronous writer, flushed on exit, so the
+// request log (--verbose) does not block the event loop on stderr.
 
 import { pino, type Logger } from 'pino';
 import type { Config } from './config.js';
@@ -17,9 +17,29 @@ export interface LogSink {
   write(line: string): unknown;
 }
 
-/** stderr, buffered and written asynchronously, flushed on exit (pino's sonic-boom). */
+/**
+ * stderr: the lines of one event-loop turn joined and handed to pino's asynchronous
+ * writer (sonic-boom) at once, which writes while the proxy serves; all of it is written
+ * synchronously at exit. Per line this is a string append (the request log writes one
+ * per request).
+ */
 export function stderrSink(): LogSink {
-  return pino.destination({ dest: 2, sync: false });
+  const writer = pino.destination({ dest: 2, sync: false });
+  let pending = '';
+  const flush = (): void => {
+    writer.write(pending);
+    pending = '';
+  };
+  process.on('exit', () => {
+    if (pending !== '') flush();
+    writer.flushSync();
+  });
+  return {
+    write(line: string): void {
+      if (pending === '') setImmediate(flush);
+      pending += line;
+    },
+  };
 }
 
 export function createLogger(config: Pick<Config, 'logLevel' | 'logFormat'>, out: LogSink = stderrSink()): Logger {

@@ -217,6 +217,18 @@ t.test('a namespace allow-list that does not parse is one warning per namespace;
   t.equal(log.find('role denied by the namespace allow-list').filter((r) => r.pod === 'strict/b').length, 1, 'each denial once');
 });
 
+t.test('a pods file that no longer parses: an error line naming it; the pods it held are still served', async (t) => {
+  withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
+  const file = podsFile('reload', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
+  const { app, log } = await started(t, ['--pods-file', file, '--metadata-addr', `127.0.0.1:${moto.port}`]);
+  writeFileSync(file, '{"kind": "List", "items": [');
+  const failed = await line(log, 'pods file not reloaded');
+  t.equal(failed.level, 'error');
+  t.equal(failed.file, file);
+  t.match(failed.remedy, /kubectl get pods,namespaces -o yaml/);
+  t.equal(app.index.size, 1, 'the last good pods stay');
+});
+
 t.test('the metadata service gone: a pod’s pass-through gets 502 and the log says why', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
   const { app, log } = await started(t, ['--pods-file', podsFile('upstream', []), '--metadata-addr', `127.0.0.1:${await freePort()}`]);
