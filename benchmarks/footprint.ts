@@ -14,7 +14,8 @@ import { get } from '../test/harness/pod-client.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { footprint } from '../test/harness/processes.js';
 import { ClusterLoader } from './cluster.js';
-import { freePort, type Section } from './harness.js';
+import { freePort } from '../test/harness/ports.js';
+import type { Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const ipOf = (n: number): string => `127.1.${(n >> 8) & 255}.${n & 255}`;

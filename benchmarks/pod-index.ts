@@ -11,7 +11,8 @@ import { MotoServer } from '../test/harness/moto.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { footprint } from '../test/harness/processes.js';
 import { ClusterLoader, paced, rssMb } from './cluster.js';
-import { cpuMs, freePort, median, type Section } from './harness.js';
+import { freePort } from '../test/harness/ports.js';
+import { cpuMs, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
 const ipOf = (n: number): string => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;

@@ -21,7 +21,8 @@ import { compileNamespacePolicy, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, 
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { connectFrom, get } from '../test/harness/pod-client.js';
 import { rssMb } from './cluster.js';
-import { freePort, type Section } from './harness.js';
+import { freePort } from '../test/harness/ports.js';
+import type { Section } from './harness.js';
 
 const BASE = 'arn:aws:iam::123456789012:role/';
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));

@@ -13,11 +13,11 @@ import { errorText, type Logger, type LogSink } from './log.js';
 import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
-import { PodIndex } from './pods/index.js';
+import { PodIndex } from './pods/pod-index.js';
 import { connectKubernetes, liveClaims, type KubernetesApi } from './pods/kubernetes.js';
-import { RoleAssignment } from './pods/role-assignment.js';
+import { PodRoles } from './pods/pod-roles.js';
 import { ClusterSource, type PodSource } from './pods/sources.js';
-import { CounterDeltas, EventLoopDelay, RequestStats, StatsReporter } from './stats.js';
+import { EventLoopDelay, RequestStats, StatsReporter, statsLine } from './stats.js';
 import { MetadataUpstream } from './upstream/metadata.js';
 import { BUILD_DATE, COMMIT, VERSION } from './version.js';
 
@@ -25,7 +25,7 @@ export interface App {
   port: number;
   index: PodIndex;
   store: CredentialStore;
-  assignment: RoleAssignment;
+  podRoles: PodRoles;
   callers: CallerResolver;
   source: PodSource;
   upstream: MetadataUpstream;
@@ -50,185 +50,186 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   const { credentials, pods, serve } = config;
   log.info({ version: VERSION, commit: COMMIT, buildDate: BUILD_DATE, node: process.version, pid: process.pid }, `kube2iam-ts ${VERSION} starting`);
   for (const { flag, replacement } of config.inertFlags) log.warn({ flag }, `${flag} does nothing here: ${replacement}`);
-  // Checked before anything starts: a proxy that cannot install its rule must not serve.
-  const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
-  rule?.preflight();
-  // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
-  let api: KubernetesApi | null = null;
-  if (pods.podsFile === null) {
-    try {
-      api = await connectKubernetes(pods.connection);
-    } catch (error) {
-      throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
-    }
-  }
-  // Repeated failures are folded per stats interval (one line per key per interval).
-  const failures = new FailureLog(log, serve.statsIntervalMs > 0 ? serve.statsIntervalMs : FAILURE_FOLD_MS);
-  const upstream = new MetadataUpstream(serve.metadataAddr, { onFailure: (failure) => reportUpstreamFailure(failures, serve.metadataAddr, failure) });
-  let rolePolicy;
+  // Every part started registers its stop here; a failed start and a shutdown both run
+  // them, last started first.
+  const undo = new UndoList();
+  let graceMs = 0;
   try {
-    rolePolicy = await discoverRolePolicy(credentials.rolePolicy, config.autoDiscover, upstream);
-  } catch (error) {
-    failures.stop();
-    await Promise.all([upstream.close(), api?.close()]);
-    throw error;
-  }
-  if (rolePolicy !== credentials.rolePolicy) log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
+    // Checked before anything starts: a proxy that cannot install its rule must not serve.
+    const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
+    rule?.preflight();
+    // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
+    let api: KubernetesApi | null = null;
+    if (pods.podsFile === null) {
+      try {
+        api = await connectKubernetes(pods.connection);
+      } catch (error) {
+        throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
+      }
+      const cluster = api;
+      undo.add(() => cluster.close());
+    }
+    // Repeated failures are folded per stats interval (one line per key per interval).
+    const failures = new FailureLog(log, serve.statsIntervalMs > 0 ? serve.statsIntervalMs : FAILURE_FOLD_MS);
+    undo.add(() => failures.stop());
+    const upstream = new MetadataUpstream(serve.metadataAddr, { onFailure: (failure) => reportUpstreamFailure(failures, serve.metadataAddr, failure) });
+    undo.add(() => upstream.close());
+    const rolePolicy = await discoverRolePolicy(credentials.rolePolicy, config.autoDiscover, upstream);
+    if (rolePolicy !== credentials.rolePolicy) log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
+    const region = await stsRegion(upstream, log);
 
-  // kube2iam's own DaemonSet sets no AWS_REGION; the SDKs on EC2 then take the node's.
-  const configuredRegion = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
-  const region = configuredRegion ?? (await discoverRegion(upstream).catch((error: unknown) => {
-    log.error({ error, remedy: 'set AWS_REGION in the DaemonSet, or let the proxy reach the metadata service (--metadata-addr)' }, 'no region: AWS_REGION is not set and the metadata service gave none; every AssumeRole fails');
-    return undefined;
-  }));
-  if (region !== undefined) log.info({ region, regionSource: configuredRegion === undefined ? 'metadata placement/region' : process.env.AWS_REGION === undefined ? 'AWS_DEFAULT_REGION' : 'AWS_REGION' }, `STS region ${region}`);
-  const store = new CredentialStore(new StsRoleAssumer({ region }), {
-    sessionTtlMs: credentials.sessionTtlMs,
-    errorTtlMs: credentials.errorTtlMs,
-    stsRatePerSecond: credentials.stsRatePerSecond,
-    stsBurst: Math.max(1, Math.ceil(credentials.stsRatePerSecond * 2)),
-    onFailure: (failure) => reportStsFailure(failures, failure, podsOf),
-  });
-  const podsOf = (key: string): string[] =>
-    store.ownersOf(key, PODS_NAMED).map((uid) => {
-      const pod = index.get(uid);
-      return pod === undefined ? uid : `${pod.namespace}/${pod.name}`;
+    const index = new PodIndex();
+    const store = new CredentialStore(new StsRoleAssumer({ region }), {
+      sessionTtlMs: credentials.sessionTtlMs,
+      errorTtlMs: credentials.errorTtlMs,
+      stsRatePerSecond: credentials.stsRatePerSecond,
+      stsBurst: Math.max(1, Math.ceil(credentials.stsRatePerSecond * 2)),
+      onFailure: (failure) =>
+        reportStsFailure(failures, failure, (key) =>
+          store.ownersOf(key, PODS_NAMED).map((uid) => {
+            const pod = index.get(uid);
+            return pod === undefined ? uid : `${pod.namespace}/${pod.name}`;
+          }),
+        ),
     });
-  const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, rolePolicy, pods.restrictions, log);
-  const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
-  let source: PodSource;
-  let watchRestarts = (): number => 0;
-  let live: LiveClaims | null = null;
-  if (api === null) {
-    const { PodsFileSource } = await import('./pods/pods-file.js');
-    source = new PodsFileSource(pods.podsFile as string, index, assignment, keys, (error) => reportPodsFileFailure(failures, pods.podsFile as string, error));
-  } else {
-    const cluster = new ClusterSource(api, index, assignment, keys, pods.node, {
-      onError: (error, failure) => reportWatchFailure(failures, error, failure),
+    undo.add(() => store.close());
+    const podRoles = new PodRoles(store, index, rolePolicy, pods.restrictions, log);
+    const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
+    let source: PodSource;
+    let watchRestarts = (): number => 0;
+    let live: LiveClaims | null = null;
+    if (api === null) {
+      const file = pods.podsFile as string;
+      const { PodsFileSource } = await import('./pods/pods-file.js');
+      source = new PodsFileSource(file, index, podRoles, keys, (error) => reportPodsFileFailure(failures, file, error));
+    } else {
+      const cluster = new ClusterSource(api, index, podRoles, keys, pods.node, { onError: (error, failure) => reportWatchFailure(failures, error, failure) });
+      watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
+      source = cluster;
+      live = liveClaims(api, keys);
+    }
+    const watched = source;
+    undo.add(() => watched.stop());
+    const callers = new CallerResolver(index, { waitMs: pods.waitMs, liveClaims: live, resolveDuplicates: pods.resolveDuplicates });
+    // IMDSv2 tokens are issued here, bound to the pod's IP; never the node's.
+    const tokens = new TokenRegistry();
+    const answerStats = new CredentialAnswerStats();
+    const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
+
+    // Removed (when asked) only after the server has closed: until then pods are sent here.
+    let ruleInPlace = rule === null;
+    if (rule !== null && config.iptables?.removeOnExit === true) undo.add(() => (ruleInPlace ? removeRule(rule, log) : undefined));
+    let server: HttpServer | null = null;
+    // Ready only once pods are listed and, with --iptables, the rule sends pods here.
+    const unavailable = (): string | null => {
+      if (server?.shuttingDown === true) return 'shutting down';
+      if (!ruleInPlace) return 'iptables rule not installed yet';
+      return source.synced ? null : 'pods not listed yet';
+    };
+    const router = createRouter(
+      { unavailable, credentialsUnready: () => credentialsUnready(store.health(Date.now())), callers, podRoles, upstream, tokens, stats: answerStats },
+      { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug, version: VERSION },
+    );
+    const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
+    // The request log is a different hook, not a test on every request.
+    const logRequest = log.isLevelEnabled('debug') ? requestLogger(config.logFormat, options.logSink ?? process.stderr, index, podRoles) : null;
+    const http = new HttpServer(router, {}, {
+      onHandlerError: (error, request) => failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
+      onAnswered:
+        logRequest === null
+          ? count
+          : (request, status, ms) => {
+              count(request, status, ms);
+              logRequest(request, status, ms);
+            },
     });
-    watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
-    source = cluster;
-    live = liveClaims(api, keys);
-  }
-  const callers = new CallerResolver(index, { waitMs: pods.waitMs, liveClaims: live, resolveDuplicates: pods.resolveDuplicates });
-  // IMDSv2 tokens are issued here, bound to the pod's IP; never the node's.
-  const tokens = new TokenRegistry();
-  const answerStats = new CredentialAnswerStats();
-  const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
+    server = http;
+    const address = await http.listen(config.appPort, options.host);
+    undo.add(() => http.close(graceMs));
+    log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr, version: VERSION }, `listening on port ${address.port}`);
 
-  let server: HttpServer | null = null;
-  // Ready only once pods are listed and, with --iptables, the rule sends pods here.
-  let ruleInPlace = rule === null;
-  const unavailable = (): string | null => {
-    if (server?.shuttingDown === true) return 'shutting down';
-    if (!ruleInPlace) return 'iptables rule not installed yet';
-    return source.synced ? null : 'pods not listed yet';
-  };
-  const router = createRouter(
-    { unavailable, credentialsUnready: () => credentialsUnready(store.health(Date.now())), callers, assignment, upstream, tokens, stats: answerStats },
-    { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug, version: VERSION },
-  );
-  const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
-  // The request log is a different hook, not a test on every request.
-  const logRequest = log.isLevelEnabled('debug') ? requestLogger(config.logFormat, options.logSink ?? process.stderr, index, assignment) : null;
-  server = new HttpServer(router, {}, {
-    onHandlerError: (error, request) => failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
-    onAnswered:
-      logRequest === null
-        ? count
-        : (request, status, ms) => {
-            count(request, status, ms);
-            logRequest(request, status, ms);
-          },
-  });
-  const http = server;
-
-  const deltas = new CounterDeltas();
-  const loopDelay = new EventLoopDelay();
-  const stats = new StatsReporter(
-    serve.statsIntervalMs,
-    (seconds) => {
-      const sts = deltas.take('sts', store.stats);
-      const latency = requestStats.credentialLatency;
-      const line = {
-        seconds,
-        requests: requestStats.take(),
-        credentialLatencyMs: { count: latency.count, p50: round(latency.quantile(0.5)), p99: round(latency.quantile(0.99)), max: round(latency.maxMs) },
-        store: { ...deltas.take('answers', answerStats), roles: store.size, retained: store.retainedCount, pending: store.pending, ...deltas.take('store', { reused: store.stats.reused, dropped: store.stats.dropped }) },
-        sts: { calls: sts.stsCalls, errors: sts.stsErrors, renewals: sts.renewals, rateLimited: sts.rateLimited, latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0, latencyMaxMs: round(store.stats.stsLatencyMaxMs) },
-        pods: { indexed: index.size, ips: index.ipCount, synced: source.synced, ...deltas.take('callers', { liveLookups: callers.liveLookups, liveLookupsLimited: callers.liveLookupsLimited }) },
-        watch: { restarts: deltas.take('watch', { restarts: watchRestarts() }).restarts },
-        upstream: deltas.take('upstream', upstream.stats),
-        http: { open: http.connectionCount, ...deltas.take('http', http.stats) },
-        tokens: tokens.size,
-        loopDelayMs: loopDelay.take(),
-        memoryMb: memoryMb(),
-      };
-      latency.reset();
-      return line;
-    },
-    options.statsOut ?? process.stdout,
-    config.logFormat,
-  );
-
-  const address = await server.listen(config.appPort, options.host);
-  log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr, version: VERSION }, `listening on port ${address.port}`);
-
-  if (rule !== null) {
-    // After listening, so pods redirected by the rule never find the port closed.
-    try {
+    if (rule !== null) {
+      // After listening, so pods redirected by the rule never find the port closed.
       const outcome = await rule.ensure();
       ruleInPlace = true;
       log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');
-    } catch (error) {
-      await server.close(0);
-      failures.stop();
-      source.stop();
-      store.close();
-      await Promise.all([upstream.close(), api?.close()]);
-      throw error;
     }
-  }
-  stats.start();
-  loopDelay.start();
-  void source.whenSynced().then(() => log.info({ pods: index.size }, 'pods synced'));
-
-  const removeRule = config.iptables?.removeOnExit === true ? rule : null;
-  return {
-    port: address.port,
-    index,
-    store,
-    assignment,
-    callers,
-    source,
-    upstream,
-    stats,
-    async close(graceMs?: number) {
-      await http.close(graceMs);
+    const loopDelay = new EventLoopDelay();
+    const stats = new StatsReporter(
+      serve.statsIntervalMs,
+      statsLine({ store, answerStats, requestStats, index, source, watchRestarts, callers, upstream, http, tokens, loopDelay }),
+      options.statsOut ?? process.stdout,
+      config.logFormat,
+    );
+    stats.start();
+    loopDelay.start();
+    undo.add(() => {
       stats.stop();
       loopDelay.stop();
-      failures.stop();
-      source.stop();
-      store.close();
-      await Promise.all([upstream.close(), api?.close()]);
-      if (removeRule !== null) {
-        const removed = await removeRule.remove().catch((error: unknown) => {
-          log.error({ error, rule: removeRule.describe(), remedy: 'delete it by hand: iptables -t nat -D PREROUTING ... (iptables-save | grep 169.254.169.254 shows it)' }, 'iptables rule not removed');
-          return 0;
-        });
-        log.info({ removed }, 'iptables rule removed');
+    });
+    void source.whenSynced().then(() => log.info({ pods: index.size }, 'pods synced'));
+
+    return {
+      port: address.port,
+      index,
+      store,
+      podRoles,
+      callers,
+      source,
+      upstream,
+      stats,
+      async close(grace?: number) {
+        graceMs = grace ?? 0;
+        await undo.run();
+      },
+    };
+  } catch (error) {
+    await undo.run().catch(() => undefined);
+    throw error;
+  }
+}
+
+/**
+ * The region STS is called in: AWS_REGION or AWS_DEFAULT_REGION, else the node's from the
+ * metadata service, as the SDKs on EC2 find it (kube2iam's own DaemonSet sets none).
+ */
+async function stsRegion(upstream: MetadataUpstream, log: Logger): Promise<string | undefined> {
+  const configured = process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+  const region =
+    configured ??
+    (await discoverRegion(upstream).catch((error: unknown) => {
+      log.error({ error, remedy: 'set AWS_REGION in the DaemonSet, or let the proxy reach the metadata service (--metadata-addr)' }, 'no region: AWS_REGION is not set and the metadata service gave none; every AssumeRole fails');
+      return undefined;
+    }));
+  if (region !== undefined) log.info({ region, regionSource: configured === undefined ? 'metadata placement/region' : process.env.AWS_REGION === undefined ? 'AWS_DEFAULT_REGION' : 'AWS_REGION' }, `STS region ${region}`);
+  return region;
+}
+
+async function removeRule(rule: MetadataDnatRule, log: Logger): Promise<void> {
+  try {
+    log.info({ removed: await rule.remove() }, 'iptables rule removed');
+  } catch (error) {
+    log.error({ error, rule: rule.describe(), remedy: 'delete it by hand: iptables-save | grep 169.254.169.254 shows it' }, 'iptables rule not removed');
+  }
+}
+
+/** Stops, run last-added first; each runs even when an earlier one failed (the first failure is thrown after). */
+class UndoList {
+  private readonly steps: Array<() => unknown> = [];
+
+  add(step: () => unknown): void {
+    this.steps.push(step);
+  }
+
+  async run(): Promise<void> {
+    let failure: unknown = null;
+    for (let step = this.steps.pop(); step !== undefined; step = this.steps.pop()) {
+      try {
+        await step();
+      } catch (error) {
+        failure ??= error;
       }
-    },
-  };
-}
-
-/** What an operator sizes the DaemonSet's memory by: the process's RSS, and the live JavaScript heap in it. */
-function memoryMb(): { rss: number; heapUsed: number } {
-  const { rss, heapUsed } = process.memoryUsage();
-  return { rss: Math.round(rss / 1048576), heapUsed: Math.round(heapUsed / 1048576) };
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 1000) / 1000;
+    }
+    if (failure !== null) throw failure;
+  }
 }

@@ -8,7 +8,7 @@ import { formatDuration, parseDuration } from './duration.js';
 import { VERSION_LINE } from './version.js';
 import { dnatRuleArgs, IptablesError } from './node/iptables.js';
 import type { KubernetesConnection } from './pods/kubernetes.js';
-import type { RestrictionConfig } from './pods/role-assignment.js';
+import type { RestrictionConfig } from './pods/pod-roles.js';
 
 export interface CredentialConfig {
   rolePolicy: RolePolicy;

@@ -4,7 +4,15 @@
 // request; everything else is computed when the line is written.
 
 import { monitorEventLoopDelay } from 'node:perf_hooks';
+import type { CredentialStore } from './credentials/store.js';
+import type { HttpServer } from './http/index.js';
+import type { CredentialAnswerStats } from './imds/router.js';
+import type { TokenRegistry } from './imds/tokens.js';
 import { formatLine, type LogFormat } from './log.js';
+import type { CallerResolver } from './pods/callers.js';
+import type { PodIndex } from './pods/pod-index.js';
+import type { PodSource } from './pods/sources.js';
+import type { MetadataUpstream } from './upstream/metadata.js';
 
 export interface Counters {
   readonly [name: string]: number;
@@ -150,4 +158,54 @@ export class StatsReporter {
     if (this.timer !== null) clearInterval(this.timer);
     this.timer = null;
   }
+}
+
+/** The parts the stats line reads. */
+export interface StatsSources {
+  store: CredentialStore;
+  answerStats: CredentialAnswerStats;
+  requestStats: RequestStats;
+  index: PodIndex;
+  source: PodSource;
+  watchRestarts: () => number;
+  callers: CallerResolver;
+  upstream: MetadataUpstream;
+  http: HttpServer;
+  tokens: TokenRegistry;
+  loopDelay: EventLoopDelay;
+}
+
+/** The stats line's shape: what happened since the last line, and where things stand. */
+export function statsLine(s: StatsSources): (seconds: number) => StatsLine {
+  const deltas = new CounterDeltas();
+  return (seconds) => {
+    const sts = deltas.take('sts', s.store.stats);
+    const latency = s.requestStats.credentialLatency;
+    const line = {
+      seconds,
+      requests: s.requestStats.take(),
+      credentialLatencyMs: { count: latency.count, p50: round(latency.quantile(0.5)), p99: round(latency.quantile(0.99)), max: round(latency.maxMs) },
+      store: { ...deltas.take('answers', s.answerStats), roles: s.store.size, retained: s.store.retainedCount, pending: s.store.pending, ...deltas.take('store', { reused: s.store.stats.reused, dropped: s.store.stats.dropped }) },
+      sts: { calls: sts.stsCalls, errors: sts.stsErrors, renewals: sts.renewals, rateLimited: sts.rateLimited, latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0, latencyMaxMs: round(s.store.stats.stsLatencyMaxMs) },
+      pods: { indexed: s.index.size, ips: s.index.ipCount, synced: s.source.synced, ...deltas.take('callers', { liveLookups: s.callers.liveLookups, liveLookupsLimited: s.callers.liveLookupsLimited }) },
+      watch: { restarts: deltas.take('watch', { restarts: s.watchRestarts() }).restarts },
+      upstream: deltas.take('upstream', s.upstream.stats),
+      http: { open: s.http.connectionCount, ...deltas.take('http', s.http.stats) },
+      tokens: s.tokens.size,
+      loopDelayMs: s.loopDelay.take(),
+      memoryMb: memoryMb(),
+    };
+    latency.reset();
+    return line;
+  };
+}
+
+/** What an operator sizes the DaemonSet's memory by: the process's RSS, and the live JavaScript heap in it. */
+function memoryMb(): { rss: number; heapUsed: number } {
+  const { rss, heapUsed } = process.memoryUsage();
+  return { rss: Math.round(rss / 1048576), heapUsed: Math.round(heapUsed / 1048576) };
+}
+
+function round(ms: number): number {
+  return Math.round(ms * 1000) / 1000;
 }

@@ -41,7 +41,7 @@ function lookupCost(): number {
   for (let r = 0; r < rounds; r++) {
     for (const ip of ips) {
       const owner = app.index.lookup(ip)?.owner;
-      if (owner != null && app.assignment.of(owner.uid) !== undefined) found++;
+      if (owner != null && app.podRoles.roleOf(owner.uid) !== undefined) found++;
     }
   }
   const ns = Number(process.hrtime.bigint() - t0) / (rounds * ips.length);

@@ -18,6 +18,7 @@
 import { textResponse, type PreparedResponse } from '../http/index.js';
 import { credentialResponse } from './document.js';
 import { backoffDelay, TokenBucket } from '../rate-limit.js';
+import { renewalAt, servableUntil } from './renewal.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
 import { AssumeRoleError, type AssumeRoleRequest, type RoleAssumer } from './sts.js';
 
@@ -167,7 +168,7 @@ export class CredentialStore {
   constructor(assumer: RoleAssumer, options: Partial<CredentialStoreOptions> & Pick<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'>) {
     this.assumer = assumer;
     this.options = { ...DEFAULT_STORE_OPTIONS, ...options };
-    this.scheduler = new RefreshScheduler((entry, now) => this.due(entry, now));
+    this.scheduler = new RefreshScheduler((entry, now) => this.renewalDue(entry, now));
     this.bucket = new TokenBucket(this.options.stsRatePerSecond, this.options.stsBurst, Date.now());
   }
 
@@ -189,7 +190,7 @@ export class CredentialStore {
     const previous = this.owners.get(owner);
     if (previous !== undefined) {
       if (previous.key === key) return previous;
-      this.unuse(previous);
+      this.releaseEntry(previous);
     }
     let entry = this.entries.get(key);
     const created = entry === undefined;
@@ -202,7 +203,7 @@ export class CredentialStore {
     }
     entry.users++;
     this.owners.set(owner, entry);
-    if (created) this.due(entry, Date.now());
+    if (created) this.renewalDue(entry, Date.now());
     return entry;
   }
 
@@ -211,7 +212,7 @@ export class CredentialStore {
     const entry = this.owners.get(owner);
     if (entry === undefined) return;
     this.owners.delete(owner);
-    this.unuse(entry);
+    this.releaseEntry(entry);
   }
 
   /** The entry `owner` is answered from, if it has one. */
@@ -259,7 +260,7 @@ export class CredentialStore {
     this.assumer.close();
   }
 
-  private unuse(entry: CredentialEntry): void {
+  private releaseEntry(entry: CredentialEntry): void {
     if (--entry.users > 0) return;
     // Kept while it has good credentials, a renewal in flight included (its answer is kept
     // too, until the next renewal point); one waiting for an STS token is dropped at its turn.
@@ -280,7 +281,7 @@ export class CredentialStore {
   }
 
   /** The entry's fetch or renewal is due: start it unless a limit says later. */
-  private due(entry: CredentialEntry, now: number): void {
+  private renewalDue(entry: CredentialEntry, now: number): void {
     if (entry.dropped || entry.fetching !== null || entry.queued || this.closed) return;
     if (entry.users === 0) {
       // A retained entry's renewal point: no pod came back for it.
@@ -342,21 +343,13 @@ export class CredentialStore {
           if (entry.dropped) return;
           entry.response = credentialResponse(credentials, new Date(now));
           entry.expiresAt = credentials.expiration.getTime();
-          entry.servableUntil = entry.expiresAt - o.staleMarginMs;
+          entry.servableUntil = servableUntil(entry.expiresAt, o.staleMarginMs);
           entry.lastError = null;
           entry.errorCode = null;
           entry.errorResponse = null;
           entry.errorUntil = 0;
           entry.failures = 0;
-          // Renew when less than the TTL remains; if STS granted less than asked, at half
-          // of what it granted, or, when that is already past the end of serving (a grant
-          // under twice the stale margin), halfway to that end, so renewed credentials
-          // arrive before the old ones stop being served. Then spread a little earlier, so
-          // roles fetched together are not renewed together.
-          let at = Math.max(entry.expiresAt - o.sessionTtlMs, now + (entry.expiresAt - now) / 2);
-          if (at >= entry.servableUntil && entry.servableUntil > now) at = now + (entry.servableUntil - now) / 2;
-          at -= o.random() * o.renewalJitter * Math.min(o.sessionTtlMs, at - now);
-          this.scheduler.schedule(entry, at);
+          this.scheduler.schedule(entry, renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()));
         },
         (error: unknown) => {
           const now = Date.now();

@@ -49,7 +49,6 @@ export class Connection implements Responder {
   private readonly host: ConnectionHost;
   private readonly parser: RequestParser;
   readonly remoteAddress: string;
-  private readonly remotePort: number;
   private inflight: Request[] = [];
   // Bytes read but not parsed yet, held while reading is stopped.
   private unread: Buffer | null = null;
@@ -76,7 +75,6 @@ export class Connection implements Responder {
     this.host = host;
     this.parser = new RequestParser(host.options);
     this.remoteAddress = socket.remoteAddress ?? '';
-    this.remotePort = socket.remotePort ?? 0;
     this.idleSince = performance.now();
     socket.setNoDelay(true);
     (socket as unknown as Owned)[OWNER] = this;
@@ -210,7 +208,6 @@ export class Connection implements Responder {
     this.requestDeadline = 0;
     request.responder = this;
     request.remoteAddress = this.remoteAddress;
-    request.remotePort = this.remotePort;
     request.startedAt = performance.now();
     this.inflight.push(request);
     this.host.stats.requests++;

@@ -30,7 +30,6 @@ export class Request {
   valid = true;
   body: Buffer = EMPTY;
   remoteAddress = '';
-  remotePort = 0;
   /** Set by the handler: which of its routes served this request (for stats). */
   route = 0;
   /** Set by a handler with work under way elsewhere (an upstream request): called if the client goes away first. */

@@ -8,21 +8,21 @@
 import type { Request } from '../http/index.js';
 import type { LogFormat, LogSink } from '../log.js';
 import { logfmtValue } from '../log.js';
-import type { PodIndex } from '../pods/index.js';
+import type { PodIndex } from '../pods/pod-index.js';
 import { normalizeIp } from '../pods/ip.js';
-import type { RoleAssignment } from '../pods/role-assignment.js';
+import type { PodRoles } from '../pods/pod-roles.js';
 import { Route, ROUTE_NAMES } from './router.js';
 
 /** A pod writes the path: the log keeps its start. */
 const MAX_LOGGED_PATH = 512;
 
-export function requestLogger(format: LogFormat, out: LogSink, index: PodIndex, assignment: RoleAssignment): (request: Request, status: number, ms: number) => void {
+export function requestLogger(format: LogFormat, out: LogSink, index: PodIndex, podRoles: PodRoles): (request: Request, status: number, ms: number) => void {
   return (request, status, ms) => {
     // Probes every few seconds would drown the rest (kube2iam does not log /healthz either).
     if (request.route === Route.Health || request.route === Route.Ready) return;
     const ip = normalizeIp(request.remoteAddress);
     const owner = ip === null ? null : (index.lookup(ip)?.owner ?? null);
-    const assigned = owner === null ? undefined : assignment.of(owner.uid);
+    const assigned = owner === null ? undefined : podRoles.roleOf(owner.uid);
     const path = request.path.length > MAX_LOGGED_PATH ? `${request.path.slice(0, MAX_LOGGED_PATH)}…` : request.path;
     const duration = Math.round(ms * 1000) / 1000;
     const msg = `${request.method} ${path} (${status}) took ${duration} ms`;

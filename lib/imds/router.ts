@@ -24,7 +24,7 @@ import { PreparedResponse, textResponse, type Handler, type Request } from '../h
 import type { CallerResolver } from '../pods/callers.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
-import type { RoleAssignment } from '../pods/role-assignment.js';
+import type { PodRoles } from '../pods/pod-roles.js';
 import { TOKEN_HEADER, TOKEN_TTL_HEADER, type MetadataUpstream } from '../upstream/metadata.js';
 import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
@@ -87,7 +87,7 @@ export interface RouterDependencies {
   /** Why it serves but cannot give pods credentials (no role can be assumed), or null. */
   credentialsUnready: () => string | null;
   callers: CallerResolver;
-  assignment: RoleAssignment;
+  podRoles: PodRoles;
   upstream: MetadataUpstream;
   /** The IMDSv2 tokens issued here. */
   tokens: TokenRegistry;
@@ -155,19 +155,19 @@ export function passThroughRefusal(path: string): PreparedResponse | null {
 }
 
 export function createRouter(deps: RouterDependencies, options: RouterOptions): Handler {
-  const { callers, assignment: assignments, upstream, tokens, stats } = deps;
+  const { callers, podRoles, upstream, tokens, stats } = deps;
 
   /** `roleAt`: where the requested role name starts in the path (credential requests). */
-  const answer = (request: Request, pod: PodRecord, kind: Route, roleAt: number): void => {
-    const assignment = assignments.of(pod.uid);
-    if (assignment === undefined) return request.send(NOT_ELIGIBLE);
-    if (assignment.kind === 'none') return request.send(assignment.response);
-    if (kind === Route.Listing) return request.send(assignment.listing);
+  const answerCredentials = (request: Request, pod: PodRecord, route: Route, roleAt: number): void => {
+    const podRole = podRoles.roleOf(pod.uid);
+    if (podRole === undefined) return request.send(NOT_ELIGIBLE);
+    if (podRole.kind === 'none') return request.send(podRole.response);
+    if (route === Route.Listing) return request.send(podRole.listing);
     const path = request.path;
-    if (path.length !== roleAt + assignment.name.length || !path.startsWith(assignment.name, roleAt)) {
+    if (path.length !== roleAt + podRole.name.length || !path.startsWith(podRole.name, roleAt)) {
       return request.respondText(403, `Invalid role ${path.slice(roleAt)}\n`);
     }
-    const entry = assignment.entry;
+    const entry = podRole.entry;
     const current = entry.current(Date.now());
     if (current !== null) {
       stats.hits++;
@@ -195,18 +195,18 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     return ip !== null && tokens.valid(ip, token, Date.now()) ? true : null;
   };
 
-  const credentials = (request: Request, kind: Route, versionEnd: number): void => {
+  const credentials = (request: Request, route: Route, versionEnd: number): void => {
     if (request.method !== 'GET' && request.method !== 'HEAD') return request.send(GET_ONLY);
     const ip = normalizeIp(request.remoteAddress);
     const token = tokenState(request, ip);
     if (token === null || (!token && options.imdsv2Required)) return request.send(UNAUTHORIZED);
     const pod = ip === null ? null : callers.known(ip);
     const roleAt = versionEnd + CREDENTIALS.length + 1;
-    if (pod !== null) return answer(request, pod, kind, roleAt);
+    if (pod !== null) return answerCredentials(request, pod, route, roleAt);
     callers
       .resolve(request.remoteAddress)
       .then((caller) => {
-        if (caller.kind === 'pod') answer(request, caller.pod, kind, roleAt);
+        if (caller.kind === 'pod') answerCredentials(request, caller.pod, route, roleAt);
         else request.respondText(404, `${caller.reason}\n`);
       })
       .catch((error: unknown) => request.fail(error));
@@ -259,12 +259,12 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       return request.send(BAD_TARGET);
     }
     const versionEnd = path.indexOf('/', 1);
-    const kind = routeOf(path, versionEnd);
-    request.route = kind;
-    switch (kind) {
+    const route = routeOf(path, versionEnd);
+    request.route = route;
+    switch (route) {
       case Route.Listing:
       case Route.Credentials:
-        return credentials(request, kind, versionEnd);
+        return credentials(request, route, versionEnd);
       case Route.Token:
         return token(request);
       case Route.Health:
@@ -272,7 +272,7 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       case Route.Ready:
         return ready(request);
       case Route.Debug:
-        if (options.debug) return request.respond(200, JSON.stringify(assignments.snapshot()), JSON_TYPE);
+        if (options.debug) return request.respond(200, JSON.stringify(podRoles.snapshot()), JSON_TYPE);
         return passThrough(request);
       default:
         return passThrough(request);

@@ -9,7 +9,7 @@
 
 import { LRUCache } from 'lru-cache';
 import { TokenBucket } from '../rate-limit.js';
-import type { PodIndex } from './index.js';
+import type { PodIndex } from './pod-index.js';
 import { normalizeIp } from './ip.js';
 import { podIsActive, type PodRecord } from './pod.js';
 

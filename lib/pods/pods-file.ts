@@ -4,9 +4,9 @@
 import { readFileSync, watch as watchFile, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { loadAll } from 'js-yaml';
-import type { PodIndex } from './index.js';
+import type { PodIndex } from './pod-index.js';
 import type { AnnotationKeys } from './pod.js';
-import type { RoleAssignment } from './role-assignment.js';
+import type { PodRoles } from './pod-roles.js';
 import { NamespaceFeed, PodFeed, type PodSource } from './sources.js';
 
 /**
@@ -25,7 +25,7 @@ export class PodsFileSource implements PodSource {
   private reloadTimer: NodeJS.Timeout | null = null;
 
   /** Loads the file now; throws when it cannot be read or parsed. */
-  constructor(path: string, index: PodIndex, assignment: RoleAssignment, keys: AnnotationKeys, onError: (error: unknown) => void) {
+  constructor(path: string, index: PodIndex, assignment: PodRoles, keys: AnnotationKeys, onError: (error: unknown) => void) {
     this.path = path;
     this.pods = new PodFeed(index, keys);
     this.namespaces = new NamespaceFeed(assignment);

@@ -1,10 +1,10 @@
 // Where pods and namespaces come from: a watch on the Kubernetes API, or a local file
-// (pods-file.ts). Both feed the same PodIndex and RoleAssignment.
+// (pods-file.ts). Both feed the same PodIndex and PodRoles.
 
-import type { PodIndex } from './index.js';
+import type { PodIndex } from './pod-index.js';
 import type { KubernetesApi } from './kubernetes.js';
 import { podRecord, type AnnotationKeys, type PodObject, type PodRecord } from './pod.js';
-import type { RoleAssignment } from './role-assignment.js';
+import type { PodRoles } from './pod-roles.js';
 import { DEFAULT_WATCH_OPTIONS, ResourceWatch, type WatchConsumer, type WatchOptions } from './watch.js';
 
 export interface PodSource {
@@ -82,7 +82,7 @@ interface NamespaceRecord {
 }
 
 export class NamespaceFeed extends Feed<NamespaceRecord> {
-  constructor(private readonly assignment: RoleAssignment) {
+  constructor(private readonly podRoles: PodRoles) {
     super();
   }
   protected convert(item: unknown): NamespaceRecord | null {
@@ -90,14 +90,14 @@ export class NamespaceFeed extends Feed<NamespaceRecord> {
     return meta?.name == null ? null : { name: meta.name, annotations: meta.annotations ?? undefined };
   }
   protected replace(namespaces: NamespaceRecord[]): void {
-    this.assignment.replaceNamespaces(namespaces);
+    this.podRoles.replaceNamespaces(namespaces);
   }
   protected upsert(namespace: NamespaceRecord): void {
-    this.assignment.namespaceUpdated(namespace.name, namespace.annotations);
+    this.podRoles.namespaceUpdated(namespace.name, namespace.annotations);
   }
   protected remove(item: unknown): void {
     const name = (item as NamespaceObject).metadata?.name;
-    if (name != null) this.assignment.namespaceRemoved(name);
+    if (name != null) this.podRoles.namespaceRemoved(name);
   }
 }
 
@@ -107,7 +107,7 @@ export class ClusterSource implements PodSource {
   readonly namespaces: ResourceWatch;
   private readonly started: Promise<void>;
 
-  constructor(api: KubernetesApi, index: PodIndex, assignment: RoleAssignment, keys: AnnotationKeys, node: string | null, options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>) {
+  constructor(api: KubernetesApi, index: PodIndex, assignment: PodRoles, keys: AnnotationKeys, node: string | null, options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>) {
     const watchOptions = { ...DEFAULT_WATCH_OPTIONS, ...options };
     const selector = node === null ? undefined : `spec.nodeName=${node}`;
     this.namespaces = new ResourceWatch(api, '/api/v1/namespaces', undefined, new NamespaceFeed(assignment), watchOptions);

@@ -9,6 +9,7 @@
 //   so a half-open connection cannot freeze the index.
 // The consumer keeps serving its last known state throughout.
 
+import { backoffDelay } from '../rate-limit.js';
 import type { KubernetesApi, WatchEvent } from './kubernetes.js';
 
 export interface WatchConsumer {
@@ -51,7 +52,6 @@ export class ResourceWatch {
   synced = false;
   restarts = 0;
   relists = 0;
-  events = 0;
   private readonly api: KubernetesApi;
   private readonly path: string;
   private readonly fieldSelector: string | undefined;
@@ -109,8 +109,7 @@ export class ResourceWatch {
         if (this.delivering) failures = 0;
         failures++;
         this.restarts++;
-        const step = Math.min(this.options.backoffMaxMs, this.options.backoffBaseMs * 2 ** (failures - 1));
-        const delay = Math.round(step / 2 + (Math.random() * step) / 2);
+        const delay = backoffDelay(failures, this.options.backoffBaseMs, this.options.backoffMaxMs, Math.random);
         this.options.onError(error, { resource: this.path, restarts: this.restarts, retryInMs: delay });
         await this.sleep(delay);
       }
@@ -159,7 +158,6 @@ export class ResourceWatch {
       if (version !== undefined) this.resourceVersion = version;
       if (type === 'BOOKMARK') return;
       delivered = true;
-      this.events++;
       if (type === 'ADDED') this.consumer.added(object);
       else if (type === 'MODIFIED') this.consumer.modified(object);
       else if (type === 'DELETED') this.consumer.deleted(object);

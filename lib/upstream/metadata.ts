@@ -213,7 +213,7 @@ class ClientGone extends Error {}
 export function forwardedHeaders(headers: readonly string[], nodeToken: string | null = null): string[] {
   let named: string[] | null = null;
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === 'connection') (named ??= []).push(...(headers[i + 1] as string).toLowerCase().split(',').map((name) => name.trim()));
+    if (headers[i] === 'connection') (named ??= []).push(...connectionTokens(headers[i + 1] as string));
   }
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
@@ -227,7 +227,7 @@ export function forwardedHeaders(headers: readonly string[], nodeToken: string |
 
 /** The upstream's headers to hand back, minus hop-by-hop ones and IMDSv2's. */
 export function returnedHeaders(headers: IncomingHttpHeaders): HeaderList {
-  const named = typeof headers.connection === 'string' ? headers.connection.toLowerCase().split(',').map((name) => name.trim()) : [];
+  const named = typeof headers.connection === 'string' ? connectionTokens(headers.connection) : [];
   const out: Array<[string, string]> = [];
   for (const name of Object.keys(headers)) {
     if (NOT_PASSED.has(name) || named.includes(name)) continue;
@@ -236,4 +236,9 @@ export function returnedHeaders(headers: IncomingHttpHeaders): HeaderList {
     else if (value !== undefined) out.push([name, value]);
   }
   return out;
+}
+
+/** The header names a Connection header lists (RFC 9110 7.6.1): hop-by-hop too. */
+function connectionTokens(value: string): string[] {
+  return value.toLowerCase().split(',').map((name) => name.trim());
 }

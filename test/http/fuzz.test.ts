@@ -7,7 +7,8 @@ import t from 'tap';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import { generateInput, Random } from './generate.js';
+import { generateInput } from './generate.js';
+import { Random } from '../harness/random.js';
 import { startServer, WireClient, describe, wellFormed } from './wire.js';
 
 setFlagsFromString('--expose-gc');

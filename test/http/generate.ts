@@ -2,26 +2,7 @@
 // them, smuggling-shaped variants and plain noise, from a seeded generator so that a
 // failure can be replayed.
 
-export class Random {
-  private state: number;
-  constructor(seed: number) {
-    this.state = seed >>> 0 || 1;
-  }
-  /** mulberry32 */
-  next(): number {
-    this.state = (this.state + 0x6d2b79f5) >>> 0;
-    let x = this.state;
-    x = Math.imul(x ^ (x >>> 15), x | 1);
-    x ^= x + Math.imul(x ^ (x >>> 7), x | 61);
-    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
-  }
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  pick<T>(items: readonly T[]): T {
-    return items[this.int(items.length)] as T;
-  }
-}
+import type { Random } from '../harness/random.js';
 
 const METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'OPTIONS', 'DELETE', 'PURGE', 'get', 'G3T'];
 const TARGETS = [

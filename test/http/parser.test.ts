@@ -5,7 +5,8 @@ import { MAX_CHUNK_EXTENSION_BYTES, RequestParser } from '../../lib/http/parser.
 import { DEFAULT_HTTP_OPTIONS } from '../../lib/http/options.js';
 import { cases, H } from './cases.js';
 import { describe } from './wire.js';
-import { generateInput, Random } from './generate.js';
+import { generateInput } from './generate.js';
+import { Random } from '../harness/random.js';
 
 type Outcome = ReturnType<typeof describe> | { error: number } | { incomplete: true };
 

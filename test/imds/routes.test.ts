@@ -13,7 +13,7 @@ import { createLogger } from '../../lib/log.js';
 import { MotoServer } from '../harness/moto.js';
 import { freePort } from '../harness/ports.js';
 import { run } from '../harness/processes.js';
-import { eventually } from '../pods/stack.js';
+import { eventually } from '../harness/wait.js';
 
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());

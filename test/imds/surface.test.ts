@@ -15,7 +15,7 @@ import { VERSION } from '../../lib/version.js';
 import { textRecord } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
 import { freePort } from '../harness/ports.js';
-import { eventually } from '../pods/stack.js';
+import { eventually } from '../harness/wait.js';
 
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());

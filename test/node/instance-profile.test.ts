@@ -17,7 +17,7 @@ import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 import { MotoServer } from '../harness/moto.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
 import { freePort } from '../harness/ports.js';
-import { eventually } from '../pods/stack.js';
+import { eventually } from '../harness/wait.js';
 
 t.test('the base ARN is the instance profile’s account and partition, path dropped', async (t) => {
   t.equal(baseArnFromInstanceProfile('arn:aws:iam::123456789012:instance-profile/nodes'), 'arn:aws:iam::123456789012:role/');

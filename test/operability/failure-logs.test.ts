@@ -19,7 +19,7 @@ import { get } from '../harness/pod-client.js';
 import { freePort } from '../harness/ports.js';
 import { FaultRelay } from '../harness/relay.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
-import { eventually } from '../pods/stack.js';
+import { eventually } from '../harness/wait.js';
 
 const ACCOUNT = '123456789012';
 const BASE = `arn:aws:iam::${ACCOUNT}:role/`;

@@ -4,7 +4,7 @@
 
 import t from 'tap';
 import { CallerResolver, LIVE_READ_LIMITS, runningClaimant, terminatingOwnerVerdict, type Caller } from '../../lib/pods/callers.js';
-import { PodIndex } from '../../lib/pods/index.js';
+import { PodIndex } from '../../lib/pods/pod-index.js';
 import type { PodRecord } from '../../lib/pods/pod.js';
 import { pod } from './fixtures.js';
 

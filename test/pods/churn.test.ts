@@ -6,7 +6,7 @@ import t from 'tap';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
-import { Random } from '../http/generate.js';
+import { Random } from '../harness/random.js';
 import { BASE, PodStack } from './stack.js';
 
 const STEPS = Number(process.env.CHURN_STEPS ?? 5000);
@@ -56,7 +56,7 @@ t.test(`churn: ${STEPS} steps of pod life cycles with IP reuse (seed ${SEED})`, 
     const owner = stack.index.lookup(ip)?.owner;
     if (owner === undefined) return undefined;
     if (owner === null) return null;
-    const assignment = stack.assignment.of(owner.uid);
+    const assignment = stack.podRoles.roleOf(owner.uid);
     return assignment?.kind === 'role' ? `${owner.name}:${assignment.roleArn}` : `${owner.name}:-`;
   };
   const expectedAnswer = (snapshot: ModelPod[], ip: string): string | null | undefined => {

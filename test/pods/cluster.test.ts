@@ -9,7 +9,8 @@ import { CallerResolver } from '../../lib/pods/callers.js';
 import { connectKubernetes, type KubernetesConnection, type ListPage } from '../../lib/pods/kubernetes.js';
 import { ADMIN_TOKEN, KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
-import { BASE, eventually, PodStack, type StackOptions } from './stack.js';
+import { BASE, PodStack, type StackOptions } from './stack.js';
+import { eventually } from '../harness/wait.js';
 
 const plane = await KubernetesControlPlane.start();
 const moto = await MotoServer.start();
@@ -32,11 +33,11 @@ t.test('an annotated pod is indexed by the IP its status reports, and its creden
   const { stack, ns } = await stackWithNamespace(t);
   const uid = await stack.createPod(ns, 'web', { role: 'web-role' });
   t.ok(await eventually(() => stack.index.get(uid) !== undefined), 'known before it has an IP');
-  const early = stack.assignment.of(uid);
+  const early = stack.podRoles.roleOf(uid);
   t.equal(early?.kind, 'role', 'credentials are fetched before the pod has an IP');
   await stack.setStatus(ns, 'web', 'Running', '10.100.0.1');
   t.ok(await eventually(() => stack.ownerName('10.100.0.1') === 'web'));
-  const assignment = stack.assignment.of(uid);
+  const assignment = stack.podRoles.roleOf(uid);
   if (assignment?.kind !== 'role') throw new Error('no role');
   t.equal(assignment.roleArn, `${BASE}web-role`);
   t.equal(assignment.name, 'web-role');
@@ -55,11 +56,11 @@ t.test('pods without a role, hostNetwork pods and finished pods get nothing', as
   await stack.setStatus(ns, 'job', 'Running', '10.100.1.2');
   t.ok(await eventually(() => stack.ownerName('10.100.1.2') === 'job'));
   t.equal(stack.ownerName('10.100.1.1'), 'plain');
-  t.match(stack.assignment.of(plain), { kind: 'none', reason: 'no role annotation and no default role' });
+  t.match(stack.podRoles.roleOf(plain), { kind: 'none', reason: 'no role annotation and no default role' });
   t.equal(stack.ownerName('192.168.50.1'), undefined, 'hostNetwork pods are not indexed');
   await stack.setStatus(ns, 'job', 'Succeeded');
   t.ok(await eventually(() => stack.ownerName('10.100.1.2') === undefined), 'a finished pod leaves the index');
-  t.equal(stack.assignment.of(job), undefined);
+  t.equal(stack.podRoles.roleOf(job), undefined);
   t.equal(stack.store.entryOf(job), undefined, 'and its credentials are released');
 });
 
@@ -177,19 +178,19 @@ t.test('namespace allow-lists are applied, and re-applied when the annotation ch
   const ok = await stack.createPod(ns, 'ok', { role: 'allowed-app' });
   const bad = await stack.createPod(ns, 'bad', { role: 'admin' });
   const fallback = await stack.createPod(ns, 'fallback');
-  t.ok(await eventually(() => stack.assignment.of(bad) !== undefined && stack.assignment.of(ok) !== undefined && stack.assignment.of(fallback) !== undefined));
-  t.equal(stack.assignment.of(ok)?.kind, 'role');
-  t.match(stack.assignment.of(bad), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace ${ns}` });
+  t.ok(await eventually(() => stack.podRoles.roleOf(bad) !== undefined && stack.podRoles.roleOf(ok) !== undefined && stack.podRoles.roleOf(fallback) !== undefined));
+  t.equal(stack.podRoles.roleOf(ok)?.kind, 'role');
+  t.match(stack.podRoles.roleOf(bad), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace ${ns}` });
   t.equal(stack.store.entryOf(bad), undefined, 'no credentials fetched for a forbidden role');
-  t.match(stack.assignment.of(fallback), { kind: 'role', roleArn: `${BASE}fallback` }, 'the default role is exempt (as in kube2iam)');
+  t.match(stack.podRoles.roleOf(fallback), { kind: 'role', roleArn: `${BASE}fallback` }, 'the default role is exempt (as in kube2iam)');
   await stack.annotateNamespace(ns, ['admin']);
-  t.ok(await eventually(() => stack.assignment.of(bad)?.kind === 'role'), 'allowed after the namespace changes');
-  t.ok(await eventually(() => stack.assignment.of(ok)?.kind === 'none'), 'and the other is now forbidden');
+  t.ok(await eventually(() => stack.podRoles.roleOf(bad)?.kind === 'role'), 'allowed after the namespace changes');
+  t.ok(await eventually(() => stack.podRoles.roleOf(ok)?.kind === 'none'), 'and the other is now forbidden');
   await stack.core.patchNamespace(
     { name: ns, body: { metadata: { annotations: { 'iam.amazonaws.com/allowed-roles': '["broken' } } } },
     (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
   );
-  t.ok(await eventually(() => stack.assignment.of(bad)?.kind === 'none'), 'malformed JSON denies');
+  t.ok(await eventually(() => stack.podRoles.roleOf(bad)?.kind === 'none'), 'malformed JSON denies');
   t.ok(stack.warnings.some((w) => /not valid JSON/.test(w)), 'and is logged');
 });
 

@@ -7,25 +7,26 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CredentialStore } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
-import { PodIndex } from '../../lib/pods/index.js';
-import { RoleAssignment } from '../../lib/pods/role-assignment.js';
+import { PodIndex } from '../../lib/pods/pod-index.js';
+import { PodRoles } from '../../lib/pods/pod-roles.js';
 import { PodsFileSource } from '../../lib/pods/pods-file.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { KEYS } from './fixtures.js';
-import { BASE, eventually } from './stack.js';
+import { BASE } from './stack.js';
+import { eventually } from '../harness/wait.js';
 
 const EXAMPLE = new URL('../../manifests/examples/pods.yaml', import.meta.url).pathname;
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());
 
-function load(t: { teardown: (fn: () => void) => void }, path: string, restrictions = false): { index: PodIndex; assignment: RoleAssignment; source: PodsFileSource; errors: unknown[] } {
+function load(t: { teardown: (fn: () => void) => void }, path: string, restrictions = false): { index: PodIndex; assignment: PodRoles; source: PodsFileSource; errors: unknown[] } {
   const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), {
     sessionTtlMs: 900_000,
     errorTtlMs: 0,
   });
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, { baseRoleArn: BASE, defaultRoleArn: null }, { enabled: restrictions, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
+  const assignment = new PodRoles(store, index, { baseRoleArn: BASE, defaultRoleArn: null }, { enabled: restrictions, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
   const errors: unknown[] = [];
   const source = new PodsFileSource(path, index, assignment, KEYS, (e) => errors.push(e));
   t.teardown(() => {
@@ -41,10 +42,10 @@ t.test('the example pods file: pods by IP, roles and namespace allow-lists', asy
   const api = index.lookup('127.0.0.2')?.owner;
   t.equal(api?.name, 'api-7d4b9c8f6-x2x9z');
   t.equal(api?.workload, 'api', 'the Deployment is the workload');
-  t.match(assignment.of(api?.uid ?? ''), { kind: 'role', roleArn: `${BASE}payments-api`, name: 'payments-api' });
-  t.match(assignment.of(index.lookup('127.0.0.3')?.owner?.uid ?? ''), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace payments` });
-  t.match(assignment.of(index.lookup('127.0.0.4')?.owner?.uid ?? ''), { kind: 'role', roleArn: `${BASE}web-frontend` });
-  t.match(assignment.of(index.lookup('127.0.0.5')?.owner?.uid ?? ''), { kind: 'none' });
+  t.match(assignment.roleOf(api?.uid ?? ''), { kind: 'role', roleArn: `${BASE}payments-api`, name: 'payments-api' });
+  t.match(assignment.roleOf(index.lookup('127.0.0.3')?.owner?.uid ?? ''), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace payments` });
+  t.match(assignment.roleOf(index.lookup('127.0.0.4')?.owner?.uid ?? ''), { kind: 'role', roleArn: `${BASE}web-frontend` });
+  t.match(assignment.roleOf(index.lookup('127.0.0.5')?.owner?.uid ?? ''), { kind: 'none' });
   t.equal(index.lookup('127.0.0.9'), undefined);
 });
 
@@ -82,5 +83,5 @@ t.test('a file written by kubectl get pods,namespaces -o yaml from a real API se
   const { index, assignment } = load(t, path, true);
   const worker = index.lookup('10.9.0.1')?.owner;
   t.equal(worker?.name, 'worker');
-  t.match(assignment.of(worker?.uid ?? ''), { kind: 'role', roleArn: `${BASE}team-worker` }, 'allowed by the namespace annotation from the same file');
+  t.match(assignment.roleOf(worker?.uid ?? ''), { kind: 'role', roleArn: `${BASE}team-worker` }, 'allowed by the namespace annotation from the same file');
 });

@@ -7,9 +7,9 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { CredentialStore } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
-import { PodIndex } from '../../lib/pods/index.js';
+import { PodIndex } from '../../lib/pods/pod-index.js';
 import { liveClaims, type KubernetesApi } from '../../lib/pods/kubernetes.js';
-import { RoleAssignment, type RestrictionConfig } from '../../lib/pods/role-assignment.js';
+import { PodRoles, type RestrictionConfig } from '../../lib/pods/pod-roles.js';
 import { ClusterSource } from '../../lib/pods/sources.js';
 import type { KubernetesControlPlane } from '../harness/kubernetes.js';
 import type { MotoServer } from '../harness/moto.js';
@@ -30,11 +30,11 @@ export class PodStack {
   readonly core: CoreV1Api;
   readonly index = new PodIndex();
   readonly store: CredentialStore;
-  readonly assignment: RoleAssignment;
+  readonly podRoles: PodRoles;
   readonly source: ClusterSource;
   readonly callers: CallerResolver;
   readonly warnings: string[] = [];
-  /** Info lines of the role assignment (denials), by message. */
+  /** Info lines of the role podRoles (denials), by message. */
   readonly notices: string[] = [];
   readonly watchErrors: unknown[] = [];
 
@@ -45,14 +45,14 @@ export class PodStack {
       new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'x' }, maxAttempts: 1 }),
       { sessionTtlMs: 900_000, errorTtlMs: 0, stsRatePerSecond: 500, stsBurst: 500 },
     );
-    this.assignment = new RoleAssignment(
+    this.podRoles = new PodRoles(
       this.store,
       this.index,
       { baseRoleArn: BASE, defaultRoleArn: options.defaultRole ?? null },
       { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles', ...options.restrictions },
       { info: (_fields, message) => this.notices.push(message), warn: (_fields, message) => this.warnings.push(message) },
     );
-    this.source = new ClusterSource(this.api, this.index, this.assignment, KEYS, options.node ?? null, {
+    this.source = new ClusterSource(this.api, this.index, this.podRoles, KEYS, options.node ?? null, {
       backoffBaseMs: 100,
       backoffMaxMs: 1000,
       onError: (error) => this.watchErrors.push(error),
@@ -121,12 +121,3 @@ export class PodStack {
   }
 }
 
-/** Polls `condition` until it holds or `timeoutMs` passes; returns whether it held. */
-export async function eventually(condition: () => boolean, timeoutMs = 5000): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (condition()) return true;
-    await sleep(10);
-  }
-  return condition();
-}

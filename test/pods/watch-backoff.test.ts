@@ -9,7 +9,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { ResourceWatch, type WatchConsumer } from '../../lib/pods/watch.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { FaultRelay } from '../harness/relay.js';
-import { eventually } from './stack.js';
+import { eventually } from '../harness/wait.js';
 
 t.test('a watch that delivered events after an outage starts its back-off over when it is cut again', async (t) => {
   const plane = await KubernetesControlPlane.start();

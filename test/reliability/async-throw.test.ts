@@ -24,8 +24,8 @@ import { HttpServer, type Request } from '../../lib/http/index.js';
 import { CredentialAnswerStats, createRouter } from '../../lib/imds/router.js';
 import { TokenRegistry } from '../../lib/imds/tokens.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
-import { PodIndex } from '../../lib/pods/index.js';
-import { RoleAssignment } from '../../lib/pods/role-assignment.js';
+import { PodIndex } from '../../lib/pods/pod-index.js';
+import { PodRoles } from '../../lib/pods/pod-roles.js';
 import { PodsFileSource } from '../../lib/pods/pods-file.js';
 import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 import { MotoServer } from '../harness/moto.js';
@@ -59,14 +59,14 @@ writeFileSync(podsFile, podsFileText(PODS));
 const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: sts.endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'node' }, maxAttempts: 1 }), { sessionTtlMs: 15 * 60_000, errorTtlMs: 0 });
 t.teardown(() => store.close());
 const index = new PodIndex();
-const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: '' }, { info: () => undefined, warn: () => undefined });
+const assignment = new PodRoles(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: '' }, { info: () => undefined, warn: () => undefined });
 const source = new PodsFileSource(podsFile, index, assignment, { role: 'iam.amazonaws.com/role', externalId: 'iam.amazonaws.com/external-id' }, () => undefined);
 t.teardown(() => source.stop());
 await source.whenSynced();
 const upstream = new MetadataUpstream(`127.0.0.1:${moto.port}`);
 t.teardown(() => upstream.close());
 const router = createRouter(
-  { unavailable: () => null, credentialsUnready: () => null, callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }), assignment, upstream, tokens: new TokenRegistry(), stats: new CredentialAnswerStats() },
+  { unavailable: () => null, credentialsUnready: () => null, callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }), podRoles: assignment, upstream, tokens: new TokenRegistry(), stats: new CredentialAnswerStats() },
   { allowRoute: null, imdsv2Required: false, hostIp: '127.0.0.1', debug: false, version: 'test' },
 );
 

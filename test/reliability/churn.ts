@@ -5,7 +5,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
-import { Random } from '../http/generate.js';
+import { Random } from '../harness/random.js';
 import { get } from '../harness/pod-client.js';
 import { CREDENTIALS_PATH } from './load.js';
 import { NAMESPACE, type FaultRig } from './rig.js';

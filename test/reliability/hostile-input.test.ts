@@ -16,7 +16,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { DEFAULT_HTTP_OPTIONS } from '../../lib/http/options.js';
 import { MotoServer } from '../harness/moto.js';
 import { connectFrom, get } from '../harness/pod-client.js';
-import { generateInput, Random } from '../http/generate.js';
+import { generateInput } from '../http/generate.js';
+import { Random } from '../harness/random.js';
 import { parseResponse, WireClient, wellFormed } from '../http/wire.js';
 import { credentialsFor, FakeMetadataService, figures, LegitPods, LISTING, podsFileText, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
 

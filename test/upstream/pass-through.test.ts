@@ -5,6 +5,7 @@
 // body that breaks midway, a slow chunked body, garbage instead of HTTP.
 
 import t from 'tap';
+import { eventually } from '../harness/wait.js';
 import { createServer, request as httpRequest, type Server, type ServerResponse } from 'node:http';
 import { createServer as createTcpServer } from 'node:net';
 import { HttpServer } from '../../lib/http/index.js';
@@ -232,29 +233,23 @@ async function stallFrom(proxyPort: number, from: string): Promise<WireClient> {
   return client;
 }
 
-async function until(condition: () => boolean, ms = 2000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (!condition() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 10));
-  return condition();
-}
-
 t.test('one address cannot fill the upstream pool: past its share it gets 503, others still pass', async (t) => {
   const capped = await proxy(`127.0.0.1:${upstreamPort}`, { headersTimeoutMs: 10_000, perClient: 3 });
   const before = stalled;
   const held = [await stallFrom(capped.port, '127.0.0.2'), await stallFrom(capped.port, '127.0.0.2'), await stallFrom(capped.port, '127.0.0.2')];
-  t.ok(await until(() => stalled === before + 3), 'three held upstream');
+  t.ok(await eventually(() => stalled === before + 3), 'three held upstream');
   const fourth = await stallFrom(capped.port, '127.0.0.2');
   const refused = await fourth.response(1000);
   t.equal(refused?.status, 503, 'the fourth from the same address');
   t.equal(refused?.headers['retry-after'], '1');
   held.push(await stallFrom(capped.port, '127.0.0.3'));
-  t.ok(await until(() => stalled === before + 4), 'another address still passes');
+  t.ok(await eventually(() => stalled === before + 4), 'another address still passes');
   for (const client of held) client.socket.resetAndDestroy();
-  t.ok(await until(() => stalled === before), 'all released');
+  t.ok(await eventually(() => stalled === before), 'all released');
   const again = await stallFrom(capped.port, '127.0.0.2');
-  t.ok(await until(() => stalled === before + 1), 'the address may pass again once its requests are done');
+  t.ok(await eventually(() => stalled === before + 1), 'the address may pass again once its requests are done');
   again.socket.resetAndDestroy();
-  t.ok(await until(() => stalled === before));
+  t.ok(await eventually(() => stalled === before));
   fourth.destroy();
 });
 
@@ -262,13 +257,13 @@ t.test('the proxy’s own requests (tokens) never wait behind pods’ pass-throu
   const small = await proxy(`127.0.0.1:${upstreamPort}`, { headersTimeoutMs: 10_000, connections: 2 });
   const before = stalled;
   const held = [await stallFrom(small.port, '127.0.0.2'), await stallFrom(small.port, '127.0.0.3')];
-  t.ok(await until(() => stalled === before + 2), 'every pass-through connection is busy');
+  t.ok(await eventually(() => stalled === before + 2), 'every pass-through connection is busy');
   const started = Date.now();
   const answer = await small.upstream.fetch('PUT', '/latest/api/token');
   t.equal(answer.body, 'node-token');
   t.ok(Date.now() - started < 1000, `answered in ${Date.now() - started} ms`);
   for (const client of held) client.socket.resetAndDestroy();
-  t.ok(await until(() => stalled === before));
+  t.ok(await eventually(() => stalled === before));
 });
 
 t.test('a pod’s token never goes upstream; a request vouched for goes with the node’s own, fetched once', async (t) => {

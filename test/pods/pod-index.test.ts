@@ -1,5 +1,5 @@
 import t from 'tap';
-import { PodIndex } from '../../lib/pods/index.js';
+import { PodIndex } from '../../lib/pods/pod-index.js';
 import { normalizeIp } from '../../lib/pods/ip.js';
 import { podRecord } from '../../lib/pods/pod.js';
 import { KEYS, pod } from './fixtures.js';

@@ -4,8 +4,8 @@
 import t from 'tap';
 import { CredentialStore } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
-import { PodIndex } from '../../lib/pods/index.js';
-import { RoleAssignment } from '../../lib/pods/role-assignment.js';
+import { PodIndex } from '../../lib/pods/pod-index.js';
+import { PodRoles } from '../../lib/pods/pod-roles.js';
 import { MotoServer } from '../harness/moto.js';
 import { pod } from './fixtures.js';
 
@@ -16,11 +16,11 @@ t.test('a role listing is shared by the pods assigned that role and dropped with
   const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
+  const assignment = new PodRoles(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
   for (let n = 0; n < 40; n++) index.upsert(pod({ name: `p${n}`, ip: `10.0.0.${n}`, role: `role-${n % 20}` }));
   t.equal(assignment.listingCount, 20, 'one listing per role name');
-  const a = assignment.of('uid-p0');
-  const b = assignment.of('uid-p20');
+  const a = assignment.roleOf('uid-p0');
+  const b = assignment.roleOf('uid-p20');
   t.ok(a?.kind === 'role' && b?.kind === 'role' && a.listing === b.listing, 'pods of one role share its listing');
   index.upsert(pod({ name: 'p0', ip: '10.0.0.0', role: 'renamed' }));
   t.equal(assignment.listingCount, 21, 'role-0 is still used by p20');
@@ -38,10 +38,10 @@ t.test('a role too long to check against its namespace’s regexp allow-list is 
   const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = new RoleAssignment(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: true, format: 'regexp', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
+  const assignment = new PodRoles(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: true, format: 'regexp', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
   assignment.namespaceUpdated('default', { 'iam.amazonaws.com/allowed-roles': JSON.stringify(Array.from({ length: 100 }, (_, n) => `(.*-prod-)+(.*-)*x${n}.*reader`).concat(['app'])) });
   index.upsert(pod({ name: 'long', ip: '10.0.1.1', role: `${'-prod-/'.repeat(70)}reader` }));
   index.upsert(pod({ name: 'short', ip: '10.0.1.2', role: 'app' }));
-  t.match(assignment.of('uid-long'), { kind: 'none', reason: /^role arn:aws:iam::123456789012:role\/.* is too long to check against the regexp allow-list of namespace default$/ });
-  t.match(assignment.of('uid-short'), { kind: 'role' }, 'a short role is matched');
+  t.match(assignment.roleOf('uid-long'), { kind: 'none', reason: /^role arn:aws:iam::123456789012:role\/.* is too long to check against the regexp allow-list of namespace default$/ });
+  t.match(assignment.roleOf('uid-short'), { kind: 'role' }, 'a short role is matched');
 });

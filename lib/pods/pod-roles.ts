@@ -1,21 +1,18 @@
-// RoleAssignment decides, on pod and namespace events, which credentials each pod gets:
-// its role (annotation or default), the namespace allow-list, its external ID and its
-// session name. It tells the credential store which keys are in use, so credentials are
-// fetched as soon as a pod is known (even before it has an IP) and dropped when no pod
-// uses them. A request then only reads the decision.
-//
-// The default role is exempt from namespace allow-lists, as in kube2iam: the operator
-// chose it for every pod, so a namespace cannot forbid it, and an annotation naming it
-// gets nothing a pod without the annotation would not.
+// PodRoles applies, on pod and namespace events, which credentials each pod gets:
+// its role (decideRole: annotation or default, under the namespace allow-list), its
+// external ID and its session name. It tells the credential store which keys are in use,
+// so credentials are fetched as soon as a pod is known (even before it has an IP) and
+// dropped when no pod uses them. A request then only reads the decision.
 
 import type { PreparedResponse } from '../http/index.js';
 import { textResponse } from '../http/index.js';
 import { roleListingResponse } from '../credentials/document.js';
-import { resolvePodRole, roleListingName, type RolePolicy } from '../credentials/roles.js';
+import { roleListingName, type RolePolicy } from '../credentials/roles.js';
 import { sessionName } from '../credentials/session-name.js';
 import type { CredentialEntry, CredentialStore } from '../credentials/store.js';
-import type { PodIndex, PodIndexObserver } from './index.js';
-import { compileNamespacePolicy, roleAllowed, tooCostly, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
+import type { PodIndex, PodIndexObserver } from './pod-index.js';
+import { compileNamespacePolicy, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
+import { decideRole } from './role-decision.js';
 import { podIsActive, type PodRecord } from './pod.js';
 
 export interface RestrictionConfig {
@@ -25,7 +22,7 @@ export interface RestrictionConfig {
   key: string;
 }
 
-export type Assignment =
+export type PodRole =
   | {
       kind: 'role';
       roleArn: string;
@@ -36,43 +33,39 @@ export type Assignment =
     }
   | { kind: 'none'; reason: string; response: PreparedResponse };
 
-export interface AssignmentLog {
+export interface PodRolesLog {
   info(fields: object, message: string): void;
   warn(fields: object, message: string): void;
 }
 
-export class RoleAssignment implements PodIndexObserver {
-  private readonly store: CredentialStore;
-  private readonly index: PodIndex;
-  private readonly policy: RolePolicy;
-  private readonly restrictions: RestrictionConfig;
-  private readonly log: AssignmentLog;
-  private readonly assignments = new Map<string, Assignment>();
+export class PodRoles implements PodIndexObserver {
+  private readonly roles = new Map<string, PodRole>();
   private readonly namespaces = new Map<string, NamespacePolicy>();
   /** One listing answer per role name, shared by the pods assigned it, dropped with the last. */
   private readonly listings = new Map<string, { response: PreparedResponse; users: number }>();
 
-  constructor(store: CredentialStore, index: PodIndex, policy: RolePolicy, restrictions: RestrictionConfig, log: AssignmentLog) {
-    this.store = store;
-    this.index = index;
-    this.policy = policy;
-    this.restrictions = restrictions;
-    this.log = log;
+  constructor(
+    private readonly store: CredentialStore,
+    private readonly index: PodIndex,
+    private readonly policy: RolePolicy,
+    private readonly restrictions: RestrictionConfig,
+    private readonly log: PodRolesLog,
+  ) {
     index.observe(this);
   }
 
   /** The decision for a pod; undefined for pods that cannot use credentials (finished, hostNetwork). */
-  of(uid: string): Assignment | undefined {
-    return this.assignments.get(uid);
+  roleOf(uid: string): PodRole | undefined {
+    return this.roles.get(uid);
   }
 
   podUpdated(pod: PodRecord, previous: PodRecord | undefined): void {
-    if (previous !== undefined && !affectsAssignment(pod, previous)) return;
+    if (previous !== undefined && !affectsRole(pod, previous)) return;
     this.assign(pod);
   }
 
   podRemoved(pod: PodRecord): void {
-    this.setAssignment(pod.uid, undefined);
+    this.setRole(pod.uid, undefined);
     this.store.release(pod.uid);
   }
 
@@ -85,10 +78,10 @@ export class RoleAssignment implements PodIndexObserver {
         pods[ip] = { ambiguous: slot.claimants.map((pod) => `${pod.namespace}/${pod.name}`) };
         continue;
       }
-      const assignment = this.assignments.get(owner.uid);
+      const role = this.roles.get(owner.uid);
       pods[ip] = {
         pod: `${owner.namespace}/${owner.name}`,
-        ...(assignment?.kind === 'role' ? { role: assignment.roleArn } : { reason: assignment?.reason ?? 'cannot use credentials' }),
+        ...(role?.kind === 'role' ? { role: role.roleArn } : { reason: role?.reason ?? 'cannot use credentials' }),
       };
     }
     return { pods, restrictedNamespaces: [...this.namespaces.keys()].sort() };
@@ -127,27 +120,16 @@ export class RoleAssignment implements PodIndexObserver {
       this.podRemoved(pod);
       return;
     }
-    const resolution = resolvePodRole(pod.role, this.policy);
-    if (resolution.kind !== 'role') {
-      if (this.deny(pod, resolution.reason) && resolution.kind === 'invalid') {
-        this.log.info({ pod: `${pod.namespace}/${pod.name}`, annotation: pod.role?.slice(0, 300), reason: resolution.reason }, "the pod's role annotation is not usable; the pod gets 404 until it names a role");
-      }
+    const decision = decideRole(pod, this.namespaces.get(pod.namespace), { policy: this.policy, restricted: this.restrictions.enabled });
+    if (decision.kind === 'refused') {
+      // Logged once per pod and reason: a pod without a role is no news.
+      if (!this.deny(pod, decision.reason) || decision.cause === 'none') return;
+      const who = `${pod.namespace}/${pod.name}`;
+      if (decision.cause === 'invalid') this.log.info({ pod: who, annotation: pod.role?.slice(0, 300), reason: decision.reason }, "the pod's role annotation is not usable; the pod gets 404 until it names a role");
+      else this.log.info({ pod: who, role: decision.arn, namespace: pod.namespace, annotation: this.restrictions.key }, 'role denied by the namespace allow-list; the pod gets 404 until the namespace annotation allows it or the pod names another role');
       return;
     }
-    const arn = resolution.arn;
-    if (this.restrictions.enabled && arn !== this.policy.defaultRoleArn) {
-      const namespacePolicy = this.namespaces.get(pod.namespace);
-      if (tooCostly(namespacePolicy, arn)) {
-        this.deny(pod, `role ${arn} is too long to check against the regexp allow-list of namespace ${pod.namespace}`);
-        return;
-      }
-      if (!roleAllowed(namespacePolicy, arn)) {
-        if (this.deny(pod, `role ${arn} is not allowed in namespace ${pod.namespace}`)) {
-          this.log.info({ pod: `${pod.namespace}/${pod.name}`, role: arn, namespace: pod.namespace, annotation: this.restrictions.key }, 'role denied by the namespace allow-list; the pod gets 404 until the namespace annotation allows it or the pod names another role');
-        }
-        return;
-      }
-    }
+    const arn = decision.arn;
     const externalId = pod.externalId?.trim() ?? '';
     const entry = this.store.acquire(pod.uid, {
       roleArn: arn,
@@ -155,22 +137,22 @@ export class RoleAssignment implements PodIndexObserver {
       sessionName: sessionName(pod.namespace, pod.workload),
     });
     const name = roleListingName(arn, this.policy.baseRoleArn);
-    this.setAssignment(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
+    this.setRole(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
   }
 
   /** True when this is a new decision for the pod (so it is logged once per pod and reason). */
   private deny(pod: PodRecord, reason: string): boolean {
     this.store.release(pod.uid);
-    const current = this.assignments.get(pod.uid);
+    const current = this.roles.get(pod.uid);
     if (current?.kind === 'none' && current.reason === reason) return false;
-    this.setAssignment(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
+    this.setRole(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
     return true;
   }
 
-  private setAssignment(uid: string, next: Assignment | undefined): void {
-    const previous = this.assignments.get(uid);
-    if (next === undefined) this.assignments.delete(uid);
-    else this.assignments.set(uid, next);
+  private setRole(uid: string, next: PodRole | undefined): void {
+    const previous = this.roles.get(uid);
+    if (next === undefined) this.roles.delete(uid);
+    else this.roles.set(uid, next);
     if (previous?.kind === 'role') this.releaseListing(previous.name);
   }
 
@@ -196,7 +178,7 @@ export class RoleAssignment implements PodIndexObserver {
   }
 }
 
-function affectsAssignment(pod: PodRecord, previous: PodRecord): boolean {
+function affectsRole(pod: PodRecord, previous: PodRecord): boolean {
   return (
     pod.role !== previous.role ||
     pod.externalId !== previous.externalId ||
