@@ -14,7 +14,7 @@ import { get } from '../test/harness/pod-client.js';
 import { MotoServer } from '../test/harness/moto.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { ClusterLoader, paced, rssMb } from './cluster.js';
-import { BenchServer, fromLoadCore, onLoadCore, quantile, type Section } from './harness.js';
+import { BenchServer, CLUSTER_PROXY_FLAGS, fromLoadCore, onLoadCore, quantile, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const LISTING = '/latest/meta-data/iam/security-credentials/';
@@ -42,12 +42,14 @@ interface LoadFigures {
   errors: number;
 }
 
-
 /**
  * Load pod `k` is pod `pods + k` at 127.0.1.(k+1); the moving pods start on addresses no
  * one asks from and move to 127.2.x.y, one fresh address per event.
  */
-const ipOf = (pods: number) => (n: number): string => (n >= pods ? `127.0.1.${n - pods + 1}` : `10.9.${(n >> 8) & 255}.${n & 255}`);
+const ipOf =
+  (pods: number) =>
+  (n: number): string =>
+    n >= pods ? `127.0.1.${n - pods + 1}` : `10.9.${(n >> 8) & 255}.${n & 255}`;
 const movedTo = (event: number): string => `127.2.${(event >> 8) & 255}.${event & 255}`;
 
 /** Steady load from the load pods for `seconds`: listing and document in turn, every answer checked. */
@@ -58,7 +60,10 @@ async function serveLoad(port: number, options: ChurnOptions, seconds: number): 
   const intervalMs = (1000 * workers) / options.loadPerSecond; // each worker's share of the rate
   const started = performance.now();
   const until = started + seconds * 1000;
-  const pools = Array.from({ length: LOAD_PODS }, (_, k) => new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS_PER_POD, localAddress: `127.0.1.${k + 1}` }));
+  const pools = Array.from(
+    { length: LOAD_PODS },
+    (_, k) => new Pool(`http://127.0.0.1:${port}`, { connections: CONNECTIONS_PER_POD, localAddress: `127.0.1.${k + 1}` }),
+  );
   await Promise.all(
     Array.from({ length: workers }, async (_, w) => {
       const k = w % LOAD_PODS;
@@ -85,7 +90,14 @@ async function serveLoad(port: number, options: ChurnOptions, seconds: number): 
   const elapsed = (performance.now() - started) / 1000;
   await Promise.all(pools.map((p) => p.close()));
   latencies.sort((a, b) => a - b);
-  return { requests: latencies.length, perSecond: latencies.length / elapsed, p50Ms: quantile(latencies, 0.5), p99Ms: quantile(latencies, 0.99), maxMs: latencies.at(-1) ?? NaN, errors };
+  return {
+    requests: latencies.length,
+    perSecond: latencies.length / elapsed,
+    p50Ms: quantile(latencies, 0.5),
+    p99Ms: quantile(latencies, 0.99),
+    maxMs: latencies.at(-1) ?? NaN,
+    errors,
+  };
 }
 
 interface LoopDelay {
@@ -131,18 +143,34 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
   let proxy: BenchServer | undefined;
   try {
     await cluster.createPods(0, options.pods + LOAD_PODS, options.roles, ipOf(options.pods));
-    const env = { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' };
+    const env = {
+      ...process.env,
+      AWS_REGION: 'us-east-1',
+      AWS_ENDPOINT_URL_STS: moto.endpoint,
+      AWS_ACCESS_KEY_ID: 'AKIDBENCH',
+      AWS_SECRET_ACCESS_KEY: 'bench',
+    };
     proxy = await BenchServer.run(
       'this proxy',
       process.execPath,
-      [...IMAGE_NODE_OPTIONS, PROGRAM, ...plane.programConnection(), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', `${STATS_SECONDS}s`, '--log-format', 'json', '--app-port'],
+      [
+        ...IMAGE_NODE_OPTIONS,
+        PROGRAM,
+        ...plane.programConnection(),
+        ...CLUSTER_PROXY_FLAGS,
+        '--stats-interval',
+        `${STATS_SECONDS}s`,
+        '--log-format',
+        'json',
+        '--app-port',
+      ],
       { env, ready: /"msg":"listening on port/ },
     );
     const port = proxy.port;
     // Every load pod has its credentials before the clock starts.
     const deadline = Date.now() + 120_000;
     for (let k = 0; k < LOAD_PODS; k++) {
-      while ((await get(port, `127.0.1.${k + 1}`, LISTING + `role-${(options.pods + k) % options.roles}`)).status !== 200) {
+      while ((await get(port, `127.0.1.${k + 1}`, `${LISTING}role-${(options.pods + k) % options.roles}`)).status !== 200) {
         if (Date.now() > deadline) throw new Error('the load pods are not served');
         await sleep(100);
       }
@@ -186,7 +214,8 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
     lags.sort((a, b) => a - b);
     const lag = { p50: quantile(lags, 0.5), p99: quantile(lags, 0.99), max: lags.at(-1) ?? NaN };
     const ms = (v: number): string => v.toFixed(2);
-    const row = (name: string, f: LoadFigures, loop: LoopDelay): string => `| ${name} | ${f.perSecond.toFixed(0)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${ms(f.maxMs)} | ${f.errors} of ${f.requests} | ${ms(loop.p99)} / ${ms(loop.max)} |`;
+    const row = (name: string, f: LoadFigures, loop: LoopDelay): string =>
+      `| ${name} | ${f.perSecond.toFixed(0)} | ${ms(f.p50Ms)} | ${ms(f.p99Ms)} | ${ms(f.maxMs)} | ${f.errors} of ${f.requests} | ${ms(loop.p99)} / ${ms(loop.max)} |`;
     const markdown = [
       `The real program against a real kube-apiserver holding ${options.pods + LOAD_PODS} pods (${options.roles} roles). ${LOAD_PODS} load pods at their own loopback addresses ask for their credentials (listing, then document) ${options.loadPerSecond} times a second together, for ${options.seconds} s without churn, then for ${options.seconds} s while ${(events / churnSeconds).toFixed(0)} pod events/s move other pods to new addresses. Every answer is checked against the pod's own role.`,
       '',
@@ -214,7 +243,22 @@ async function measureChurn(options: ChurnOptions): Promise<Section> {
       id: 'churn',
       title: 'Churn while serving load',
       markdown,
-      raw: { options, quiet, busy, quietLoop, busyLoop, busyStsCalls: busyStats.stsCalls, busyKeysDropped: busyStats.keysDropped, events, churnSeconds, lag, wrongRole, unserved, cpuPerEventUs, rss },
+      raw: {
+        options,
+        quiet,
+        busy,
+        quietLoop,
+        busyLoop,
+        busyStsCalls: busyStats.stsCalls,
+        busyKeysDropped: busyStats.keysDropped,
+        events,
+        churnSeconds,
+        lag,
+        wrongRole,
+        unserved,
+        cpuPerEventUs,
+        rss,
+      },
     };
   } finally {
     await proxy?.stop();

@@ -9,9 +9,11 @@ import { footprint } from '../test/harness/processes.js';
 
 export async function pool<T>(items: T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await work(items[next++] as T);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await work(items[next++] as T);
+    }),
+  );
 }
 
 export function rssMb(pid: number): number {
@@ -41,7 +43,9 @@ export class ClusterLoader {
   }
 
   setIp(n: number, ip: string, phase?: string): Promise<void> {
-    return this.call('PATCH', `/api/v1/namespaces/bench/pods/pod-${n}/status`, { status: { ...(phase === undefined ? {} : { phase }), podIP: ip, podIPs: [{ ip }] } });
+    return this.call('PATCH', `/api/v1/namespaces/bench/pods/pod-${n}/status`, {
+      status: { ...(phase === undefined ? {} : { phase }), podIP: ip, podIPs: [{ ip }] },
+    });
   }
 
   /**

@@ -19,14 +19,25 @@ interface Headline {
 }
 
 type Runs = { runs: Record<string, MeasuredLoad[]> };
-const rps = (server: string) => (raw: Runs): number | null => (raw.runs[server] === undefined ? null : summarize(raw.runs[server]).requestsPerSecond);
-const ratio = (server: string, baseline: string) => (raw: Runs): number | null => {
-  const a = rps(server)(raw);
-  const b = rps(baseline)(raw);
-  return a === null || b === null || b === 0 ? null : a / b;
-};
-const cpu = (server: string) => (raw: Runs): number | null => (raw.runs[server] === undefined ? null : summarize(raw.runs[server]).cpuUsPerRequest);
-const p99 = (server: string) => (raw: Runs): number | null => (raw.runs[server] === undefined ? null : summarize(raw.runs[server]).p99Ms);
+const rps =
+  (server: string) =>
+  (raw: Runs): number | null =>
+    raw.runs[server] === undefined ? null : summarize(raw.runs[server]).requestsPerSecond;
+const ratio =
+  (server: string, baseline: string) =>
+  (raw: Runs): number | null => {
+    const a = rps(server)(raw);
+    const b = rps(baseline)(raw);
+    return a === null || b === null || b === 0 ? null : a / b;
+  };
+const cpu =
+  (server: string) =>
+  (raw: Runs): number | null =>
+    raw.runs[server] === undefined ? null : summarize(raw.runs[server]).cpuUsPerRequest;
+const p99 =
+  (server: string) =>
+  (raw: Runs): number | null =>
+    raw.runs[server] === undefined ? null : summarize(raw.runs[server]).p99Ms;
 
 const GO = 'kube2iam-equivalent Go peer';
 const FLOOR = 'floor: bare net.Server writing a fixed buffer';
@@ -51,9 +62,21 @@ const HEADLINES: Record<string, Headline[]> = {
     { label: 'vs a pass-through proxy (same run)', value: ratio('full proxy', 'pass-through proxy'), unit: 'x' },
   ],
   footprint: [
-    { label: 'RSS idle', value: (raw: { results: Array<{ pods: number; rssMb: number }> }) => raw.results.find((r) => r.pods === 0)?.rssMb ?? null, unit: ' MB' },
-    { label: 'RSS with 1,000 pods', value: (raw: { results: Array<{ pods: number; rssMb: number }> }) => raw.results.find((r) => r.pods > 0)?.rssMb ?? null, unit: ' MB' },
-    { label: 'last pod’s credentials after start', value: (raw: { results: Array<{ pods: number; credentialsMs: number | null }> }) => raw.results.find((r) => r.pods > 0)?.credentialsMs ?? null, unit: ' ms' },
+    {
+      label: 'RSS idle',
+      value: (raw: { results: Array<{ pods: number; rssMb: number }> }) => raw.results.find((r) => r.pods === 0)?.rssMb ?? null,
+      unit: ' MB',
+    },
+    {
+      label: 'RSS with 1,000 pods',
+      value: (raw: { results: Array<{ pods: number; rssMb: number }> }) => raw.results.find((r) => r.pods > 0)?.rssMb ?? null,
+      unit: ' MB',
+    },
+    {
+      label: 'last pod’s credentials after start',
+      value: (raw: { results: Array<{ pods: number; credentialsMs: number | null }> }) => raw.results.find((r) => r.pods > 0)?.credentialsMs ?? null,
+      unit: ' ms',
+    },
   ],
   'pod-index': [
     { label: 'RSS with 10,000 pods listed', value: (raw: { rssAtList: number }) => raw.rssAtList, unit: ' MB' },
@@ -90,7 +113,9 @@ export function previousRunSection(previous: StoredRun | null, current: Section[
       };
       const was = before === undefined ? null : read(before.raw);
       const now = read(section.raw);
-      (raw[section.id] ??= {})[headline.label] = [was, now];
+      const figures = raw[section.id] ?? {};
+      raw[section.id] = figures;
+      figures[headline.label] = [was, now];
       const change = was === null || now === null || was === 0 ? '–' : `${((now / was - 1) * 100).toFixed(0)}%`;
       rows.push(`| ${section.title} | ${headline.label} | ${shown(was, headline.unit)} | ${shown(now, headline.unit)} | ${change} |`);
     }
@@ -99,7 +124,9 @@ export function previousRunSection(previous: StoredRun | null, current: Section[
   const sameHardware = hardware(previous.machine) === hardware(currentMachine);
   const markdown = [
     `The previous full run (${previous.date.slice(0, 10)}, ${previous.machine}) beside this one (${currentMachine}). ${
-      sameHardware ? 'Absolute figures move by up to about 30% between runs on this shared machine' : 'The two runs had different processors, so absolute figures do not compare'
+      sameHardware
+        ? 'Absolute figures move by up to about 30% between runs on this shared machine'
+        : 'The two runs had different processors, so absolute figures do not compare'
     }; the same-run ratios are what to compare.`,
     '',
     `| Scenario | Figure | Node ${previousNode} | Node ${currentNode} | change |`,

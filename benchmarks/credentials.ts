@@ -19,7 +19,6 @@ import { quantile, type Section } from './harness.js';
 const KEYS = { accessKeyId: 'AKIDBENCH', secretAccessKey: 'bench' };
 const role = (n: number): string => `arn:aws:iam::123456789012:role/workload-${n}`;
 
-
 async function stsCallCount(moto: MotoServer): Promise<{ markdown: string; raw: unknown }> {
   const pods = 1000;
   const workloads = 50;
@@ -159,7 +158,14 @@ async function workloadGenerations(moto: MotoServer, retainedMax: number): Promi
       }),
     );
     marks.forEach(clearTimeout);
-    return { generations, stsCalls: store.stats.stsCalls, lastPeriodCalls: windowEnd - windowStart, reused: store.stats.reused, dropped: store.stats.dropped, waits };
+    return {
+      generations,
+      stsCalls: store.stats.stsCalls,
+      lastPeriodCalls: windowEnd - windowStart,
+      reused: store.stats.reused,
+      dropped: store.stats.dropped,
+      waits,
+    };
   } finally {
     store.close();
     await relay.close();

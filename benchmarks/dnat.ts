@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { MotoServer } from '../test/harness/moto.js';
-import { createNodeTopology, METADATA_IP } from '../test/harness/netns.js';
-import { run } from '../test/harness/processes.js';
+import { curlIn } from '../test/harness/curl.js';
+import { createNodeTopology, METADATA_IP, metadataDnat } from '../test/harness/netns.js';
 import { alternate, BenchServer, summarize, type MeasuredLoad, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
@@ -47,7 +47,19 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
     const full = await BenchServer.start(
       'full proxy',
       PROGRAM,
-      ['--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', `${METADATA_IP}:80`, '--stats-interval', '0', '--log-level', 'info', '--app-port'],
+      [
+        '--pods-file',
+        join(dir, 'pods.json'),
+        '--base-role-arn',
+        'arn:aws:iam::123456789012:role/',
+        '--metadata-addr',
+        `${METADATA_IP}:80`,
+        '--stats-interval',
+        '0',
+        '--log-level',
+        'info',
+        '--app-port',
+      ],
       { netns: node.name, env, ready: /msg="listening on port/ },
     );
     servers.push(full);
@@ -55,14 +67,17 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
     servers.push(passThrough);
 
     const [pod1, pod2] = topology.pods as [(typeof topology.pods)[0], (typeof topology.pods)[0]];
-    for (const [pod, server] of [[pod1, full], [pod2, passThrough]] as const) {
-      await node.exec('iptables', ['-w', '5', '-t', 'nat', '-A', 'PREROUTING', '-s', pod.ip, '-d', METADATA_IP, '-p', 'tcp', '--dport', '80', '-i', topology.hostInterface, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:${server.port}`]);
+    for (const [pod, server] of [
+      [pod1, full],
+      [pod2, passThrough],
+    ] as const) {
+      await node.exec('iptables', metadataDnat(topology, server.port, '-A', pod.ip));
     }
     // The credentials are prefetched when the pods are read; wait until they are served.
     const deadline = Date.now() + 30_000;
     for (;;) {
-      const status = await run('ip', ['netns', 'exec', pod1.ns.name, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', `http://${METADATA_IP}${PATH}`]).catch(() => '');
-      if (status === '200') break;
+      const { status } = await curlIn(['ip', 'netns', 'exec', pod1.ns.name], `http://${METADATA_IP}${PATH}`);
+      if (status === 200) break;
       if (Date.now() > deadline) throw new Error(`the full proxy serves no credentials (last status ${status})`);
       await new Promise((resolve) => setTimeout(resolve, 200));
     }
@@ -83,7 +98,10 @@ export async function dnatScenario(options: DnatOptions): Promise<Section> {
 
   const summary = [...runs].map(([name, results]) => ({ name, ...summarize(results) }));
   const baseline = summary[1] as (typeof summary)[0];
-  const rows = summary.map((s) => `| ${s.name} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(2)} | ${(s.requestsPerSecond / baseline.requestsPerSecond).toFixed(2)}x | ${s.errors} |`);
+  const rows = summary.map(
+    (s) =>
+      `| ${s.name} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(2)} | ${(s.requestsPerSecond / baseline.requestsPerSecond).toFixed(2)}x | ${s.errors} |`,
+  );
   const markdown = [
     `\`GET ${PATH}\` from a pod network namespace to 169.254.169.254:80, DNATed by iptables on the node's bridge; keep-alive, ${options.connections} connections, wrk -t1, ${options.rounds} alternating rounds of ${options.seconds} s (median shown).`,
     'The full proxy answers from prefetched credentials; the pass-through proxy forwards the same request to a fixed-answer metadata stand-in in the node namespace.',

@@ -15,7 +15,7 @@ import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { footprint } from '../test/harness/processes.js';
 import { ClusterLoader } from './cluster.js';
 import { freePort } from '../test/harness/ports.js';
-import type { Section } from './harness.js';
+import { CLUSTER_PROXY_FLAGS, type Section } from './harness.js';
 
 const PROGRAM = fileURLToPath(new URL('../bin/kube2iam.js', import.meta.url));
 const ipOf = (n: number): string => `127.1.${(n >> 8) & 255}.${n & 255}`;
@@ -42,7 +42,10 @@ function componentCost(imports: string[]): { rssMb: number; heapUsedMb: number }
   const script = `${imports.map((m) => `await import(${JSON.stringify(m)});`).join(' ')}
     globalThis.gc(); await new Promise((r) => setTimeout(r, 500)); globalThis.gc();
     const m = process.memoryUsage(); console.log(JSON.stringify({ rssMb: m.rss / 1048576, heapUsedMb: m.heapUsed / 1048576 }));`;
-  const out = execFileSync(process.execPath, [...IMAGE_NODE_OPTIONS, '--expose-gc', '--input-type=module', '-e', script], { encoding: 'utf8', cwd: fileURLToPath(new URL('..', import.meta.url)) });
+  const out = execFileSync(process.execPath, [...IMAGE_NODE_OPTIONS, '--expose-gc', '--input-type=module', '-e', script], {
+    encoding: 'utf8',
+    cwd: fileURLToPath(new URL('..', import.meta.url)),
+  });
   return JSON.parse(out) as { rssMb: number; heapUsedMb: number };
 }
 
@@ -61,7 +64,22 @@ const COMPONENTS: Array<[string, string[]]> = [
 async function measure(plane: KubernetesControlPlane, moto: MotoServer, pods: number, roles: number): Promise<Measure> {
   const port = await freePort();
   const started = Date.now();
-  const args = [...IMAGE_NODE_OPTIONS, PROGRAM, ...plane.programConnection(), '--node', 'node-1', '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '1s', '--log-format', 'json', '--log-level', 'warn'];
+  const args = [
+    ...IMAGE_NODE_OPTIONS,
+    PROGRAM,
+    ...plane.programConnection(),
+    '--node',
+    'node-1',
+    '--app-port',
+    String(port),
+    ...CLUSTER_PROXY_FLAGS,
+    '--stats-interval',
+    '1s',
+    '--log-format',
+    'json',
+    '--log-level',
+    'warn',
+  ];
   const child = spawn(process.execPath, args, {
     stdio: ['ignore', 'pipe', 'ignore'],
     env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
@@ -89,7 +107,13 @@ async function measure(plane: KubernetesControlPlane, moto: MotoServer, pods: nu
     };
     const healthzMs = await until(async () => (await get(port, '127.0.0.1', '/healthz', 1000)).status === 200, '/healthz');
     const last = pods - 1;
-    const credentialsMs = pods === 0 ? null : await until(async () => (await get(port, ipOf(last), `/latest/meta-data/iam/security-credentials/role-${last % roles}`, 1000)).status === 200, 'credentials');
+    const credentialsMs =
+      pods === 0
+        ? null
+        : await until(
+            async () => (await get(port, ipOf(last), `/latest/meta-data/iam/security-credentials/role-${last % roles}`, 1000)).status === 200,
+            'credentials',
+          );
     await sleep(2500); // settled: the start-up garbage collected, a stats line since
     const memory = footprint(child.pid as number);
     return { pods, healthzMs, credentialsMs, rssMb: memory.rssKb / 1024, fileMb: memory.fileKb / 1024, heapUsedMb };
@@ -115,10 +139,16 @@ export async function footprintScenario(options: FootprintOptions): Promise<Sect
     await moto.stop();
     await plane.stop();
   }
-  const rows = results.map((r) => `| ${r.pods === 0 ? 'idle (no pods)' : `${r.pods} pods, ${Math.min(r.pods, options.roles)} roles`} | ${r.healthzMs} | ${r.credentialsMs ?? '–'} | ${r.rssMb.toFixed(0)} | ${r.fileMb.toFixed(0)} | ${r.heapUsedMb} |`);
+  const rows = results.map(
+    (r) =>
+      `| ${r.pods === 0 ? 'idle (no pods)' : `${r.pods} pods, ${Math.min(r.pods, options.roles)} roles`} | ${r.healthzMs} | ${r.credentialsMs ?? '–'} | ${r.rssMb.toFixed(0)} | ${r.fileMb.toFixed(0)} | ${r.heapUsedMb} |`,
+  );
   const components = COMPONENTS.map(([name, imports]) => ({ name, ...componentCost(imports) }));
   const alone = components[0] as { rssMb: number; heapUsedMb: number };
-  const componentRows = components.map((c, i) => `| ${c.name} | ${c.rssMb.toFixed(1)} | ${i === 0 ? '–' : `+${(c.rssMb - alone.rssMb).toFixed(1)}`} | ${c.heapUsedMb.toFixed(1)} | ${i === 0 ? '–' : `+${(c.heapUsedMb - alone.heapUsedMb).toFixed(1)}`} |`);
+  const componentRows = components.map(
+    (c, i) =>
+      `| ${c.name} | ${c.rssMb.toFixed(1)} | ${i === 0 ? '–' : `+${(c.rssMb - alone.rssMb).toFixed(1)}`} | ${c.heapUsedMb.toFixed(1)} | ${i === 0 ? '–' : `+${(c.heapUsedMb - alone.heapUsedMb).toFixed(1)}`} |`,
+  );
   const idle = results[0] as Measure;
   const full = results[1] as Measure;
   const loaded = results[2] as Measure;

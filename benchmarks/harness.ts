@@ -2,6 +2,9 @@
 // core, wrk pinned to the other, on loopback only.
 
 import { freePort } from '../test/harness/ports.js';
+
+/** The flags every benchmark runs the proxy with against a cluster: a base ARN, STS at 100 calls/s, and no metadata service (a closed loopback port). */
+export const CLUSTER_PROXY_FLAGS = ['--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9'];
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from 'node:net';
@@ -104,7 +107,8 @@ export class BenchServer {
     const ready = options.discardOutput === true ? () => connects(port) : async () => (options.ready ?? /ready/).test(log());
     const deadline = Date.now() + 60_000;
     while (!(await ready())) {
-      if (child.exitCode !== null || child.signalCode !== null) throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${log().slice(-2000)}`);
+      if (child.exitCode !== null || child.signalCode !== null)
+        throw new Error(`${name} exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${log().slice(-2000)}`);
       if (Date.now() > deadline) {
         child.kill('SIGKILL');
         throw new Error(`${name} not ready in 60 s:\n${log().slice(-2000)}`);
@@ -212,7 +216,11 @@ export interface Contender {
  * Loads each contender in turn, `rounds` times, rotating the order each round so no one
  * always runs first or last; a 2 s warm-up first (JIT). Results by contender name.
  */
-export function alternate(label: string, contenders: readonly Contender[], options: { rounds: number; seconds: number; connections: number; headers?: string[] }): Map<string, MeasuredLoad[]> {
+export function alternate(
+  label: string,
+  contenders: readonly Contender[],
+  options: { rounds: number; seconds: number; connections: number; headers?: string[] },
+): Map<string, MeasuredLoad[]> {
   const runs = new Map<string, MeasuredLoad[]>(contenders.map((c) => [c.name, []]));
   for (const c of contenders) wrk(c.url, options.connections, Math.min(2, options.seconds), { netns: c.netns, headers: options.headers });
   for (let round = 0; round < options.rounds; round++) {
@@ -222,7 +230,9 @@ export function alternate(label: string, contenders: readonly Contender[], optio
       const load = wrk(c.url, options.connections, options.seconds, { netns: c.netns, headers: options.headers });
       const result = { ...load, cpuUsPerRequest: ((c.server.cpuMs() - cpuBefore) * 1000) / Math.max(1, load.requests) };
       runs.get(c.name)?.push(result);
-      process.stderr.write(`  ${label} round ${round + 1} ${c.name}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms} ms, ${result.cpuUsPerRequest.toFixed(2)} us CPU/request, ${result.errors} errors\n`);
+      process.stderr.write(
+        `  ${label} round ${round + 1} ${c.name}: ${result.requestsPerSecond.toFixed(0)} req/s, p99 ${result.p99Ms} ms, ${result.cpuUsPerRequest.toFixed(2)} us CPU/request, ${result.errors} errors\n`,
+      );
     }
   }
   return runs;

@@ -35,22 +35,41 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
   let documentBytes = 0;
   try {
     const dir = mkdtempSync(join(tmpdir(), 'k2i-bench-hot-'));
-    writeFileSync(join(dir, 'pods.json'), JSON.stringify({ kind: 'List', items: [{ kind: 'Pod', metadata: { name: 'bench', namespace: 'bench', annotations: { 'iam.amazonaws.com/role': ROLE } }, status: { phase: 'Running', podIP: '127.0.0.1' } }] }));
+    writeFileSync(
+      join(dir, 'pods.json'),
+      JSON.stringify({
+        kind: 'List',
+        items: [
+          {
+            kind: 'Pod',
+            metadata: { name: 'bench', namespace: 'bench', annotations: { 'iam.amazonaws.com/role': ROLE } },
+            status: { phase: 'Running', podIP: '127.0.0.1' },
+          },
+        ],
+      }),
+    );
     const env = { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' };
-    const proxy = await BenchServer.run(
-      'this proxy',
-      process.execPath,
-      [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
-      { env, ready: /msg="listening on port/ },
-    );
+    // The same program twice: as measured, and writing the request log (kube2iam's own DaemonSet passes --verbose).
+    const program = (...extra: string[]): string[] => [
+      ...IMAGE_NODE_OPTIONS,
+      PROGRAM,
+      ...extra,
+      '--pods-file',
+      join(dir, 'pods.json'),
+      '--base-role-arn',
+      'arn:aws:iam::123456789012:role/',
+      '--metadata-addr',
+      '127.0.0.1:9',
+      '--stats-interval',
+      '0',
+      '--app-port',
+    ];
+    const proxy = await BenchServer.run('this proxy', process.execPath, program(), { env, ready: /msg="listening on port/ });
     servers.push(proxy);
-    // The same program writing the request log (kube2iam's own DaemonSet passes --verbose).
-    const verbose = await BenchServer.run(
-      'this proxy, request log on (--verbose)',
-      process.execPath,
-      [...IMAGE_NODE_OPTIONS, PROGRAM, '--verbose', '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--app-port'],
-      { env, ready: /msg="listening on port/ },
-    );
+    const verbose = await BenchServer.run('this proxy, request log on (--verbose)', process.execPath, program('--verbose'), {
+      env,
+      ready: /msg="listening on port/,
+    });
     servers.push(verbose);
     const deadline = Date.now() + 30_000;
     let answer = await get(proxy.port, '127.0.0.1', PATH);
@@ -66,7 +85,17 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     }
     // The others serve a document with a token of the same length.
     const tokenLength = String((JSON.parse(answer.body) as { Token: string }).Token.length);
-    if ('binary' in peer) servers.push(await BenchServer.run('kube2iam-equivalent Go peer', peer.binary, ['-ip', '127.0.0.1', '-role', `arn:aws:iam::123456789012:role/${ROLE}`, '-token-length', tokenLength, '-port'], { discardOutput: true }));
+    if ('binary' in peer)
+      servers.push(
+        await BenchServer.run(
+          'kube2iam-equivalent Go peer',
+          peer.binary,
+          ['-ip', '127.0.0.1', '-role', `arn:aws:iam::123456789012:role/${ROLE}`, '-token-length', tokenLength, '-port'],
+          {
+            discardOutput: true,
+          },
+        ),
+      );
     servers.push(await BenchServer.start('node:http, same logic', NODE_HTTP, ['127.0.0.1', ROLE, tokenLength]));
     servers.push(await BenchServer.start('floor: bare net.Server writing a fixed buffer', FIXED, ['floor']));
     const contenders: Contender[] = servers.map((server) => ({ name: server.name, server, url: `http://127.0.0.1:${server.port}${PATH}` }));
@@ -84,11 +113,15 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     const goRps = by('kube2iam-equivalent Go peer')?.requestsPerSecond;
     const floorRps = by('floor: bare net.Server writing a fixed buffer')?.requestsPerSecond ?? 1;
     const rows = summary
-      .map((s) => `| ${s.name} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(1)} | ${goRps === undefined ? '–' : `${(s.requestsPerSecond / goRps).toFixed(2)}x`} | ${((s.requestsPerSecond / floorRps) * 100).toFixed(0)}% | ${s.errors} |`)
+      .map(
+        (s) =>
+          `| ${s.name} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(1)} | ${goRps === undefined ? '–' : `${(s.requestsPerSecond / goRps).toFixed(2)}x`} | ${((s.requestsPerSecond / floorRps) * 100).toFixed(0)}% | ${s.errors} |`,
+      )
       .join('\n');
     return { rows, summary };
   };
-  const head = '| Server | req/s | p50 ms | p99 ms | CPU ms per 1,000 answers | req/s vs Go peer | req/s vs floor | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|';
+  const head =
+    '| Server | req/s | p50 ms | p99 ms | CPU ms per 1,000 answers | req/s vs Go peer | req/s vs floor | errors |\n|---|---:|---:|---:|---:|---:|---:|---:|';
   const hot = table(keepAlive);
   const fresh = table(perRequest);
   const verdict = (met: boolean): string => (met ? 'met' : 'NOT met');
@@ -136,13 +169,25 @@ export async function credentialHotPathScenarios(options: HotPathOptions): Promi
     {
       id: 'hot-path',
       title: 'Credential hot path, keep-alive',
-      markdown: [`${setup} ${options.rounds} alternating rounds of ${options.seconds} s (median).`, '', head, hot.rows, targets + logged(hot.summary, ours) + skipped].join('\n'),
+      markdown: [
+        `${setup} ${options.rounds} alternating rounds of ${options.seconds} s (median).`,
+        '',
+        head,
+        hot.rows,
+        targets + logged(hot.summary, ours) + skipped,
+      ].join('\n'),
       raw: { options, documentBytes, runs: Object.fromEntries(keepAlive), summary: hot.summary, peer },
     },
     {
       id: 'new-connection',
       title: 'Credential hot path, a new connection per request',
-      markdown: [`As above, but every request on a new connection (\`Connection: close\`), as SDKs that do not keep connections alive cause.`, '', head, fresh.rows, freshTargets + logged(fresh.summary, oursFresh) + skipped].join('\n'),
+      markdown: [
+        `As above, but every request on a new connection (\`Connection: close\`), as SDKs that do not keep connections alive cause.`,
+        '',
+        head,
+        fresh.rows,
+        freshTargets + logged(fresh.summary, oursFresh) + skipped,
+      ].join('\n'),
       raw: { options, runs: Object.fromEntries(perRequest), summary: fresh.summary },
     },
   ];

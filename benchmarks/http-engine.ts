@@ -21,17 +21,24 @@ export async function httpEngineScenario(options: HttpEngineOptions): Promise<Se
   const servers = await Promise.all(KINDS.map(({ kind }) => BenchServer.start(kind, SERVER_SCRIPT, [kind])));
   let runs: Map<string, MeasuredLoad[]>;
   try {
-    runs = alternate('http-engine', servers.map((server) => ({ name: server.name, server, url: `http://127.0.0.1:${server.port}/` })), options);
+    runs = alternate(
+      'http-engine',
+      servers.map((server) => ({ name: server.name, server, url: `http://127.0.0.1:${server.port}/` })),
+      options,
+    );
   } finally {
     await Promise.all(servers.map((s) => s.stop()));
   }
 
   const summary = KINDS.map(({ kind, label }) => ({ kind, label, ...summarize(runs.get(kind) ?? []) }));
-  const [engine, nodeHttp, floor] = summary as [typeof summary[0], typeof summary[0], typeof summary[0]];
+  const [engine, nodeHttp, floor] = summary as [(typeof summary)[0], (typeof summary)[0], (typeof summary)[0]];
   const vsNode = engine.requestsPerSecond / nodeHttp.requestsPerSecond;
   const vsFloor = engine.requestsPerSecond / floor.requestsPerSecond;
   const rows = summary
-    .map((s) => `| ${s.label} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(2)} | ${(s.requestsPerSecond / nodeHttp.requestsPerSecond).toFixed(2)}x | ${(s.requestsPerSecond / floor.requestsPerSecond * 100).toFixed(0)}% | ${s.errors} |`)
+    .map(
+      (s) =>
+        `| ${s.label} | ${s.requestsPerSecond.toFixed(0)} | ${s.p50Ms.toFixed(3)} | ${s.p99Ms.toFixed(3)} | ${s.cpuUsPerRequest.toFixed(2)} | ${(s.requestsPerSecond / nodeHttp.requestsPerSecond).toFixed(2)}x | ${((s.requestsPerSecond / floor.requestsPerSecond) * 100).toFixed(0)}% | ${s.errors} |`,
+    )
     .join('\n');
   const markdown = [
     `Fixed 1.2 KB response, keep-alive, ${options.connections} connections, wrk -t1, ${options.rounds} alternating rounds of ${options.seconds} s per server (median shown).`,

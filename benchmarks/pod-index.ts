@@ -12,7 +12,7 @@ import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { footprint } from '../test/harness/processes.js';
 import { ClusterLoader, paced, rssMb } from './cluster.js';
 import { freePort } from '../test/harness/ports.js';
-import { cpuMs, median, type Section } from './harness.js';
+import { CLUSTER_PROXY_FLAGS, cpuMs, median, type Section } from './harness.js';
 
 const PROXY = fileURLToPath(new URL('./servers/pod-index.js', import.meta.url));
 const ipOf = (n: number): string => `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`;
@@ -35,10 +35,14 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
     process.stderr.write(`  pod-index: ${options.pods} pods created in ${loadSeconds.toFixed(0)} s\n`);
 
     const port = await freePort();
-    const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, PROXY, ...plane.programConnection(), '--app-port', String(port), '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--sts-rate-limit', '100', '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0'], {
-      stdio: ['pipe', 'pipe', 'inherit'],
-      env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
-    });
+    const child = spawn(
+      process.execPath,
+      [...IMAGE_NODE_OPTIONS, PROXY, ...plane.programConnection(), '--app-port', String(port), ...CLUSTER_PROXY_FLAGS, '--stats-interval', '0'],
+      {
+        stdio: ['pipe', 'pipe', 'inherit'],
+        env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
+      },
+    );
     const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
     const seen = new Map<string, number>();
     let syncLine = '';
@@ -126,7 +130,21 @@ export async function podIndexScenario(options: PodIndexOptions): Promise<Sectio
         id: 'pod-index',
         title: 'Pod index: 10,000 pods and churn through a real API server',
         markdown,
-        raw: { options, cpuPerEventUs, loadSeconds, syncMs: Number(syncMs), rssAtList, rssAfter, rssSamples, achieved, missing, lookupNs, lagMedian: median(lagFromAnswer), lagP99: p(lagFromAnswer, 0.99), lagFromRequestP99: p(lagFromRequest, 0.99) },
+        raw: {
+          options,
+          cpuPerEventUs,
+          loadSeconds,
+          syncMs: Number(syncMs),
+          rssAtList,
+          rssAfter,
+          rssSamples,
+          achieved,
+          missing,
+          lookupNs,
+          lagMedian: median(lagFromAnswer),
+          lagP99: p(lagFromAnswer, 0.99),
+          lagFromRequestP99: p(lagFromRequest, 0.99),
+        },
       };
     } finally {
       await cluster.close();

@@ -36,18 +36,29 @@ async function main(): Promise<void> {
   if (only === undefined || only === 'hot-path') sections.push(...(await credentialHotPathScenarios({ rounds, seconds, connections })));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
   if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
-  if (only === undefined || only === 'storm') sections.push(await stormScenario({ addresses: 110, processesPerAddress: 3, rounds: Math.max(1, Math.min(5, rounds)) }));
-  if (only === undefined || only === 'footprint') sections.push(await footprintScenario({ pods: Math.min(1000, Number(process.env.BENCH_PODS ?? 1000)), roles: 500 }));
+  if (only === undefined || only === 'storm')
+    sections.push(await stormScenario({ addresses: 110, processesPerAddress: 3, rounds: Math.max(1, Math.min(5, rounds)) }));
+  if (only === undefined || only === 'footprint')
+    sections.push(await footprintScenario({ pods: Math.min(1000, Number(process.env.BENCH_PODS ?? 1000)), roles: 500 }));
   if (only === undefined || only === 'pods') {
     const pods = Number(process.env.BENCH_PODS ?? 10_000);
     sections.push(await podIndexScenario({ pods, roles: Math.min(500, pods), eventsPerSecond: 200, seconds: Number(process.env.BENCH_CHURN_SECONDS ?? 60) }));
   }
 
-  if (only === undefined || only === 'tenant') sections.push(...(await tenantScenarios({ connections: Number(process.env.BENCH_HEADS ?? DEFAULT_HTTP_OPTIONS.maxConnections) })));
+  if (only === undefined || only === 'tenant')
+    sections.push(...(await tenantScenarios({ connections: Number(process.env.BENCH_HEADS ?? DEFAULT_HTTP_OPTIONS.maxConnections) })));
 
   if (only === undefined || only === 'churn') {
     const pods = Math.min(1000, Number(process.env.BENCH_PODS ?? 1000));
-    sections.push(await churnScenario({ pods, roles: Math.min(100, pods), eventsPerSecond: 200, seconds: Math.min(30, Number(process.env.BENCH_CHURN_SECONDS ?? 30)), loadPerSecond: Number(process.env.BENCH_LOAD ?? 4000) }));
+    sections.push(
+      await churnScenario({
+        pods,
+        roles: Math.min(100, pods),
+        eventsPerSecond: 200,
+        seconds: Math.min(30, Number(process.env.BENCH_CHURN_SECONDS ?? 30)),
+        loadPerSecond: Number(process.env.BENCH_LOAD ?? 4000),
+      }),
+    );
   }
 
   const dir = process.env.BENCH_OUT === undefined ? fileURLToPath(new URL('../../benchmarks/', import.meta.url)) : `${process.env.BENCH_OUT}/`;
@@ -74,7 +85,10 @@ async function main(): Promise<void> {
     return;
   }
   writeFileSync(`${dir}RESULTS.md`, markdown);
-  writeFileSync(`${dir}results.json`, `${JSON.stringify({ date: started.toISOString(), machine, sections: sections.map(({ id, raw }) => ({ id, raw })) }, null, 2)}\n`);
+  writeFileSync(
+    `${dir}results.json`,
+    `${JSON.stringify({ date: started.toISOString(), machine, sections: sections.map(({ id, raw }) => ({ id, raw })) }, null, 2)}\n`,
+  );
   writeCharts(`${dir}charts/`, sections);
 }
 
@@ -88,13 +102,23 @@ function writeCharts(dir: string, sections: Section[]): void {
   const latency = (id: string, title: string): void => {
     const summary = (sections.find((s) => s.id === id)?.raw as SummaryRaw | undefined)?.summary;
     if (summary === undefined) return;
-    const series = summary.filter((s) => s.percentilesMs !== undefined).map((s) => ({ name: s.name, points: Object.entries(s.percentilesMs as Record<string, number>).map(([p, ms]): [string, number] => [`p${p}`, ms]) }));
+    const series = summary
+      .filter((s) => s.percentilesMs !== undefined)
+      .map((s) => ({ name: s.name, points: Object.entries(s.percentilesMs as Record<string, number>).map(([p, ms]): [string, number] => [`p${p}`, ms]) }));
     writeFileSync(`${dir}${id}.svg`, lineChart(title, 'latency, ms (log scale)', series));
   };
   latency('hot-path', 'Credential hot path, keep-alive: latency by percentile');
   latency('new-connection', 'Credential hot path, a new connection per request: latency by percentile');
   const components = (sections.find((s) => s.id === 'footprint')?.raw as { components?: Array<{ name: string; rssMb: number }> } | undefined)?.components;
-  if (components !== undefined) writeFileSync(`${dir}memory.svg`, barChart('RSS of each component loaded alone (image Node options)', 'MB', components.map((c): [string, number] => [c.name, c.rssMb])));
+  if (components !== undefined)
+    writeFileSync(
+      `${dir}memory.svg`,
+      barChart(
+        'RSS of each component loaded alone (image Node options)',
+        'MB',
+        components.map((c): [string, number] => [c.name, c.rssMb]),
+      ),
+    );
 }
 
 /** Replaces these sections (by title, and by id in the JSON) in the table a full run wrote, noting when they were measured. */

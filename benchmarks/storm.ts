@@ -14,7 +14,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { MotoServer } from '../test/harness/moto.js';
-import { createNodeTopology, METADATA_IP } from '../test/harness/netns.js';
+import { createNodeTopology, METADATA_IP, metadataDnat } from '../test/harness/netns.js';
 import type { Fetch } from './clients/sdk-storm.js';
 import { podsFileText } from '../test/reliability/program.js';
 import { BenchServer, pinned, quantile, type Section } from './harness.js';
@@ -45,7 +45,14 @@ interface Figures {
 function figures(fetches: Fetch[]): Figures {
   const sorted = fetches.map((f) => f.ms).sort((a, b) => a - b);
   const failed = fetches.filter((f) => !f.ok);
-  return { fetches: fetches.length, failures: failed.length, p50: quantile(sorted, 0.5), p99: quantile(sorted, 0.99), max: sorted.at(-1) ?? NaN, firstError: failed[0]?.error };
+  return {
+    fetches: fetches.length,
+    failures: failed.length,
+    p50: quantile(sorted, 0.5),
+    p99: quantile(sorted, 0.99),
+    max: sorted.at(-1) ?? NaN,
+    firstError: failed[0]?.error,
+  };
 }
 
 export async function stormScenario(options: StormOptions): Promise<Section> {
@@ -67,23 +74,36 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
     servers.push(await BenchServer.start('metadata', FIXED, ['floor'], { netns: node.name, port: 80, env: { ...process.env, HOST: METADATA_IP } }));
     const env = { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'bench', AWS_SECRET_ACCESS_KEY: 'bench' };
     const contenders: BenchServer[] = [
-      await BenchServer.run('this proxy', process.execPath, [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--metadata-addr', `${METADATA_IP}:80`, '--stats-interval', '0', '--app-port'], { netns: node.name, env, ready: /msg="listening on port/ }),
+      await BenchServer.run(
+        'this proxy',
+        process.execPath,
+        [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', join(dir, 'pods.json'), '--metadata-addr', `${METADATA_IP}:80`, '--stats-interval', '0', '--app-port'],
+        { netns: node.name, env, ready: /msg="listening on port/ },
+      ),
     ];
     if ('binary' in peer) {
-      contenders.push(await BenchServer.run('kube2iam-equivalent Go peer', peer.binary, ['-ip', addresses.join(','), '-role', ROLE, '-host', topology.nodeIp, '-metadata', `${METADATA_IP}:80`, '-port'], { netns: node.name }));
+      contenders.push(
+        await BenchServer.run(
+          'kube2iam-equivalent Go peer',
+          peer.binary,
+          ['-ip', addresses.join(','), '-role', ROLE, '-host', topology.nodeIp, '-metadata', `${METADATA_IP}:80`, '-port'],
+          {
+            netns: node.name,
+          },
+        ),
+      );
     }
     servers.push(...contenders);
 
-    const rule = (server: BenchServer): string[] => ['PREROUTING', '-d', METADATA_IP, '-p', 'tcp', '--dport', '80', '-i', topology.hostInterface, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:${server.port}`];
     const storm = async (server: BenchServer): Promise<Fetch[]> => {
-      await node.exec('iptables', ['-w', '5', '-t', 'nat', '-A', ...rule(server)]);
+      await node.exec('iptables', metadataDnat(topology, server.port, '-A'));
       try {
         const [command, args] = pinned(LOAD_CPU, process.execPath, [CLIENT, JSON.stringify({ addresses, processesPerAddress: options.processesPerAddress })]);
         const out = spawnSync('ip', ['netns', 'exec', pod.ns.name, command, ...args], { encoding: 'utf8', timeout: 120_000 });
         if (out.status !== 0) throw new Error(`the storm's client failed: ${out.stderr}`);
         return JSON.parse(out.stdout) as Fetch[];
       } finally {
-        await node.exec('iptables', ['-w', '5', '-t', 'nat', '-D', ...rule(server)]);
+        await node.exec('iptables', metadataDnat(topology, server.port, '-D'));
       }
     };
     // The proxy prefetches the role when it reads the pods; wait until it serves it.
@@ -100,7 +120,9 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
         results.set(server.name, [...(results.get(server.name) ?? []), ...fetches]);
         cpu.set(server.name, [...(cpu.get(server.name) ?? []), used]);
         const f = figures(fetches);
-        process.stderr.write(`  storm round ${round + 1} ${server.name}: p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, max ${f.max.toFixed(1)} ms, ${f.failures} failed, ${used} ms CPU\n`);
+        process.stderr.write(
+          `  storm round ${round + 1} ${server.name}: p50 ${f.p50.toFixed(1)} ms, p99 ${f.p99.toFixed(1)} ms, max ${f.max.toFixed(1)} ms, ${f.failures} failed, ${used} ms CPU\n`,
+        );
         await sleep(1000); // connections of the last storm gone from the tables
       }
     }
@@ -113,11 +135,16 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
   const rows: string[] = [];
   const summary: Array<{ name: string; sdk: string; cpuMs: number } & Figures> = [];
   for (const [name, fetches] of results) {
-    const cpuMs = quantile([...(cpu.get(name) ?? [])].sort((a, b) => a - b), 0.5);
+    const cpuMs = quantile(
+      [...(cpu.get(name) ?? [])].sort((a, b) => a - b),
+      0.5,
+    );
     for (const sdk of ['all', 'js-v3', 'botocore'] as const) {
       const f = figures(sdk === 'all' ? fetches : fetches.filter((x) => x.sdk === sdk));
       summary.push({ name, sdk, cpuMs, ...f });
-      rows.push(`| ${name} | ${sdk === 'all' ? 'every fetch' : sdk === 'js-v3' ? 'JS v3 SDK pattern' : 'botocore pattern'} | ${f.fetches} | ${f.p50.toFixed(1)} | ${f.p99.toFixed(1)} | ${f.max.toFixed(1)} | ${f.failures} | ${sdk === 'all' ? cpuMs.toFixed(0) : ''} |`);
+      rows.push(
+        `| ${name} | ${sdk === 'all' ? 'every fetch' : sdk === 'js-v3' ? 'JS v3 SDK pattern' : 'botocore pattern'} | ${f.fetches} | ${f.p50.toFixed(1)} | ${f.p99.toFixed(1)} | ${f.max.toFixed(1)} | ${f.failures} | ${sdk === 'all' ? cpuMs.toFixed(0) : ''} |`,
+      );
     }
   }
   const ours = summary.find((s) => s.name === 'this proxy' && s.sdk === 'all');
@@ -130,9 +157,18 @@ export async function stormScenario(options: StormOptions): Promise<Section> {
     '|---|---|---:|---:|---:|---:|---:|---:|',
     ...rows,
     '',
-    ours === undefined ? '' : `Target: p99 at most 50 ms and no failures (measured ${ours.p99.toFixed(1)} ms and ${ours.failures}: ${ours.p99 <= 50 && ours.failures === 0 ? 'met' : 'NOT met'})${theirs === undefined ? '' : `; p99 vs the Go peer ${(ours.p99 / theirs.p99).toFixed(2)}x`}.${ours.firstError === undefined ? '' : ` First failure: ${ours.firstError}.`}`,
-    ours === undefined ? '' : `The whole storm is one burst on a server with one core: the proxy spent ${ours.cpuMs.toFixed(0)} ms of CPU on each, so its last fetch cannot finish sooner than that, and the p99 of a burst this size follows the server's CPU per storm.`,
+    ours === undefined
+      ? ''
+      : `Target: p99 at most 50 ms and no failures (measured ${ours.p99.toFixed(1)} ms and ${ours.failures}: ${ours.p99 <= 50 && ours.failures === 0 ? 'met' : 'NOT met'})${theirs === undefined ? '' : `; p99 vs the Go peer ${(ours.p99 / theirs.p99).toFixed(2)}x`}.${ours.firstError === undefined ? '' : ` First failure: ${ours.firstError}.`}`,
+    ours === undefined
+      ? ''
+      : `The whole storm is one burst on a server with one core: the proxy spent ${ours.cpuMs.toFixed(0)} ms of CPU on each, so its last fetch cannot finish sooner than that, and the p99 of a burst this size follows the server's CPU per storm.`,
     'skipped' in peer ? `The Go peer's rows are missing: ${peer.skipped}.` : '',
   ].join('\n');
-  return { id: 'storm', title: 'Cold-start storm through the DNAT rule', markdown, raw: { options, summary, fetches: Object.fromEntries([...results].map(([name, f]) => [name, f.map((x) => Math.round(x.ms * 1000) / 1000)])) } };
+  return {
+    id: 'storm',
+    title: 'Cold-start storm through the DNAT rule',
+    markdown,
+    raw: { options, summary, fetches: Object.fromEntries([...results].map(([name, f]) => [name, f.map((x) => Math.round(x.ms * 1000) / 1000)])) },
+  };
 }

@@ -17,7 +17,14 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEFAULT_HTTP_OPTIONS } from '../lib/http/options.js';
 import { resolvePodRole } from '../lib/credentials/roles.js';
-import { compileNamespacePolicy, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, MAX_REGEXP_WORK, roleAllowed, tooCostly } from '../lib/pods/namespace-policy.js';
+import {
+  compileNamespacePolicy,
+  MAX_ALLOW_LIST_BYTES,
+  MAX_ALLOW_LIST_PATTERNS,
+  MAX_REGEXP_WORK,
+  roleAllowed,
+  tooCostly,
+} from '../lib/pods/namespace-policy.js';
 import { IMAGE_NODE_OPTIONS } from '../test/harness/environment.js';
 import { connectFrom, get } from '../test/harness/pod-client.js';
 import { rssMb } from './cluster.js';
@@ -52,12 +59,25 @@ function cases(): Case[] {
   const path = Array.from({ length: 72 }, () => '-prod-').join('/');
   const nearLimit = `${path}/${'-prod-'.repeat(9)}reader`;
   if (resolvePodRole(nearLimit, { baseRoleArn: BASE, defaultRoleArn: null }).kind !== 'role') throw new Error('the worst-case role must be one IAM allows');
-  const globList = compileNamespacePolicy(worstAllowList((n) => `*-prod-*-prod-*-*-*-*-*-*-*x${n}*reader`), 'glob', BASE);
-  const longLiteral = compileNamespacePolicy(worstAllowList((n) => `*${'-prod-'.repeat(8)}*-prod-x${n}*reader`), 'glob', BASE);
-  const regexpList = compileNamespacePolicy(worstAllowList((n) => `(.*-prod-)+(.*-)*x${n}.*reader`), 'regexp', BASE);
+  const globList = compileNamespacePolicy(
+    worstAllowList((n) => `*-prod-*-prod-*-*-*-*-*-*-*x${n}*reader`),
+    'glob',
+    BASE,
+  );
+  const longLiteral = compileNamespacePolicy(
+    worstAllowList((n) => `*${'-prod-'.repeat(8)}*-prod-x${n}*reader`),
+    'glob',
+    BASE,
+  );
+  const regexpList = compileNamespacePolicy(
+    worstAllowList((n) => `(.*-prod-)+(.*-)*x${n}.*reader`),
+    'regexp',
+    BASE,
+  );
   // As much of the same regexp as the work bound lets run against that role.
   const atBound: string[] = [];
-  for (let n = 0; (BASE.length + `(.*-prod-)+(.*-)*x${n}.*reader`.length) * (atBound.length + 1) * (BASE.length + nearLimit.length) <= MAX_REGEXP_WORK; n++) atBound.push(`(.*-prod-)+(.*-)*x${n}.*reader`);
+  for (let n = 0; (BASE.length + `(.*-prod-)+(.*-)*x${n}.*reader`.length) * (atBound.length + 1) * (BASE.length + nearLimit.length) <= MAX_REGEXP_WORK; n++)
+    atBound.push(`(.*-prod-)+(.*-)*x${n}.*reader`);
   const regexpAtBound = compileNamespacePolicy(JSON.stringify(atBound), 'regexp', BASE);
   const policy = { baseRoleArn: BASE, defaultRoleArn: null };
   // As role assignment evaluates: refused by length, or by the regexp work bound, before any match runs.
@@ -66,10 +86,19 @@ function cases(): Case[] {
     return role.kind === 'role' && !tooCostly(list, role.arn) && roleAllowed(list, role.arn);
   };
   return [
-    { name: 'glob allow-list filled to the caps (10 stars a pattern); the longest role IAM allows, which every pattern searches to its end', evaluate: evaluate(globList, nearLimit) },
+    {
+      name: 'glob allow-list filled to the caps (10 stars a pattern); the longest role IAM allows, which every pattern searches to its end',
+      evaluate: evaluate(globList, nearLimit),
+    },
     { name: 'glob allow-list of long literal parts, filled to the caps; the same role', evaluate: evaluate(longLiteral, nearLimit) },
-    { name: `regexp allow-list of nested quantifiers at the work bound (${atBound.length} patterns); the same role`, evaluate: evaluate(regexpAtBound, nearLimit) },
-    { name: 'regexp allow-list of nested quantifiers, filled to the caps; the same role (refused by the work bound)', evaluate: evaluate(regexpList, nearLimit) },
+    {
+      name: `regexp allow-list of nested quantifiers at the work bound (${atBound.length} patterns); the same role`,
+      evaluate: evaluate(regexpAtBound, nearLimit),
+    },
+    {
+      name: 'regexp allow-list of nested quantifiers, filled to the caps; the same role (refused by the work bound)',
+      evaluate: evaluate(regexpList, nearLimit),
+    },
     { name: 'a role annotation of 300,000 characters (refused by length)', evaluate: evaluate(globList, 'x'.repeat(300_000)) },
   ];
 }
@@ -87,13 +116,17 @@ async function policyCost(): Promise<Section> {
       times.push(Number(process.hrtime.bigint() - started) / 1000);
     }
     times.sort((a, b) => a - b);
-    const figures = { maxUs: Math.round(times.at(-1) as number), p99Us: Math.round(times[Math.floor(times.length * 0.99)] as number), medianUs: Math.round(times[times.length >> 1] as number) };
+    const figures = {
+      maxUs: Math.round(times.at(-1) as number),
+      p99Us: Math.round(times[Math.floor(times.length * 0.99)] as number),
+      medianUs: Math.round(times[times.length >> 1] as number),
+    };
     raw[c.name] = figures;
     worst = Math.max(worst, figures.p99Us);
     rows.push(`| ${c.name} | ${figures.medianUs} | ${figures.p99Us} | ${figures.maxUs} |`);
   }
   const markdown = [
-    'One evaluation: resolving a pod\'s role annotation and matching it against its namespace\'s allow-list, on the event loop every pod shares. 500 timed evaluations per case after a warm-up; µs.',
+    "One evaluation: resolving a pod's role annotation and matching it against its namespace's allow-list, on the event loop every pod shares. 500 timed evaluations per case after a warm-up; µs.",
     '',
     '| Worst case built | median µs | p99 µs | max µs |',
     '|---|---:|---:|---:|',
@@ -116,10 +149,27 @@ async function halfSentHeads(connections: number): Promise<Section> {
   writeFileSync(podsFile, JSON.stringify({ kind: 'List', items: [] }));
   const port = await freePort();
   // A headers timeout longer than the measurement, so every head is still held when RSS is read.
-  const child = spawn(process.execPath, [...IMAGE_NODE_OPTIONS, PROGRAM, '--pods-file', podsFile, '--app-port', String(port), '--metadata-addr', '127.0.0.1:9', '--stats-interval', '0', '--log-level', 'error'], {
-    stdio: 'ignore',
-    env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
-  });
+  const child = spawn(
+    process.execPath,
+    [
+      ...IMAGE_NODE_OPTIONS,
+      PROGRAM,
+      '--pods-file',
+      podsFile,
+      '--app-port',
+      String(port),
+      '--metadata-addr',
+      '127.0.0.1:9',
+      '--stats-interval',
+      '0',
+      '--log-level',
+      'error',
+    ],
+    {
+      stdio: 'ignore',
+      env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ACCESS_KEY_ID: 'AKIDBENCH', AWS_SECRET_ACCESS_KEY: 'bench' },
+    },
+  );
   const rows: string[] = [];
   const raw: Record<string, number> = {};
   try {
@@ -129,18 +179,25 @@ async function halfSentHeads(connections: number): Promise<Section> {
     raw.idleMb = idle;
     rows.push(`| idle | ${idle.toFixed(1)} | | |`);
     for (const headBytes of [100, 4000, 8000]) {
-      const head = Buffer.from(`GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-Pad: ${'p'.repeat(Math.max(0, headBytes - 90))}`, 'latin1');
+      const head = Buffer.from(
+        `GET /latest/meta-data/iam/security-credentials/ HTTP/1.1\r\nHost: 169.254.169.254\r\nX-Pad: ${'p'.repeat(Math.max(0, headBytes - 90))}`,
+        'latin1',
+      );
       const sockets: Socket[] = [];
       // Spread over addresses (one address may hold only its share of the cap), opened
       // in batches, so all are held well within headersTimeout.
       for (let n = 0; n < connections; n += 500) {
-        const batch = Array.from({ length: Math.min(500, connections - n) }, (_, k) => openHalfHead(port, `127.3.${Math.floor((n + k) / 250)}.${1 + ((n + k) % 250)}`, head));
+        const batch = Array.from({ length: Math.min(500, connections - n) }, (_, k) =>
+          openHalfHead(port, `127.3.${Math.floor((n + k) / 250)}.${1 + ((n + k) % 250)}`, head),
+        );
         sockets.push(...(await Promise.all(batch)));
       }
       await sleep(2000);
       const held = rssMb(child.pid as number);
       raw[`rss${headBytes}Mb`] = held;
-      rows.push(`| ${connections.toLocaleString('en')} connections, each ${head.length} bytes into a head | ${held.toFixed(1)} | +${(held - idle).toFixed(1)} | ${Math.round(((held - idle) * 1024 * 1024) / connections).toLocaleString('en')} |`);
+      rows.push(
+        `| ${connections.toLocaleString('en')} connections, each ${head.length} bytes into a head | ${held.toFixed(1)} | +${(held - idle).toFixed(1)} | ${Math.round(((held - idle) * 1024 * 1024) / connections).toLocaleString('en')} |`,
+      );
       for (const socket of sockets) socket.destroy();
       await sleep(3000);
     }

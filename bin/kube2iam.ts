@@ -2,7 +2,7 @@
 // Parses the flags and starts the app; stops it on SIGTERM or SIGINT.
 
 import { hideBin } from 'yargs/helpers';
-import { startApp } from '../lib/app.js';
+import { startApp, type App } from '../lib/app.js';
 import { ConfigError, parseArgs } from '../lib/config.js';
 import { createLogger, stderrSink } from '../lib/log.js';
 import { VERSION } from '../lib/version.js';
@@ -10,7 +10,7 @@ import { VERSION } from '../lib/version.js';
 const SHUTDOWN_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
-  let parsed;
+  let parsed: Awaited<ReturnType<typeof parseArgs>>;
   try {
     parsed = await parseArgs(hideBin(process.argv));
   } catch (error) {
@@ -24,7 +24,7 @@ async function main(): Promise<void> {
   }
   const logSink = stderrSink();
   const log = createLogger(parsed.config, logSink);
-  let app;
+  let app: App;
   try {
     app = await startApp(parsed.config, log, { logSink });
   } catch (error) {

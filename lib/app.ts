@@ -56,7 +56,15 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
   let graceMs = 0;
   try {
     // Checked before anything starts: a proxy that cannot install its rule must not serve.
-    const rule = config.iptables === null ? null : new MetadataDnatRule({ metadataAddr: serve.metadataAddr, hostInterface: config.iptables.hostInterface, hostIp: config.iptables.hostIp, appPort: config.appPort });
+    const rule =
+      config.iptables === null
+        ? null
+        : new MetadataDnatRule({
+            metadataAddr: serve.metadataAddr,
+            hostInterface: config.iptables.hostInterface,
+            hostIp: config.iptables.hostIp,
+            appPort: config.appPort,
+          });
     rule?.preflight();
     // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
     let api: KubernetesApi | null = null;
@@ -64,7 +72,9 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       try {
         api = await connectKubernetes(pods.connection);
       } catch (error) {
-        throw new Error(`no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`);
+        throw new Error(
+          `no Kubernetes API: ${(error as Error).message}; run in a cluster, or give --kubeconfig, --api-server with --api-token, or --pods-file`,
+        );
       }
       const cluster = api;
       undo.add(() => cluster.close());
@@ -75,7 +85,8 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     const upstream = new MetadataUpstream(serve.metadataAddr, { onFailure: (failure) => reportUpstreamFailure(failures, serve.metadataAddr, failure) });
     undo.add(() => upstream.close());
     const rolePolicy = await discoverRolePolicy(credentials.rolePolicy, config.autoDiscover, upstream);
-    if (rolePolicy !== credentials.rolePolicy) log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
+    if (rolePolicy !== credentials.rolePolicy)
+      log.info({ baseRoleArn: rolePolicy.baseRoleArn, defaultRole: rolePolicy.defaultRoleArn }, 'roles discovered from the instance profile');
     const region = await stsRegion(upstream, log);
 
     const index = new PodIndex();
@@ -133,20 +144,28 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
     // The request log is a different hook, not a test on every request.
     const logRequest = log.isLevelEnabled('debug') ? requestLogger(config.logFormat, options.logSink ?? process.stderr, index, podRoles) : null;
-    const http = new HttpServer(router, {}, {
-      onHandlerError: (error, request) => failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
-      onAnswered:
-        logRequest === null
-          ? count
-          : (request, status, ms) => {
-              count(request, status, ms);
-              logRequest(request, status, ms);
-            },
-    });
+    const http = new HttpServer(
+      router,
+      {},
+      {
+        onHandlerError: (error, request) =>
+          failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
+        onAnswered:
+          logRequest === null
+            ? count
+            : (request, status, ms) => {
+                count(request, status, ms);
+                logRequest(request, status, ms);
+              },
+      },
+    );
     server = http;
     const address = await http.listen(config.appPort, options.host);
     undo.add(() => http.close(graceMs));
-    log.info({ port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr, version: VERSION }, `listening on port ${address.port}`);
+    log.info(
+      { port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr, version: VERSION },
+      `listening on port ${address.port}`,
+    );
 
     if (rule !== null) {
       // After listening, so pods redirected by the rule never find the port closed.
@@ -198,10 +217,20 @@ async function stsRegion(upstream: MetadataUpstream, log: Logger): Promise<strin
   const region =
     configured ??
     (await discoverRegion(upstream).catch((error: unknown) => {
-      log.error({ error, remedy: 'set AWS_REGION in the DaemonSet, or let the proxy reach the metadata service (--metadata-addr)' }, 'no region: AWS_REGION is not set and the metadata service gave none; every AssumeRole fails');
+      log.error(
+        { error, remedy: 'set AWS_REGION in the DaemonSet, or let the proxy reach the metadata service (--metadata-addr)' },
+        'no region: AWS_REGION is not set and the metadata service gave none; every AssumeRole fails',
+      );
       return undefined;
     }));
-  if (region !== undefined) log.info({ region, regionSource: configured === undefined ? 'metadata placement/region' : process.env.AWS_REGION === undefined ? 'AWS_DEFAULT_REGION' : 'AWS_REGION' }, `STS region ${region}`);
+  if (region !== undefined)
+    log.info(
+      {
+        region,
+        regionSource: configured === undefined ? 'metadata placement/region' : process.env.AWS_REGION === undefined ? 'AWS_DEFAULT_REGION' : 'AWS_REGION',
+      },
+      `STS region ${region}`,
+    );
   return region;
 }
 

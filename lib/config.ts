@@ -73,7 +73,6 @@ export interface Config {
 const MIN_SESSION_TTL_MS = 450_000;
 const MAX_SESSION_TTL_MS = 21_600_000;
 
-
 const LOG_LEVELS = ['trace', 'debug', 'info', 'warn', 'warning', 'error', 'fatal', 'panic'] as const;
 
 /** A flag problem the user must fix: printed as one line, exit code 2. */
@@ -84,7 +83,6 @@ export interface ParseResult {
   /** Text to print and exit 0 with (`--help`, `--version`). */
   output?: string;
 }
-
 
 interface FlagSpec {
   type: 'string' | 'boolean' | 'number';
@@ -103,14 +101,22 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'auto-discover-default-role': { type: 'boolean', default: false, describe: "Use the node's own instance role as --default-role (and discover the base ARN)" },
   'iam-role-key': { type: 'string', default: 'iam.amazonaws.com/role', describe: 'Pod annotation that names the role' },
   'iam-external-id': { type: 'string', default: 'iam.amazonaws.com/external-id', describe: 'Pod annotation that holds the STS external ID' },
-  'iam-role-session-ttl': { type: 'string', default: '15m', describe: 'Credentials are renewed when less than this remains; STS DurationSeconds is twice this (7m30s..6h)' },
+  'iam-role-session-ttl': {
+    type: 'string',
+    default: '15m',
+    describe: 'Credentials are renewed when less than this remains; STS DurationSeconds is twice this (7m30s..6h)',
+  },
   'iam-role-error-ttl': { type: 'string', default: '0', describe: 'How long an STS error is answered without trying STS again' },
   'use-regional-sts-endpoint': { type: 'boolean', default: false, compat: true, describe: 'The regional endpoint of AWS_REGION is always used' },
   'namespace-restrictions': { type: 'boolean', default: false, describe: 'Allow only the roles a namespace lists in its allowed-roles annotation' },
   'namespace-restriction-format': { type: 'string', default: 'glob', describe: 'Allow-list patterns: glob (* wildcard) or regexp (whole-ARN match)' },
   'namespace-key': { type: 'string', default: 'iam.amazonaws.com/allowed-roles', describe: 'Namespace annotation holding the JSON array of allowed roles' },
-  iptables: { type: 'boolean', default: false, describe: 'Add the iptables DNAT rule that sends pods\' metadata traffic here (needs --host-ip and NET_ADMIN)' },
-  'host-interface': { type: 'string', default: 'docker0', describe: 'Interface pod traffic arrives on, for the iptables rule: a name, a wildcard such as cali+, or !name for all but one' },
+  iptables: { type: 'boolean', default: false, describe: "Add the iptables DNAT rule that sends pods' metadata traffic here (needs --host-ip and NET_ADMIN)" },
+  'host-interface': {
+    type: 'string',
+    default: 'docker0',
+    describe: 'Interface pod traffic arrives on, for the iptables rule: a name, a wildcard such as cali+, or !name for all but one',
+  },
   'host-ip': { type: 'string', default: '', describe: "This node's IP: the iptables DNAT target; shown by /healthz" },
   'metadata-addr': { type: 'string', default: '169.254.169.254', describe: 'host[:port] of the EC2 metadata service that other paths pass through to' },
   node: { type: 'string', default: '', describe: 'Watch only the pods of this node (spec.nodeName)' },
@@ -127,12 +133,24 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
   verbose: { type: 'boolean', default: false, describe: 'Debug-level logging (overrides --log-level)' },
   'log-level': { type: 'string', default: 'info', describe: `Log level: ${LOG_LEVELS.join(', ')}` },
   'log-format': { type: 'string', default: 'text', describe: 'Log format: text or json' },
-  'pods-file': { type: 'string', default: '', describe: 'Read pods and namespaces from this YAML or JSON file (kubectl get pods,namespaces -o yaml) instead of the API server; reloaded on change' },
+  'pods-file': {
+    type: 'string',
+    default: '',
+    describe: 'Read pods and namespaces from this YAML or JSON file (kubectl get pods,namespaces -o yaml) instead of the API server; reloaded on change',
+  },
   'sts-rate-limit': { type: 'number', default: 20, describe: 'STS calls per second from this node at most (bursts of twice that)' },
   'stats-interval': { type: 'string', default: '60s', describe: 'Print one stats line on stdout this often; 0 turns it off' },
-  'imdsv2-required': { type: 'boolean', default: false, describe: 'Credential routes need an IMDSv2 token issued through this proxy to the same pod IP, else 401' },
+  'imdsv2-required': {
+    type: 'boolean',
+    default: false,
+    describe: 'Credential routes need an IMDSv2 token issued through this proxy to the same pod IP, else 401',
+  },
   'allow-route-regexp': { type: 'string', default: '', describe: 'Pass through only paths matching this regexp (others get 404), the token PUT included' },
-  'iptables-remove-on-exit': { type: 'boolean', default: false, describe: 'Delete the iptables rule on shutdown (by default it stays, so pods cannot reach the node\'s credentials while the proxy is down)' },
+  'iptables-remove-on-exit': {
+    type: 'boolean',
+    default: false,
+    describe: "Delete the iptables rule on shutdown (by default it stays, so pods cannot reach the node's credentials while the proxy is down)",
+  },
 };
 
 /** The environment variable that sets a flag when the command line does not: KUBE2IAM_APP_PORT. */
@@ -183,14 +201,22 @@ function checkSpellings(argv: readonly string[]): void {
     const builtIn = name === 'help' || name === 'version';
     if (!arg.startsWith('--') || (spec === undefined && !builtIn)) {
       const suggestion = FLAGS[kebab(name)] === undefined ? null : `--${kebab(name)}`;
-      const known = suggestion === null ? '' : arg.startsWith('--') ? ` (kube2iam's flags are lower-case with dashes: ${suggestion})` : ` (kube2iam's flags start with two dashes: ${suggestion})`;
+      const known =
+        suggestion === null
+          ? ''
+          : arg.startsWith('--')
+            ? ` (kube2iam's flags are lower-case with dashes: ${suggestion})`
+            : ` (kube2iam's flags start with two dashes: ${suggestion})`;
       throw new ConfigError(`unknown flag ${arg.split('=')[0]}${known}`);
     }
     if (spec === undefined || arg.includes('=')) continue;
     const next = argv[i + 1];
-    if (spec.type !== 'boolean') i++; // its value, whatever it looks like
+    if (spec.type !== 'boolean')
+      i++; // its value, whatever it looks like
     else if (next !== undefined && !next.startsWith('-')) {
-      throw new ConfigError(`--${name} ${next}: a boolean takes its value after "=" (--${name}=${next}); kube2iam reads "--${name} ${next}" as --${name}=true followed by a stray argument`);
+      throw new ConfigError(
+        `--${name} ${next}: a boolean takes its value after "=" (--${name}=${next}); kube2iam reads "--${name} ${next}" as --${name}=true followed by a stray argument`,
+      );
     }
   }
 }
@@ -253,13 +279,26 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
   const credentials = credentialConfig(args, discoverBaseArn);
   const defaultRoleName = credentials.rolePolicy.defaultRoleArn === null && String(args.defaultRole) !== '' ? String(args.defaultRole) : null;
   const autoDiscover = { baseArn: args.autoDiscoverBaseArn === true, defaultRole: args.autoDiscoverDefaultRole === true, defaultRoleName };
-  if (autoDiscover.baseArn && credentials.rolePolicy.baseRoleArn !== null) throw new ConfigError('--auto-discover-base-arn and --base-role-arn exclude each other');
+  if (autoDiscover.baseArn && credentials.rolePolicy.baseRoleArn !== null)
+    throw new ConfigError('--auto-discover-base-arn and --base-role-arn exclude each other');
   if (autoDiscover.defaultRole && String(args.defaultRole) !== '') throw new ConfigError('--auto-discover-default-role and --default-role exclude each other');
   const serve = serveConfig(args);
   const inertFlags = Object.entries(FLAGS)
     .filter(([flag, spec]) => spec.compat === true && (given(flag) || envValue(flag, env) !== undefined))
     .map(([flag, spec]) => ({ flag: `--${flag}`, replacement: spec.describe }));
-  return { config: { appPort, logLevel, logFormat, credentials, autoDiscover, pods: podConfig(args), serve, iptables: iptablesConfig(args, serve, appPort), inertFlags } };
+  return {
+    config: {
+      appPort,
+      logLevel,
+      logFormat,
+      credentials,
+      autoDiscover,
+      pods: podConfig(args),
+      serve,
+      iptables: iptablesConfig(args, serve, appPort),
+      inertFlags,
+    },
+  };
 }
 
 function port(value: unknown, flag: string): number {
@@ -360,11 +399,17 @@ function credentialConfig(args: Record<string, unknown>, discoverBaseArn: boolea
   }
   const sessionTtlMs = duration(args.iamRoleSessionTtl, '--iam-role-session-ttl');
   if (sessionTtlMs < MIN_SESSION_TTL_MS || sessionTtlMs > MAX_SESSION_TTL_MS) {
-    throw new ConfigError(`--iam-role-session-ttl must be between ${formatDuration(MIN_SESSION_TTL_MS)} and ${formatDuration(MAX_SESSION_TTL_MS)} (STS DurationSeconds 900..43200), got ${String(args.iamRoleSessionTtl)}`);
+    throw new ConfigError(
+      `--iam-role-session-ttl must be between ${formatDuration(MIN_SESSION_TTL_MS)} and ${formatDuration(MAX_SESSION_TTL_MS)} (STS DurationSeconds 900..43200), got ${String(args.iamRoleSessionTtl)}`,
+    );
   }
   const stsRatePerSecond = Number(args.stsRateLimit);
-  if (!Number.isFinite(stsRatePerSecond) || stsRatePerSecond <= 0) throw new ConfigError(`--sts-rate-limit must be a positive number, got ${String(args.stsRateLimit)}`);
-  for (const [flag, value] of [['--iam-role-key', args.iamRoleKey], ['--iam-external-id', args.iamExternalId]] as const) {
+  if (!Number.isFinite(stsRatePerSecond) || stsRatePerSecond <= 0)
+    throw new ConfigError(`--sts-rate-limit must be a positive number, got ${String(args.stsRateLimit)}`);
+  for (const [flag, value] of [
+    ['--iam-role-key', args.iamRoleKey],
+    ['--iam-external-id', args.iamExternalId],
+  ] as const) {
     if (String(value).trim() === '') throw new ConfigError(`${flag} must not be empty`);
   }
   return {

@@ -1,6 +1,6 @@
 // Go-style durations, as kube2iam's flags take them: "500ms", "2s", "15m", "1h30m".
 
-const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, 'µs': 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
+const UNITS: Record<string, number> = { ns: 1e-6, us: 1e-3, µs: 1e-3, ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
 /** Milliseconds, or null when `text` is not a Go duration. "0" alone is allowed, as in Go. */
 export function parseDuration(text: string): number | null {

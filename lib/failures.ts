@@ -45,14 +45,23 @@ export function reportWatchFailure(log: FailureLog, error: unknown, failure: { r
 }
 
 export function reportPodsFileFailure(log: FailureLog, file: string, error: unknown): void {
-  log.report('pods file', 'error', 'pods file not reloaded; serving the pods it held before', () => ({ file, error: errorText(error), remedy: 'fix the file: kubectl get pods,namespaces -o yaml writes the expected shape' }));
+  log.report('pods file', 'error', 'pods file not reloaded; serving the pods it held before', () => ({
+    file,
+    error: errorText(error),
+    remedy: 'fix the file: kubectl get pods,namespaces -o yaml writes the expected shape',
+  }));
 }
 
 export function reportUpstreamFailure(log: FailureLog, metadata: string, failure: { path: string; timedOut: boolean; error: unknown }): void {
-  log.report(`upstream ${failure.timedOut}`, 'warn', failure.timedOut ? 'metadata service did not answer in time; the pod got 502' : 'metadata service request failed; the pod got 502', () => ({
-    metadata,
-    path: failure.path.slice(0, 200),
-    error: errorText(failure.error),
-    remedy: 'the proxy passes paths other than credentials to --metadata-addr: check the node reaches it (hop limit, IMDS enabled)',
-  }));
+  log.report(
+    `upstream ${failure.timedOut}`,
+    'warn',
+    failure.timedOut ? 'metadata service did not answer in time; the pod got 502' : 'metadata service request failed; the pod got 502',
+    () => ({
+      metadata,
+      path: failure.path.slice(0, 200),
+      error: errorText(failure.error),
+      remedy: 'the proxy passes paths other than credentials to --metadata-addr: check the node reaches it (hop limit, IMDS enabled)',
+    }),
+  );
 }

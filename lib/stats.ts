@@ -29,7 +29,7 @@ export class LatencyHistogram {
     const us = ms * 1000;
     let bucket = us <= 1 ? 0 : Math.floor(Math.log2(us) * 8);
     if (bucket >= LatencyHistogram.BUCKETS) bucket = LatencyHistogram.BUCKETS - 1;
-    this.counts[bucket]!++;
+    this.counts[bucket] = (this.counts[bucket] ?? 0) + 1;
     this.count++;
     if (ms > this.maxMs) this.maxMs = ms;
   }
@@ -40,7 +40,7 @@ export class LatencyHistogram {
     const rank = Math.ceil(q * this.count);
     let seen = 0;
     for (let i = 0; i < LatencyHistogram.BUCKETS; i++) {
-      seen += this.counts[i]!;
+      seen += this.counts[i] ?? 0;
       if (seen >= rank) return Math.min(2 ** ((i + 1) / 8) / 1000, this.maxMs);
     }
     return this.maxMs;
@@ -104,7 +104,7 @@ export class RequestStats {
     const out: Record<string, Record<string, number>> = {};
     this.byRoute.forEach((statuses, route) => {
       if (statuses.size === 0) return;
-      out[this.routeNames[route]!] = Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0]));
+      out[this.routeNames[route] ?? String(route)] = Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0]));
       statuses.clear();
     });
     return out;
@@ -175,19 +175,37 @@ export interface StatsSources {
   loopDelay: EventLoopDelay;
 }
 
-/** The stats line's shape: what happened since the last line, and where things stand. */
-export function statsLine(s: StatsSources): (seconds: number) => StatsLine {
+/** The stats line's shape: what happened since the last line, and where things stand (its type is what it builds). */
+export function statsLine(s: StatsSources) {
   const deltas = new CounterDeltas();
-  return (seconds) => {
+  return (seconds: number) => {
     const sts = deltas.take('sts', s.store.stats);
     const latency = s.requestStats.credentialLatency;
     const line = {
       seconds,
       requests: s.requestStats.take(),
       credentialLatencyMs: { count: latency.count, p50: round(latency.quantile(0.5)), p99: round(latency.quantile(0.99)), max: round(latency.maxMs) },
-      store: { ...deltas.take('answers', s.answerStats), roles: s.store.size, retained: s.store.retainedCount, pending: s.store.pending, ...deltas.take('store', { reused: s.store.stats.reused, dropped: s.store.stats.dropped }) },
-      sts: { calls: sts.stsCalls, errors: sts.stsErrors, renewals: sts.renewals, rateLimited: sts.rateLimited, latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0, latencyMaxMs: round(s.store.stats.stsLatencyMaxMs) },
-      pods: { indexed: s.index.size, ips: s.index.ipCount, synced: s.source.synced, ...deltas.take('callers', { liveLookups: s.callers.liveLookups, liveLookupsLimited: s.callers.liveLookupsLimited }) },
+      store: {
+        ...deltas.take('answers', s.answerStats),
+        roles: s.store.size,
+        retained: s.store.retainedCount,
+        pending: s.store.pending,
+        ...deltas.take('store', { reused: s.store.stats.reused, dropped: s.store.stats.dropped }),
+      },
+      sts: {
+        calls: sts.stsCalls,
+        errors: sts.stsErrors,
+        renewals: sts.renewals,
+        rateLimited: sts.rateLimited,
+        latencyAvgMs: sts.stsCalls > 0 ? round(sts.stsLatencyTotalMs / sts.stsCalls) : 0,
+        latencyMaxMs: round(s.store.stats.stsLatencyMaxMs),
+      },
+      pods: {
+        indexed: s.index.size,
+        ips: s.index.ipCount,
+        synced: s.source.synced,
+        ...deltas.take('callers', { liveLookups: s.callers.liveLookups, liveLookupsLimited: s.callers.liveLookupsLimited }),
+      },
       watch: { restarts: deltas.take('watch', { restarts: s.watchRestarts() }).restarts },
       upstream: deltas.take('upstream', s.upstream.stats),
       http: { open: s.http.connectionCount, ...deltas.take('http', s.http.stats) },

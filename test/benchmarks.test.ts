@@ -38,8 +38,29 @@ t.test('every benchmark scenario runs to its table', async (t) => {
   }
   t.match(markdown, /\| kube2iam-equivalent Go peer \| \d+ \|/, 'the Go peer was built and measured');
   const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { sections: Array<{ id: string }> };
-  t.same(raw.sections.map((s) => s.id), ['http-engine', 'hot-path', 'new-connection', 'sts-calls', 'first-request', 'generations', 'dnat', 'storm', 'footprint', 'pod-index', 'policy-cost', 'half-sent-heads', 'churn']);
+  t.same(
+    raw.sections.map((s) => s.id),
+    [
+      'http-engine',
+      'hot-path',
+      'new-connection',
+      'sts-calls',
+      'first-request',
+      'generations',
+      'dnat',
+      'storm',
+      'footprint',
+      'pod-index',
+      'policy-cost',
+      'half-sent-heads',
+      'churn',
+    ],
+  );
   for (const chart of ['hot-path', 'new-connection', 'memory']) {
-    t.match(readFileSync(join(out, 'charts', `${chart}.svg`), 'utf8'), /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/, `chart ${chart} drawn from the run's data`);
+    t.match(
+      readFileSync(join(out, 'charts', `${chart}.svg`), 'utf8'),
+      /^<svg xmlns="http:\/\/www.w3.org\/2000\/svg"[\s\S]*<\/svg>\n$/,
+      `chart ${chart} drawn from the run's data`,
+    );
   }
 });

@@ -1,18 +1,21 @@
 // The built program: flags, errors, serving, and shutdown on a signal.
 
-import t, { type Test } from 'tap';
+import t from 'tap';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { request as httpRequest } from 'node:http';
 import { FLAGS } from '../lib/config.js';
 import { VERSION } from '../lib/version.js';
+import { fatalMessage } from './harness/log-lines.js';
 import { freePort } from './harness/ports.js';
 import { httpOk } from './harness/kubernetes.js';
 import { TestProcess } from './harness/processes.js';
 
 const PROGRAM = new URL('../dist/bin/kube2iam.js', import.meta.url).pathname;
 const EXAMPLE_PODS = new URL('../manifests/examples/pods.yaml', import.meta.url).pathname;
+/** The example pods, a base ARN, and no metadata service (a closed loopback port). */
+const EXAMPLE_FLAGS = ['--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9'];
 
 async function runProgram(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -26,7 +29,7 @@ async function runProgram(args: string[]): Promise<{ code: number | null; stdout
   return { code, stdout, stderr };
 }
 
-t.test('--version prints package.json\'s version as kube2iam prints its own', async (t) => {
+t.test("--version prints package.json's version as kube2iam prints its own", async (t) => {
   const pkg = JSON.parse(readFileSync(new URL('../package.json', import.meta.url), 'utf8')) as { version: string };
   t.equal(VERSION, pkg.version);
   const { code, stdout } = await runProgram(['--version']);
@@ -69,7 +72,7 @@ for (const [args, pattern] of [
 
 t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   const port = await freePort();
-  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json', '--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9'], {
+  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), '--log-format', 'json', ...EXAMPLE_FLAGS], {
     name: 'kube2iam',
     ready: () => httpOk(`http://127.0.0.1:${port}/healthz`),
   });
@@ -80,31 +83,30 @@ t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
   t.match(proc.log(), /"msg":"listening on port \d+"/);
 });
 
-/** The one fatal line a failed start ends the log with (logrus's text layout), its message. */
-function fatalMessage(t: Test, stderr: string): string {
-  const lines = stderr.trim().split('\n');
-  t.equal(lines.filter((line) => line.includes(' level=fatal ')).length, 1, 'one fatal line');
-  const match = /^time="[^"]+" level=fatal msg="((?:[^"\\]|\\.)*)"/.exec(lines.at(-1) ?? '');
-  t.ok(match, `the last line is the fatal one: ${lines.at(-1)}`);
-  return JSON.parse(`"${match?.[1] ?? ''}"`) as string;
-}
-
 t.test('without a cluster, a kubeconfig or a pods file: one fatal line saying so, exit 1', async (t) => {
   const { code, stderr } = await runProgram(['--app-port', String(await freePort()), '--metadata-addr', '127.0.0.1:9']);
   t.equal(code, 1);
-  t.match(fatalMessage(t, stderr), /^cannot start: no Kubernetes API: .*--pods-file/);
+  t.match(fatalMessage(stderr), /^cannot start: no Kubernetes API: .*--pods-file/);
 });
 
 t.test('auto-discovery without a metadata service: one fatal line naming it, exit 1', async (t) => {
-  const { code, stderr } = await runProgram(['--pods-file', EXAMPLE_PODS, '--auto-discover-base-arn', '--metadata-addr', `127.0.0.1:${await freePort()}`, '--app-port', String(await freePort())]);
+  const { code, stderr } = await runProgram([
+    '--pods-file',
+    EXAMPLE_PODS,
+    '--auto-discover-base-arn',
+    '--metadata-addr',
+    `127.0.0.1:${await freePort()}`,
+    '--app-port',
+    String(await freePort()),
+  ]);
   t.equal(code, 1);
-  t.match(fatalMessage(t, stderr), /^cannot start: metadata service http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/iam\/info: /);
+  t.match(fatalMessage(stderr), /^cannot start: metadata service http:\/\/127\.0\.0\.1:\d+\/latest\/meta-data\/iam\/info: /);
 });
 
 t.test('a pods file that does not exist: one fatal line, exit 1', async (t) => {
   const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml', '--metadata-addr', '127.0.0.1:9']);
   t.equal(code, 1);
-  t.match(fatalMessage(t, stderr), /ENOENT|no such file/);
+  t.match(fatalMessage(stderr), /ENOENT|no such file/);
 });
 
 t.test('the container image’s NODE_OPTIONS are accepted by this Node', async (t) => {
@@ -133,11 +135,10 @@ t.test('a bad flag value from the environment: one line, exit 2', async (t) => {
 
 t.test('SIGTERM finishes the request in flight, then exits 0', async (t) => {
   const port = await freePort();
-  const proc = await TestProcess.start(
-    process.execPath,
-    [PROGRAM, '--app-port', String(port), '--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9', '--backoff-max-elapsed-time', '1500ms'],
-    { name: 'kube2iam', ready: () => httpOk(`http://127.0.0.1:${port}/healthz`) },
-  );
+  const proc = await TestProcess.start(process.execPath, [PROGRAM, '--app-port', String(port), ...EXAMPLE_FLAGS, '--backoff-max-elapsed-time', '1500ms'], {
+    name: 'kube2iam',
+    ready: () => httpOk(`http://127.0.0.1:${port}/healthz`),
+  });
   t.teardown(() => proc.kill());
   // A caller the index does not know waits up to 1.5 s for its pod: in flight when the signal comes.
   const answer = new Promise<{ status: number; body: string }>((resolve, reject) => {

@@ -10,8 +10,21 @@ async function config(args: string[]): Promise<Config> {
 
 t.test('Go durations', async (t) => {
   const table: Array<[string, number | null]> = [
-    ['500ms', 500], ['2s', 2000], ['15m', 900_000], ['1h30m', 5_400_000], ['1.5s', 1500], ['0', 0], ['0s', 0],
-    ['250us', 0], ['', null], ['15', null], ['m', null], ['-1s', null], ['1d', null], ['1s ', 1000], ['s1', null],
+    ['500ms', 500],
+    ['2s', 2000],
+    ['15m', 900_000],
+    ['1h30m', 5_400_000],
+    ['1.5s', 1500],
+    ['0', 0],
+    ['0s', 0],
+    ['250us', 0],
+    ['', null],
+    ['15', null],
+    ['m', null],
+    ['-1s', null],
+    ['1d', null],
+    ['1s ', 1000],
+    ['s1', null],
   ];
   for (const [text, ms] of table) t.equal(parseDuration(text), ms, JSON.stringify(text));
   t.equal(formatDuration(450_000), '450s');
@@ -50,9 +63,23 @@ t.test('kube2iam defaults for serving and the node', async (t) => {
 
 t.test('serving and node flags', async (t) => {
   const c = await config([
-    '--metadata-addr', '127.0.0.1:1338', '--imdsv2-required', '--allow-route-regexp', '^/latest/(api/token|meta-data/placement/)',
-    '--host-ip', '10.0.0.5', '--iptables', '--host-interface', 'cali+', '--iptables-remove-on-exit', '--debug', '--stats-interval', '0', '--verbose',
-    '--metrics-port', '9620',
+    '--metadata-addr',
+    '127.0.0.1:1338',
+    '--imdsv2-required',
+    '--allow-route-regexp',
+    '^/latest/(api/token|meta-data/placement/)',
+    '--host-ip',
+    '10.0.0.5',
+    '--iptables',
+    '--host-interface',
+    'cali+',
+    '--iptables-remove-on-exit',
+    '--debug',
+    '--stats-interval',
+    '0',
+    '--verbose',
+    '--metrics-port',
+    '9620',
   ]);
   t.equal(c.serve.metadataAddr, '127.0.0.1:1338');
   t.equal(c.serve.imdsv2Required, true);
@@ -63,26 +90,53 @@ t.test('serving and node flags', async (t) => {
   t.same(c.iptables, { hostInterface: 'cali+', hostIp: '10.0.0.5', removeOnExit: true });
   t.equal(c.logLevel, 'debug', '--verbose overrides --log-level');
   t.same((await config(['--auto-discover-default-role'])).autoDiscover, { baseArn: false, defaultRole: true, defaultRoleName: null });
-  for (const addr of ['[fd00:ec2::254]', '169.254.169.254:80', 'metadata.internal:8080', '[::1]:1338']) t.equal((await config(['--metadata-addr', addr])).serve.metadataAddr, addr);
+  for (const addr of ['[fd00:ec2::254]', '169.254.169.254:80', 'metadata.internal:8080', '[::1]:1338'])
+    t.equal((await config(['--metadata-addr', addr])).serve.metadataAddr, addr);
 });
 
 t.test('every flag falls back to its KUBE2IAM_ environment variable; the command line wins', async (t) => {
-  const env = { KUBE2IAM_APP_PORT: '9000', KUBE2IAM_HOST_IP: '10.0.0.7', KUBE2IAM_IPTABLES: 'true', KUBE2IAM_DEBUG: '1', KUBE2IAM_SERVICE_HOST: '10.96.0.9', KUBE2IAM_PORT: 'tcp://10.96.0.9:8181' };
+  const env = {
+    KUBE2IAM_APP_PORT: '9000',
+    KUBE2IAM_HOST_IP: '10.0.0.7',
+    KUBE2IAM_IPTABLES: 'true',
+    KUBE2IAM_DEBUG: '1',
+    KUBE2IAM_SERVICE_HOST: '10.96.0.9',
+    KUBE2IAM_PORT: 'tcp://10.96.0.9:8181',
+  };
   const parsed = await parseArgs(['--app-port', '9001'], env);
   t.equal(parsed.config?.appPort, 9001);
   t.equal(parsed.config?.serve.hostIp, '10.0.0.7');
   t.equal(parsed.config?.iptables?.hostIp, '10.0.0.7');
   t.equal(parsed.config?.serve.debug, true);
   t.equal((await parseArgs([], env)).config?.appPort, 9000);
-  const error: unknown = await parseArgs([], { KUBE2IAM_DEBUG: 'yes please' }).then(() => null, (e: unknown) => e);
+  const error: unknown = await parseArgs([], { KUBE2IAM_DEBUG: 'yes please' }).then(
+    () => null,
+    (e: unknown) => e,
+  );
   t.match((error as Error).message, /KUBE2IAM_DEBUG must be true or false/);
 });
 
 t.test('pod flags', async (t) => {
   const c = await config([
-    '--node', 'ip-10-0-0-1', '--api-server', 'https://10.96.0.1', '--api-token', 'tok', '--insecure',
-    '--namespace-restrictions', '--namespace-restriction-format', 'RegExp', '--namespace-key', 'example.com/roles',
-    '--backoff-max-elapsed-time', '500ms', '--backoff-max-interval', '1s', '--resolve-duplicate-cache-ips', '--cache-resync-period', '10m',
+    '--node',
+    'ip-10-0-0-1',
+    '--api-server',
+    'https://10.96.0.1',
+    '--api-token',
+    'tok',
+    '--insecure',
+    '--namespace-restrictions',
+    '--namespace-restriction-format',
+    'RegExp',
+    '--namespace-key',
+    'example.com/roles',
+    '--backoff-max-elapsed-time',
+    '500ms',
+    '--backoff-max-interval',
+    '1s',
+    '--resolve-duplicate-cache-ips',
+    '--cache-resync-period',
+    '10m',
   ]);
   t.same(c.pods, {
     node: 'ip-10-0-0-1',
@@ -97,9 +151,20 @@ t.test('pod flags', async (t) => {
 
 t.test('credential flags resolve and validate at start', async (t) => {
   const c = await config([
-    '--base-role-arn', 'arn:aws:iam::123456789012:role', '--default-role', 'fallback',
-    '--iam-role-key', 'example.com/role', '--iam-external-id=example.com/xid',
-    '--iam-role-session-ttl', '30m', '--iam-role-error-ttl', '10s', '--sts-rate-limit', '5', '--use-regional-sts-endpoint',
+    '--base-role-arn',
+    'arn:aws:iam::123456789012:role',
+    '--default-role',
+    'fallback',
+    '--iam-role-key',
+    'example.com/role',
+    '--iam-external-id=example.com/xid',
+    '--iam-role-session-ttl',
+    '30m',
+    '--iam-role-error-ttl',
+    '10s',
+    '--sts-rate-limit',
+    '5',
+    '--use-regional-sts-endpoint',
   ]);
   t.same(c.credentials.rolePolicy, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: 'arn:aws:iam::123456789012:role/fallback' });
   t.equal(c.credentials.roleKey, 'example.com/role');
@@ -142,7 +207,10 @@ for (const [args, pattern] of [
   [['--auto-discover-default-role', '--default-role', 'arn:aws:iam::123456789012:role/x'], /exclude each other/],
 ] as const) {
   t.test(`refused: ${args.join(' ')}`, async (t) => {
-    const error: unknown = await parseArgs([...args]).then(() => null, (e: unknown) => e);
+    const error: unknown = await parseArgs([...args]).then(
+      () => null,
+      (e: unknown) => e,
+    );
     t.ok(error instanceof ConfigError, 'a ConfigError (one line, exit 2)');
     t.match((error as Error).message, pattern);
   });
@@ -151,10 +219,23 @@ for (const [args, pattern] of [
 t.test('a kube2iam DaemonSet’s arguments parse unchanged', async (t) => {
   // The shapes kube2iam's README and Helm chart use: --flag=value, booleans as =true/=false.
   const c = await config([
-    '--app-port=8181', '--base-role-arn=arn:aws:iam::123456789012:role/', '--default-role=kube2iam-default',
-    '--iptables=true', '--host-ip=10.0.1.23', '--host-interface=cali+', '--node=ip-10-0-1-23.ec2.internal',
-    '--namespace-restrictions=false', '--auto-discover-base-arn=false', '--verbose=false', '--log-format=json', '--log-level=info',
-    '--iam-role-session-ttl=15m', '--backoff-max-elapsed-time=2s', '--metrics-port=9620', '--use-regional-sts-endpoint=true', '--debug=false',
+    '--app-port=8181',
+    '--base-role-arn=arn:aws:iam::123456789012:role/',
+    '--default-role=kube2iam-default',
+    '--iptables=true',
+    '--host-ip=10.0.1.23',
+    '--host-interface=cali+',
+    '--node=ip-10-0-1-23.ec2.internal',
+    '--namespace-restrictions=false',
+    '--auto-discover-base-arn=false',
+    '--verbose=false',
+    '--log-format=json',
+    '--log-level=info',
+    '--iam-role-session-ttl=15m',
+    '--backoff-max-elapsed-time=2s',
+    '--metrics-port=9620',
+    '--use-regional-sts-endpoint=true',
+    '--debug=false',
   ]);
   t.equal(c.appPort, 8181);
   t.same(c.iptables, { hostInterface: 'cali+', hostIp: '10.0.1.23', removeOnExit: false });
@@ -174,13 +255,22 @@ t.test('booleans take Go’s spellings, as kube2iam’s flags do; anything else 
   }
   for (const off of ['=false', '=False', '=FALSE', '=f', '=F', '=0']) t.equal((await config([`--debug${off}`])).serve.debug, false, `--debug${off}`);
   for (const bad of ['=yes', '=on', '=2', '=tRuE']) {
-    const error: unknown = await parseArgs([`--iptables${bad}`, '--host-ip', '10.0.0.1']).then(() => null, (e: unknown) => e);
+    const error: unknown = await parseArgs([`--iptables${bad}`, '--host-ip', '10.0.0.1']).then(
+      () => null,
+      (e: unknown) => e,
+    );
     t.match((error as Error).message, /--iptables must be true or false/, `--iptables${bad}`);
   }
 });
 
-const BOOLEANS = Object.entries(FLAGS).filter(([, spec]) => spec.type === 'boolean').map(([flag]) => flag);
-const refusal = (args: string[]): Promise<unknown> => parseArgs(args, {}).then(() => null, (e: unknown) => e);
+const BOOLEANS = Object.entries(FLAGS)
+  .filter(([, spec]) => spec.type === 'boolean')
+  .map(([flag]) => flag);
+const refusal = (args: string[]): Promise<unknown> =>
+  parseArgs(args, {}).then(
+    () => null,
+    (e: unknown) => e,
+  );
 
 t.test('every boolean flag through the spellings kube2iam’s pflag accepts and refuses: nothing fails open', async (t) => {
   t.equal(BOOLEANS.length, 11, `${BOOLEANS.length} boolean flags`);
@@ -191,10 +281,12 @@ t.test('every boolean flag through the spellings kube2iam’s pflag accepts and 
       t.equal(error, null, `${accepted} accepted`);
     }
     const refused: Array<[string[], RegExp]> = [
-      ...(camel === flag ? [] : [
-        [[`--${camel}`], new RegExp(`^unknown flag --${camel} \\(kube2iam's flags are lower-case with dashes: --${flag}\\)$`)],
-        [[`--${camel}=true`], /^unknown flag --\w+ /],
-      ] as Array<[string[], RegExp]>),
+      ...(camel === flag
+        ? []
+        : ([
+            [[`--${camel}`], new RegExp(`^unknown flag --${camel} \\(kube2iam's flags are lower-case with dashes: --${flag}\\)$`)],
+            [[`--${camel}=true`], /^unknown flag --\w+ /],
+          ] as Array<[string[], RegExp]>)),
       [[`--${flag.toUpperCase()}`], /^unknown flag --[A-Z0-9-]+$/],
       [[`-${flag}`], new RegExp(`^unknown flag -${flag} \\(kube2iam's flags start with two dashes: --${flag}\\)$`)],
       [[`--${flag}`, 'false'], new RegExp(`^--${flag} false: a boolean takes its value after "=" \\(--${flag}=false\\); kube2iam reads`)],

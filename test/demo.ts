@@ -50,9 +50,29 @@ async function main(): Promise<void> {
 
   const moto = await MotoServer.start();
   const port = await freePort();
-  const args = ['--pods-file', PODS_FILE, '--base-role-arn', BASE_ROLE_ARN, '--namespace-restrictions', '--metadata-addr', `127.0.0.1:${moto.port}`, '--app-port', String(port), '--stats-interval', '0', '--log-level', 'warn'];
+  const args = [
+    '--pods-file',
+    PODS_FILE,
+    '--base-role-arn',
+    BASE_ROLE_ARN,
+    '--namespace-restrictions',
+    '--metadata-addr',
+    `127.0.0.1:${moto.port}`,
+    '--app-port',
+    String(port),
+    '--stats-interval',
+    '0',
+    '--log-level',
+    'warn',
+  ];
   // The proxy's own AWS identity (the node's, on EC2) and moto as STS.
-  const env = { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDDEMONODE', AWS_SECRET_ACCESS_KEY: 'demo' };
+  const env = {
+    ...process.env,
+    AWS_REGION: 'us-east-1',
+    AWS_ENDPOINT_URL_STS: moto.endpoint,
+    AWS_ACCESS_KEY_ID: 'AKIDDEMONODE',
+    AWS_SECRET_ACCESS_KEY: 'demo',
+  };
   const proxy = spawn(process.execPath, [PROGRAM, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
   const stop = async (): Promise<void> => {
     if (proxy.exitCode === null) {
@@ -62,7 +82,9 @@ async function main(): Promise<void> {
     await moto.stop();
   };
   try {
-    process.stdout.write(`kube2iam demo\n  STS (moto)  http://127.0.0.1:${moto.port}\n  proxy       kube2iam ${args.join(' ')}\n  pods        ${pods.length} in manifests/examples/pods.yaml\n\n`);
+    process.stdout.write(
+      `kube2iam demo\n  STS (moto)  http://127.0.0.1:${moto.port}\n  proxy       kube2iam ${args.join(' ')}\n  pods        ${pods.length} in manifests/examples/pods.yaml\n\n`,
+    );
     const deadline = Date.now() + 30_000;
     while ((await ask(port, '127.0.0.1', 'GET', '/healthz').catch(() => ({ status: 0, body: '' }))).status !== 200) {
       if (Date.now() > deadline || proxy.exitCode !== null) throw new Error('the proxy did not start');
@@ -95,7 +117,9 @@ async function main(): Promise<void> {
       });
       const identity = await sts.send(new GetCallerIdentityCommand({}));
       sts.destroy();
-      process.stdout.write(`  role ${listing.body}: ${credentials.AccessKeyId}, expires ${credentials.Expiration}\n  STS says these credentials are ${identity.Arn ?? '?'}\n\n`);
+      process.stdout.write(
+        `  role ${listing.body}: ${credentials.AccessKeyId}, expires ${credentials.Expiration}\n  STS says these credentials are ${identity.Arn ?? '?'}\n\n`,
+      );
     }
 
     const first = pods[0]?.status?.podIP as string;

@@ -18,9 +18,15 @@ function staticGraph(entry: string): { files: Set<string>; packages: Set<string>
   const visit = (file: string): void => {
     if (files.has(file)) return;
     files.add(file);
-    for (const [, specifier] of readFileSync(file, 'utf8').matchAll(STATIC_IMPORT)) {
-      if (specifier!.startsWith('.')) visit(resolve(dirname(file), specifier!));
-      else packages.add(specifier!.startsWith('@') ? specifier!.split('/').slice(0, 2).join('/') : specifier!.split('/')[0]!);
+    for (const [, specifier = ''] of readFileSync(file, 'utf8').matchAll(STATIC_IMPORT)) {
+      if (specifier.startsWith('.')) visit(resolve(dirname(file), specifier));
+      else
+        packages.add(
+          specifier
+            .split('/')
+            .slice(0, specifier.startsWith('@') ? 2 : 1)
+            .join('/'),
+        );
     }
   };
   visit(entry);
@@ -50,7 +56,10 @@ t.test('of undici, the program loads the Pool and its request API, not the packa
   t.ok(loaded.includes('lib/dispatcher/pool.js'), 'the Pool is loaded');
   t.ok(loaded.includes('lib/api/index.js'), 'with its request API');
   t.notOk(loaded.includes('index.js'), 'the index is not');
-  t.notOk(loaded.some((file) => file.startsWith('lib/web/')), 'nor fetch and WebSocket');
+  t.notOk(
+    loaded.some((file) => file.startsWith('lib/web/')),
+    'nor fetch and WebSocket',
+  );
 });
 
 t.test('the slim Pool answers a request, as undici’s own does', async (t) => {

@@ -31,11 +31,18 @@ t.test('JSON lines carry logrus’s level word, msg and RFC 3339 time, with the 
 t.test('text lines are logrus’s layout: time, level, msg, then the fields sorted, quoted only when needed', async (t) => {
   const out = new LogCapture();
   const log = createLogger({ logLevel: 'debug', logFormat: 'text' }, out);
-  log.info({ zeta: 'plain-value_1.2/x@y^z+w', alpha: 'two words', empty: '', count: 3, flag: true, nested: { inner: 1 }, list: ['a', 'b'] }, 'listening on port 8181');
+  log.info(
+    { zeta: 'plain-value_1.2/x@y^z+w', alpha: 'two words', empty: '', count: 3, flag: true, nested: { inner: 1 }, list: ['a', 'b'] },
+    'listening on port 8181',
+  );
   log.debug({ quote: 'say "hi"\n' }, 'stats');
   const [first, second] = out.lines;
   const pairs = parseLogfmt(first ?? '');
-  t.same(pairs.slice(0, 3).map(([key]) => key), ['time', 'level', 'msg'], 'fixed keys first');
+  t.same(
+    pairs.slice(0, 3).map(([key]) => key),
+    ['time', 'level', 'msg'],
+    'fixed keys first',
+  );
   const keys = pairs.slice(3).map(([key]) => key);
   t.same(keys, [...keys].sort(), 'then sorted');
   t.match(first, / zeta=plain-value_1\.2\/x@y\^z\+w( |$)/, 'letters, digits and -._/@^+ stay bare');
@@ -90,7 +97,11 @@ t.test('a failure is written at once; its repeats within the interval become one
   failures.report('sts other', 'warn', 'AssumeRole failed', fields(1));
   t.equal(lines.length, 2, 'another key is written at once');
   failures.flush();
-  t.same(lines.slice(2).map((l) => [l.level, l.msg, l.fields.repeated, l.fields.failuresInARow, l.fields.repeatedInSeconds]), [['error', 'AssumeRole failed', 49, 50, 60]], 'the interval’s line: the latest details and the count');
+  t.same(
+    lines.slice(2).map((l) => [l.level, l.msg, l.fields.repeated, l.fields.failuresInARow, l.fields.repeatedInSeconds]),
+    [['error', 'AssumeRole failed', 49, 50, 60]],
+    'the interval’s line: the latest details and the count',
+  );
   failures.report('sts r', 'error', 'AssumeRole failed', fields(51));
   t.equal(lines.length, 3, 'a key still failing stays folded into the next interval');
   failures.flush();
@@ -110,7 +121,11 @@ t.test('failures of more keys than are folded one by one share one folded line',
   t.equal(lines.length, 1001, '1,000 keys at once, then one for the rest');
   t.match(lines[1000]?.msg, /more keys are failing than are folded/);
   failures.flush();
-  t.same(lines.slice(1001).map((l) => l.fields.repeated), [3999], 'the rest counted on the interval’s line');
+  t.same(
+    lines.slice(1001).map((l) => l.fields.repeated),
+    [3999],
+    'the rest counted on the interval’s line',
+  );
 });
 
 t.test('readiness: no role needed yet or some role served is ready; every role failing says which codes', async (t) => {
@@ -119,7 +134,11 @@ t.test('readiness: no role needed yet or some role served is ready; every role f
     ['one of three roles served', { inUse: 3, serving: 1, failing: 2, codes: { AccessDenied: 2 } }, null],
     ['first fetches under way', { inUse: 2, serving: 0, failing: 0, codes: {} }, /^credentials not fetched yet$/],
     ['some failed, some still waiting', { inUse: 3, serving: 0, failing: 2, codes: { Throttling: 2 } }, /^credentials not fetched yet$/],
-    ['every role failing', { inUse: 3, serving: 0, failing: 3, codes: { AccessDenied: 2, RegionMissing: 1 } }, /^no role could be assumed: STS answered AccessDenied for 2, RegionMissing for 1 of 3 roles in use/],
+    [
+      'every role failing',
+      { inUse: 3, serving: 0, failing: 3, codes: { AccessDenied: 2, RegionMissing: 1 } },
+      /^no role could be assumed: STS answered AccessDenied for 2, RegionMissing for 1 of 3 roles in use/,
+    ],
   ];
   for (const [name, health, expected] of cases) {
     const reason = credentialsUnready(health);

@@ -49,7 +49,10 @@ t.test('our DaemonSet keeps least privilege: root only for NET_ADMIN and NET_RAW
 
 t.test('every manifest and kustomization passes kubectl apply --dry-run=server', async (t) => {
   t.ok(manifests.includes('daemonset.yaml') && manifests.includes('rbac.yaml'), 'the DaemonSet and its RBAC are there');
-  t.ok(['examples/pod.yaml', 'examples/deployment.yaml', 'examples/namespace.yaml', 'examples/kube2iam-daemonset.yaml'].every((f) => manifests.includes(f)), 'and the examples');
+  t.ok(
+    ['examples/pod.yaml', 'examples/deployment.yaml', 'examples/namespace.yaml', 'examples/kube2iam-daemonset.yaml'].every((f) => manifests.includes(f)),
+    'and the examples',
+  );
   const plane = await KubernetesControlPlane.start();
   t.teardown(() => plane.stop());
   // The examples' namespace must exist for a dry run of what goes in it.

@@ -9,7 +9,10 @@ export interface AssumedCredentials {
   expiration: Date;
 }
 
-const HEADERS = [['Content-Type', 'text/plain'], ['Server', 'EC2ws']] as const;
+const HEADERS = [
+  ['Content-Type', 'text/plain'],
+  ['Server', 'EC2ws'],
+] as const;
 
 /** `YYYY-MM-DDTHH:MM:SSZ` in UTC, as the metadata service writes times. */
 export function metadataTime(date: Date): string {

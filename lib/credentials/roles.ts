@@ -43,14 +43,12 @@ function tooLong(resource: string): string | null {
   return null;
 }
 
-export type RoleResolution =
-  | { kind: 'role'; arn: string }
-  | { kind: 'none'; reason: string }
-  | { kind: 'invalid'; reason: string };
+export type RoleResolution = { kind: 'role'; arn: string } | { kind: 'none'; reason: string } | { kind: 'invalid'; reason: string };
 
 /** A role name or ARN, as written in an annotation, flag or allow-list, to a full ARN. */
 export function resolveRoleName(value: string, baseRoleArn: string | null): RoleResolution {
-  if (value.length > MAX_ROLE_ARN) return { kind: 'invalid', reason: `a role of ${value.length} characters is longer than IAM allows (${MAX_ROLE_ARN} for an ARN)` };
+  if (value.length > MAX_ROLE_ARN)
+    return { kind: 'invalid', reason: `a role of ${value.length} characters is longer than IAM allows (${MAX_ROLE_ARN} for an ARN)` };
   if (isFullArn(value)) {
     const long = tooLong(value.slice(value.indexOf(':role/') + ':role/'.length));
     if (long !== null) return { kind: 'invalid', reason: long };
@@ -60,7 +58,8 @@ export function resolveRoleName(value: string, baseRoleArn: string | null): Role
   const long = tooLong(name);
   if (long !== null) return { kind: 'invalid', reason: long };
   if (!ROLE_NAME.test(name)) return { kind: 'invalid', reason: `${JSON.stringify(value)} is not a valid role name` };
-  if (baseRoleArn !== null && baseRoleArn.length + name.length > MAX_ROLE_ARN) return { kind: 'invalid', reason: `role ARN of ${baseRoleArn.length + name.length} characters is longer than IAM allows (${MAX_ROLE_ARN})` };
+  if (baseRoleArn !== null && baseRoleArn.length + name.length > MAX_ROLE_ARN)
+    return { kind: 'invalid', reason: `role ARN of ${baseRoleArn.length + name.length} characters is longer than IAM allows (${MAX_ROLE_ARN})` };
   if (baseRoleArn === null) return { kind: 'invalid', reason: `role ${JSON.stringify(value)} is not a full ARN and --base-role-arn is not set` };
   return { kind: 'role', arn: baseRoleArn + name };
 }
@@ -90,6 +89,7 @@ export function roleListingName(arn: string, baseRoleArn: string | null): string
 export function baseArnFromInstanceProfile(profileArn: string): string {
   const roleArn = profileArn.replace('instance-profile', 'role');
   const slash = roleArn.indexOf('/');
-  if (slash === -1 || !profileArn.includes(':instance-profile/')) throw new RangeError(`cannot derive a base role ARN from instance profile ${JSON.stringify(profileArn)}`);
+  if (slash === -1 || !profileArn.includes(':instance-profile/'))
+    throw new RangeError(`cannot derive a base role ARN from instance profile ${JSON.stringify(profileArn)}`);
   return normalizeBaseRoleArn(roleArn.slice(0, slash + 1));
 }

@@ -96,7 +96,9 @@ export interface StoreHealth {
 export function credentialsUnready(health: StoreHealth): string | null {
   if (health.inUse === 0 || health.serving > 0) return null;
   if (health.failing < health.inUse) return 'credentials not fetched yet';
-  const codes = Object.entries(health.codes).map(([code, n]) => `${code} for ${n}`).join(', ');
+  const codes = Object.entries(health.codes)
+    .map(([code, n]) => `${code} for ${n}`)
+    .join(', ');
   return `no role could be assumed: STS answered ${codes} of ${health.inUse} roles in use (the log names them)`;
 }
 
@@ -349,7 +351,10 @@ export class CredentialStore {
           entry.errorResponse = null;
           entry.errorUntil = 0;
           entry.failures = 0;
-          this.scheduler.schedule(entry, renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()));
+          this.scheduler.schedule(
+            entry,
+            renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()),
+          );
         },
         (error: unknown) => {
           const now = Date.now();

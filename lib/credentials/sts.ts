@@ -4,7 +4,7 @@
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { AssumeRoleCommand, STSClient, type AssumeRoleCommandOutput } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
 import type { AssumedCredentials } from './document.js';
 
@@ -65,7 +65,7 @@ export class StsRoleAssumer implements RoleAssumer {
   }
 
   async assumeRole(request: AssumeRoleRequest): Promise<AssumedCredentials> {
-    let out;
+    let out: AssumeRoleCommandOutput;
     try {
       out = await this.client.send(
         new AssumeRoleCommand({

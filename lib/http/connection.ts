@@ -37,7 +37,7 @@ const INTERNAL_ERROR = textResponse(500, 'internal error\n');
 
 /**
  * The connection a socket (or the streamed body being written) belongs to. Listeners are
- * the class's static functions, reaching their connection through this, rather than
+ * the module's functions below, reaching their connection through this, rather than
  * closures made for every connection: a connection per request (SDKs that do not keep
  * connections alive) then allocates less for the collector to trace.
  */
@@ -78,40 +78,10 @@ export class Connection implements Responder {
     this.idleSince = performance.now();
     socket.setNoDelay(true);
     (socket as unknown as Owned)[OWNER] = this;
-    socket.on('data', Connection.socketData);
-    socket.on('end', Connection.socketEnd);
-    socket.on('error', Connection.socketError);
-    socket.on('close', Connection.socketClose);
-  }
-
-  private static socketData(this: Owned, chunk: Buffer): void {
-    this[OWNER].onData(chunk);
-  }
-  private static socketDrain(this: Owned): void {
-    this[OWNER].onDrain();
-  }
-  private static socketEnd(this: Owned): void {
-    this[OWNER].onEnd();
-  }
-  private static socketError(this: Owned): void {
-    this[OWNER].host.stats.socketErrors++;
-  }
-  private static socketClose(this: Owned): void {
-    this[OWNER].onClose();
-  }
-  private static streamData(this: Owned, chunk: Buffer | string): void {
-    this[OWNER].onStreamData(chunk);
-  }
-  private static streamEnd(this: Owned): void {
-    this[OWNER].onStreamEnd();
-  }
-  private static streamError(this: Owned): void {
-    this[OWNER].onStreamError();
-  }
-  /** Closed without 'end' (destroyed, or aborted): as an error. */
-  private static streamClose(this: Owned): void {
-    const connection = this[OWNER];
-    if (connection.streamBody !== null && !connection.streamBody.readableEnded) connection.onStreamError();
+    socket.on('data', socketData);
+    socket.on('end', socketEnd);
+    socket.on('error', socketError);
+    socket.on('close', socketClose);
   }
 
   /** True when nothing is in flight and no request has begun: safe to close at once. */
@@ -124,7 +94,7 @@ export class Connection implements Responder {
     return this.inflight.length === 0 && this.streamBody === null;
   }
 
-  private onData(chunk: Buffer): void {
+  /** @internal */ onData(chunk: Buffer): void {
     if (this.closing) return; // draining before close: the rest is discarded
     if (this.unread !== null) {
       // Reading is stopped; a read already under way is kept behind the held bytes.
@@ -138,7 +108,7 @@ export class Connection implements Responder {
     this.endRead();
   }
 
-  private onDrain(): void {
+  /** @internal */ onDrain(): void {
     this.writeBlocked = false;
     if (this.streamBody !== null) {
       this.streamBody.resume();
@@ -147,14 +117,14 @@ export class Connection implements Responder {
     this.resumeReading();
   }
 
-  private onEnd(): void {
+  /** @internal */ onEnd(): void {
     // The client will send nothing more; answer what it asked, then close.
     this.unread = null;
     this.closing = true;
     if (this.owesNothing) this.finish();
   }
 
-  private onClose(): void {
+  /** @internal */ onClose(): void {
     this.destroyed = true;
     for (const request of this.inflight) if (!request.answered) request.onAbandoned?.();
     releasePending(this.inflight);
@@ -310,15 +280,15 @@ export class Connection implements Responder {
     this.streamBody = body;
     this.streamChunked = response.chunked(request.minor);
     (body as unknown as Owned)[OWNER] = this;
-    body.on('data', Connection.streamData);
-    body.on('end', Connection.streamEnd);
-    body.on('error', Connection.streamError);
-    body.on('close', Connection.streamClose);
+    body.on('data', streamData);
+    body.on('end', streamEnd);
+    body.on('error', streamError);
+    body.on('close', streamClose);
     if (this.writeBlocked) body.pause();
     return true;
   }
 
-  private onStreamData(chunk: Buffer | string): void {
+  /** @internal */ onStreamData(chunk: Buffer | string): void {
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : chunk;
     if (bytes.length === 0) return;
     if (this.streamChunked) {
@@ -333,7 +303,7 @@ export class Connection implements Responder {
     if (this.writeBlocked) this.streamBody?.pause();
   }
 
-  private onStreamEnd(): void {
+  /** @internal */ onStreamEnd(): void {
     if (this.streamChunked) this.write(LAST_CHUNK);
     this.endStream();
     const head = this.inflight[0];
@@ -341,7 +311,15 @@ export class Connection implements Responder {
     else this.flushed();
   }
 
-  private onStreamError(): void {
+  /** @internal */ socketFailed(): void {
+    this.host.stats.socketErrors++;
+  }
+
+  /** @internal */ onStreamClose(): void {
+    if (this.streamBody !== null && !this.streamBody.readableEnded) this.onStreamError();
+  }
+
+  /** @internal */ onStreamError(): void {
     // The body broke off mid-answer; its framing cannot be completed, so the client must
     // see the connection fail rather than a truncated answer it would take as whole.
     this.host.stats.streamsAborted++;
@@ -352,10 +330,10 @@ export class Connection implements Responder {
   private endStream(): void {
     const body = this.streamBody;
     if (body === null) return;
-    body.off('data', Connection.streamData);
-    body.off('end', Connection.streamEnd);
-    body.off('error', Connection.streamError);
-    body.off('close', Connection.streamClose);
+    body.off('data', streamData);
+    body.off('end', streamEnd);
+    body.off('error', streamError);
+    body.off('close', streamClose);
     this.streamBody = null;
   }
 
@@ -365,7 +343,7 @@ export class Connection implements Responder {
       this.writeBlocked = true;
       this.blockedSince = performance.now();
       // Listened for only while blocked: most connections never are.
-      this.socket.once('drain', Connection.socketDrain);
+      this.socket.once('drain', socketDrain);
       this.pause();
     }
   }
@@ -481,4 +459,34 @@ function releasePending(requests: Request[]): void {
     if (request.pending instanceof StreamedResponse && request.pending.body !== null) discardBody(request.pending.body);
     request.pending = null;
   }
+}
+
+// The listeners: `this` is the socket or the streamed body, owned by one connection.
+function socketData(this: Owned, chunk: Buffer): void {
+  this[OWNER].onData(chunk);
+}
+function socketDrain(this: Owned): void {
+  this[OWNER].onDrain();
+}
+function socketEnd(this: Owned): void {
+  this[OWNER].onEnd();
+}
+function socketError(this: Owned): void {
+  this[OWNER].socketFailed();
+}
+function socketClose(this: Owned): void {
+  this[OWNER].onClose();
+}
+function streamData(this: Owned, chunk: Buffer | string): void {
+  this[OWNER].onStreamData(chunk);
+}
+function streamEnd(this: Owned): void {
+  this[OWNER].onStreamEnd();
+}
+function streamError(this: Owned): void {
+  this[OWNER].onStreamError();
+}
+/** Closed without 'end' (destroyed, or aborted): as an error. */
+function streamClose(this: Owned): void {
+  this[OWNER].onStreamClose();
 }

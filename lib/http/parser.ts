@@ -21,7 +21,7 @@ export interface ParserLimits {
   maxBodySize: number;
 }
 
-const enum State {
+enum State {
   MessageStart,
   MessageStartLf,
   Method,
@@ -55,9 +55,20 @@ const SHARED_FIELDS: number[] = [];
 /** Methods and header names that clients send every time, interned so the hot path makes no string for them. */
 const KNOWN_METHODS = ['GET', 'HEAD', 'PUT', 'POST', 'DELETE', 'OPTIONS', 'PATCH'];
 const KNOWN_HEADERS = [
-  'host', 'user-agent', 'accept', 'accept-encoding', 'connection', 'content-length', 'content-type',
-  'transfer-encoding', 'expect', 'x-aws-ec2-metadata-token', 'x-aws-ec2-metadata-token-ttl-seconds',
-  'x-forwarded-for', 'amz-sdk-invocation-id', 'amz-sdk-request',
+  'host',
+  'user-agent',
+  'accept',
+  'accept-encoding',
+  'connection',
+  'content-length',
+  'content-type',
+  'transfer-encoding',
+  'expect',
+  'x-aws-ec2-metadata-token',
+  'x-aws-ec2-metadata-token-ttl-seconds',
+  'x-forwarded-for',
+  'amz-sdk-invocation-id',
+  'amz-sdk-request',
 ];
 
 declare module 'node:buffer' {
@@ -208,7 +219,8 @@ export class RequestParser {
   /** Appends a read to the gathered head and scans the new bytes. */
   private continueHead(buf: Buffer, start: number, end: number): number {
     const before = this.scratchLength;
-    const scratch = (this.scratch = this.scratchFor(before + (end - start)));
+    const scratch = this.scratchFor(before + (end - start));
+    this.scratch = scratch;
     const copied = buf.copy(scratch, before, start, end);
     this.scratchLength = before + copied;
     const stop = this.scanHead(scratch, this.scanPosition, this.scratchLength, 0);
@@ -231,7 +243,7 @@ export class RequestParser {
    */
   private scanHead(buf: Buffer, i: number, end: number, origin: number): number {
     const maxEnd = origin + this.limits.maxHeaderSize;
-    const limit = end < maxEnd ? end : maxEnd;
+    const limit = Math.min(end, maxEnd);
     let state = this.state;
     if (state === State.Method) {
       while (i < limit && TOKEN[buf[i] as number] === 1) i++;
@@ -299,7 +311,11 @@ export class RequestParser {
       }
       if (state === State.FieldValue) {
         let c = 0;
-        while (i < limit && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
+        while (i < limit) {
+          c = buf[i] as number;
+          if (FIELD_VALUE[c] !== 1) break;
+          i++;
+        }
         if (i === limit) return this.outOfInput(state, i, maxEnd);
         if (c !== CR) return this.fail(400, c === LF ? 'bare LF' : 'invalid character in header value');
         // Trailing OWS is not part of the value; the whole head is in `buf`, so look back.
@@ -452,7 +468,11 @@ export class RequestParser {
         case State.ChunkExt: {
           let c = 0;
           const from = i;
-          while (i < end && FIELD_VALUE[(c = buf[i] as number)] === 1) i++;
+          while (i < end) {
+            c = buf[i] as number;
+            if (FIELD_VALUE[c] !== 1) break;
+            i++;
+          }
           this.chunkExtensionBytes += i - from;
           if (this.chunkExtensionBytes > MAX_CHUNK_EXTENSION_BYTES) return this.fail(413, 'chunk extensions too large');
           if (i === end) continue;

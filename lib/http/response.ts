@@ -9,7 +9,7 @@ import { TOKEN } from './chars.js';
 export type HeaderList = ReadonlyArray<readonly [name: string, value: string]>;
 
 /** What the connection needs the response to say about itself. */
-export const enum Persistence {
+export enum Persistence {
   /** HTTP/1.1 keep-alive: persistence is the default, nothing is added. */
   KeepAlive11 = 0,
   /** HTTP/1.0 keep-alive: persistence must be confirmed with `Connection: keep-alive`. */

@@ -20,7 +20,7 @@
 // A caller the index does not know yet waits for its pod (CallerResolver); one whose pod
 // has no role, or a role its namespace forbids, is answered at once.
 
-import { PreparedResponse, textResponse, type Handler, type Request } from '../http/index.js';
+import { type PreparedResponse, textResponse, type Handler, type Request } from '../http/index.js';
 import type { CallerResolver } from '../pods/callers.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
@@ -43,7 +43,7 @@ export enum Route {
 /** The routes' names in the stats line, by Route value. */
 export const ROUTE_NAMES: readonly string[] = Object.values(Route)
   .filter((value): value is number => typeof value === 'number')
-  .map((value) => Route[value]!.toLowerCase());
+  .map((value) => String(Route[value]).toLowerCase());
 
 const JSON_TYPE = [['Content-Type', 'application/json']] as const;
 const NOT_SERVED = textResponse(404, 'not served by this proxy\n');
@@ -140,7 +140,7 @@ export function passThroughRefusal(path: string): PreparedResponse | null {
   } catch {
     return NOT_CANONICAL;
   }
-  if (decoded.includes('//') || decoded.includes('\\') || /\/\.\.?(\/|$)/.test(decoded) || /[\0-\x1f]/.test(decoded)) return NOT_CANONICAL;
+  if (decoded.includes('//') || decoded.includes('\\') || /\/\.\.?(\/|$)/.test(decoded) || /\p{Cc}/u.test(decoded)) return NOT_CANONICAL;
   const lower = decoded.toLowerCase();
   if (lower.includes('/meta-data/iam') || lower.includes('identity-credentials')) return NOT_SERVED;
   // The signed forms of the identity document (pkcs7, signature, rsa2048) prove the node's
@@ -160,18 +160,29 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
   /** `roleAt`: where the requested role name starts in the path (credential requests). */
   const answerCredentials = (request: Request, pod: PodRecord, route: Route, roleAt: number): void => {
     const podRole = podRoles.roleOf(pod.uid);
-    if (podRole === undefined) return request.send(NOT_ELIGIBLE);
-    if (podRole.kind === 'none') return request.send(podRole.response);
-    if (route === Route.Listing) return request.send(podRole.listing);
+    if (podRole === undefined) {
+      request.send(NOT_ELIGIBLE);
+      return;
+    }
+    if (podRole.kind === 'none') {
+      request.send(podRole.response);
+      return;
+    }
+    if (route === Route.Listing) {
+      request.send(podRole.listing);
+      return;
+    }
     const path = request.path;
     if (path.length !== roleAt + podRole.name.length || !path.startsWith(podRole.name, roleAt)) {
-      return request.respondText(403, `Invalid role ${path.slice(roleAt)}\n`);
+      request.respondText(403, `Invalid role ${path.slice(roleAt)}\n`);
+      return;
     }
     const entry = podRole.entry;
     const current = entry.current(Date.now());
     if (current !== null) {
       stats.hits++;
-      return request.send(current);
+      request.send(current);
+      return;
     }
     stats.misses++;
     if (entry.fetching !== null) {
@@ -196,13 +207,22 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
   };
 
   const credentials = (request: Request, route: Route, versionEnd: number): void => {
-    if (request.method !== 'GET' && request.method !== 'HEAD') return request.send(GET_ONLY);
+    if (request.method !== 'GET' && request.method !== 'HEAD') {
+      request.send(GET_ONLY);
+      return;
+    }
     const ip = normalizeIp(request.remoteAddress);
     const token = tokenState(request, ip);
-    if (token === null || (!token && options.imdsv2Required)) return request.send(UNAUTHORIZED);
+    if (token === null || (!token && options.imdsv2Required)) {
+      request.send(UNAUTHORIZED);
+      return;
+    }
     const pod = ip === null ? null : callers.known(ip);
     const roleAt = versionEnd + CREDENTIALS.length + 1;
-    if (pod !== null) return answerCredentials(request, pod, route, roleAt);
+    if (pod !== null) {
+      answerCredentials(request, pod, route, roleAt);
+      return;
+    }
     callers
       .resolve(request.remoteAddress)
       .then((caller) => {
@@ -213,18 +233,39 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
   };
 
   const token = (request: Request): void => {
-    if (request.method !== 'PUT') return request.send(PUT_ONLY);
+    if (request.method !== 'PUT') {
+      request.send(PUT_ONLY);
+      return;
+    }
     // IMDS issues tokens only under /latest; a versioned token path is refused as it does.
-    if (request.path !== TOKEN_PATH) return request.send(VERSIONED_TOKEN);
+    if (request.path !== TOKEN_PATH) {
+      request.send(VERSIONED_TOKEN);
+      return;
+    }
     // As IMDS does: a proxy inside the pod (an SSRF path) adds X-Forwarded-For.
-    if (request.header('x-forwarded-for') !== undefined) return request.send(FORWARDED_TOKEN);
+    if (request.header('x-forwarded-for') !== undefined) {
+      request.send(FORWARDED_TOKEN);
+      return;
+    }
     const ttl = parseTokenTtl(request.header(TOKEN_TTL_HEADER));
-    if (ttl === null) return request.send(BAD_TTL);
-    if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
+    if (ttl === null) {
+      request.send(BAD_TTL);
+      return;
+    }
+    if (options.allowRoute !== null && !options.allowRoute.test(request.path)) {
+      request.send(NOT_ALLOWED);
+      return;
+    }
     const ip = normalizeIp(request.remoteAddress);
     const token = ip === null ? null : tokens.issue(ip, ttl, Date.now());
-    if (token === null) return request.send(TOKEN_RATE);
-    request.respond(200, token, [['Content-Type', 'text/plain'], ['X-aws-ec2-metadata-token-ttl-seconds', String(ttl)]]);
+    if (token === null) {
+      request.send(TOKEN_RATE);
+      return;
+    }
+    request.respond(200, token, [
+      ['Content-Type', 'text/plain'],
+      ['X-aws-ec2-metadata-token-ttl-seconds', String(ttl)],
+    ]);
   };
 
   const health = (request: Request): void => {
@@ -244,11 +285,18 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     const refusal = request.query === '' ? passThroughRefusal(request.path) : NOT_METADATA;
     if (refusal !== null) {
       request.route = refusal === NOT_CANONICAL ? Route.Invalid : Route.Blocked;
-      return request.send(refusal);
+      request.send(refusal);
+      return;
     }
-    if (options.allowRoute !== null && !options.allowRoute.test(request.path)) return request.send(NOT_ALLOWED);
+    if (options.allowRoute !== null && !options.allowRoute.test(request.path)) {
+      request.send(NOT_ALLOWED);
+      return;
+    }
     const token = tokenState(request, normalizeIp(request.remoteAddress));
-    if (token === null) return request.send(UNAUTHORIZED);
+    if (token === null) {
+      request.send(UNAUTHORIZED);
+      return;
+    }
     upstream.forward(request, token);
   };
 
@@ -256,7 +304,8 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     const path = request.path;
     if (!request.valid || path.charCodeAt(0) !== 0x2f) {
       request.route = Route.Invalid;
-      return request.send(BAD_TARGET);
+      request.send(BAD_TARGET);
+      return;
     }
     const versionEnd = path.indexOf('/', 1);
     const route = routeOf(path, versionEnd);

@@ -28,7 +28,11 @@ export async function discoverRegion(upstream: MetadataUpstream): Promise<string
   return region;
 }
 
-export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn: boolean; defaultRole: boolean; defaultRoleName: string | null }, upstream: MetadataUpstream): Promise<RolePolicy> {
+export async function discoverRolePolicy(
+  policy: RolePolicy,
+  discover: { baseArn: boolean; defaultRole: boolean; defaultRoleName: string | null },
+  upstream: MetadataUpstream,
+): Promise<RolePolicy> {
   if (!discover.baseArn && !discover.defaultRole) return policy;
   const get = await nodeMetadata(upstream);
   const info = await get('/latest/meta-data/iam/info');
@@ -48,7 +52,7 @@ export async function discoverRolePolicy(policy: RolePolicy, discover: { baseArn
     return { baseRoleArn, defaultRoleArn: resolved.arn };
   }
   const listing = await get('/latest/meta-data/iam/security-credentials/');
-  const name = listing.status === 200 ? listing.body.split('\n')[0]?.trim() ?? '' : '';
+  const name = listing.status === 200 ? (listing.body.split('\n')[0]?.trim() ?? '') : '';
   if (name === '') throw new Error(`auto-discovery: the metadata service names no instance role (${listing.status})`);
   const resolved = resolveRoleName(name, baseRoleArn);
   if (resolved.kind !== 'role') throw new Error(`auto-discovery: ${resolved.reason}`);

@@ -53,9 +53,19 @@ export function dnatRuleArgs(spec: DnatRuleSpec): string[] {
   }
   const iface = parseInterface(spec.hostInterface);
   return [
-    '-d', host, '-p', 'tcp', '--dport', '80',
-    ...(iface.negated ? ['!'] : []), '-i', iface.name,
-    '-j', 'DNAT', '--to-destination', `${spec.hostIp}:${spec.appPort}`,
+    '-d',
+    host,
+    '-p',
+    'tcp',
+    '--dport',
+    '80',
+    ...(iface.negated ? ['!'] : []),
+    '-i',
+    iface.name,
+    '-j',
+    'DNAT',
+    '--to-destination',
+    `${spec.hostIp}:${spec.appPort}`,
   ];
 }
 
@@ -122,11 +132,15 @@ export class MetadataDnatRule {
     try {
       present = this.host.interfaces();
     } catch (error) {
-      throw new IptablesError(`cannot list the node's interfaces to check --host-interface "${this.iface.name}" (${(error as Error).message}): mount sysfs at /sys, or use a wildcard such as eni+`);
+      throw new IptablesError(
+        `cannot list the node's interfaces to check --host-interface "${this.iface.name}" (${(error as Error).message}): mount sysfs at /sys, or use a wildcard such as eni+`,
+      );
     }
     if (!present.includes(this.iface.name)) {
       const shown = present.length > 12 ? `${present.slice(0, 12).join(', ')}, ...` : present.join(', ');
-      throw new IptablesError(`host interface "${this.iface.name}" not found on this node (it has: ${shown}): set --host-interface to the interface pod traffic arrives on, or a wildcard such as eni+ or cali+`);
+      throw new IptablesError(
+        `host interface "${this.iface.name}" not found on this node (it has: ${shown}): set --host-interface to the interface pod traffic arrives on, or a wildcard such as eni+ or cali+`,
+      );
     }
   }
 

@@ -80,7 +80,7 @@ export class CallerResolver {
   /** The owner of an already normalised IP, if the index knows it now and needs no confirmation. */
   known(ip: string): PodRecord | null {
     const owner = this.index.lookup(ip)?.owner ?? null;
-    return owner !== null && owner.terminating && this.options.liveClaims !== null ? null : owner;
+    return owner?.terminating && this.options.liveClaims !== null ? null : owner;
   }
 
   async resolve(address: string): Promise<Caller> {
@@ -92,7 +92,11 @@ export class CallerResolver {
       if (owner !== null && (!owner.terminating || this.options.liveClaims === null)) return { kind: 'pod', pod: owner };
       if (owner !== null && Date.now() < deadline) {
         const live = await this.liveClaimsBefore(ip, deadline);
-        if (live === LIMITED) return { kind: 'unknown', reason: `too many live lookups for IP ${ip} (terminating pod ${owner.namespace}/${owner.name}): try again in a few seconds` };
+        if (live === LIMITED)
+          return {
+            kind: 'unknown',
+            reason: `too many live lookups for IP ${ip} (terminating pod ${owner.namespace}/${owner.name}): try again in a few seconds`,
+          };
         if (live === null) return { kind: 'unknown', reason: `cannot confirm that terminating pod ${owner.namespace}/${owner.name} still holds IP ${ip}` };
         if (terminatingOwnerVerdict(owner, live) === 'owner') return { kind: 'pod', pod: owner };
         // Another pod has the IP now, or will: wait for the watch to say which.

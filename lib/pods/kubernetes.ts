@@ -184,8 +184,7 @@ export class KubernetesApi {
     try {
       for await (const chunk of body) {
         pending += decoder.write(chunk as Buffer);
-        let newline: number;
-        while ((newline = pending.indexOf('\n')) !== -1) {
+        for (let newline = pending.indexOf('\n'); newline !== -1; newline = pending.indexOf('\n')) {
           const line = pending.slice(0, newline);
           pending = pending.slice(newline + 1);
           if (line.trim() !== '') onEvent(JSON.parse(line) as WatchEvent);

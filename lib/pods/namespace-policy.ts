@@ -41,7 +41,7 @@ export const MAX_ALLOW_LIST_PATTERNS = 256;
 // not take, every regexp allow-list is refused (denying all) rather than run backtracking.
 setFlagsFromString('--enable-experimental-regexp-engine');
 
-const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
+const escapeRegExp = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');
 
 /**
  * Pure, linear in the text: whether `text` matches the glob split at its `*`s (each `*`
@@ -77,7 +77,7 @@ function regexpMatcher(prefix: string, pattern: string): RoleMatcher {
   if (NOT_RE2.test(pattern)) throw new SyntaxError('not RE2 syntax');
   const flags = GO_FLAGS.exec(pattern);
   const body = flags === null ? pattern : pattern.slice(flags[0].length);
-  const regexp = new RegExp(`^${escape(prefix)}(?:${body})$`, `l${flags?.[1] ?? ''}`);
+  const regexp = new RegExp(`^${escapeRegExp(prefix)}(?:${body})$`, `l${flags?.[1] ?? ''}`);
   return (arn) => regexp.test(arn);
 }
 
@@ -89,7 +89,8 @@ function regexpMatcher(prefix: string, pattern: string): RoleMatcher {
  */
 export function compileNamespacePolicy(annotation: string | undefined, format: RestrictionFormat, baseRoleArn: string | null): NamespacePolicy {
   if (annotation === undefined || annotation.trim() === '') return { matchers: null, problem: null };
-  if (annotation.length > MAX_ALLOW_LIST_BYTES) return { matchers: null, problem: `allowed-roles annotation is ${annotation.length} characters, more than ${MAX_ALLOW_LIST_BYTES}` };
+  if (annotation.length > MAX_ALLOW_LIST_BYTES)
+    return { matchers: null, problem: `allowed-roles annotation is ${annotation.length} characters, more than ${MAX_ALLOW_LIST_BYTES}` };
   let patterns: unknown;
   try {
     patterns = JSON.parse(annotation);
@@ -99,7 +100,8 @@ export function compileNamespacePolicy(annotation: string | undefined, format: R
   if (!Array.isArray(patterns) || !patterns.every((p) => typeof p === 'string')) {
     return { matchers: null, problem: 'allowed-roles annotation is not a JSON array of strings' };
   }
-  if (patterns.length > MAX_ALLOW_LIST_PATTERNS) return { matchers: null, problem: `allowed-roles annotation has ${patterns.length} patterns, more than ${MAX_ALLOW_LIST_PATTERNS}` };
+  if (patterns.length > MAX_ALLOW_LIST_PATTERNS)
+    return { matchers: null, problem: `allowed-roles annotation has ${patterns.length} patterns, more than ${MAX_ALLOW_LIST_PATTERNS}` };
   const matchers: RoleMatcher[] = [];
   let regexpSize = 0;
   for (const pattern of patterns as string[]) {
@@ -113,7 +115,10 @@ export function compileNamespacePolicy(annotation: string | undefined, format: R
     try {
       matchers.push(regexpMatcher(prefix, pattern));
     } catch {
-      return { matchers: null, problem: `allowed-roles pattern ${JSON.stringify(pattern.slice(0, 200))} is not a valid regular expression that runs in linear time (RE2 syntax: no backreferences or lookaround)` };
+      return {
+        matchers: null,
+        problem: `allowed-roles pattern ${JSON.stringify(pattern.slice(0, 200))} is not a valid regular expression that runs in linear time (RE2 syntax: no backreferences or lookaround)`,
+      };
     }
   }
   return { matchers, problem: null, regexpSize };

@@ -125,8 +125,16 @@ export class PodRoles implements PodIndexObserver {
       // Logged once per pod and reason: a pod without a role is no news.
       if (!this.deny(pod, decision.reason) || decision.cause === 'none') return;
       const who = `${pod.namespace}/${pod.name}`;
-      if (decision.cause === 'invalid') this.log.info({ pod: who, annotation: pod.role?.slice(0, 300), reason: decision.reason }, "the pod's role annotation is not usable; the pod gets 404 until it names a role");
-      else this.log.info({ pod: who, role: decision.arn, namespace: pod.namespace, annotation: this.restrictions.key }, 'role denied by the namespace allow-list; the pod gets 404 until the namespace annotation allows it or the pod names another role');
+      if (decision.cause === 'invalid')
+        this.log.info(
+          { pod: who, annotation: pod.role?.slice(0, 300), reason: decision.reason },
+          "the pod's role annotation is not usable; the pod gets 404 until it names a role",
+        );
+      else
+        this.log.info(
+          { pod: who, role: decision.arn, namespace: pod.namespace, annotation: this.restrictions.key },
+          'role denied by the namespace allow-list; the pod gets 404 until the namespace annotation allows it or the pod names another role',
+        );
       return;
     }
     const arn = decision.arn;
@@ -180,9 +188,6 @@ export class PodRoles implements PodIndexObserver {
 
 function affectsRole(pod: PodRecord, previous: PodRecord): boolean {
   return (
-    pod.role !== previous.role ||
-    pod.externalId !== previous.externalId ||
-    pod.workload !== previous.workload ||
-    podIsActive(pod) !== podIsActive(previous)
+    pod.role !== previous.role || pod.externalId !== previous.externalId || pod.workload !== previous.workload || podIsActive(pod) !== podIsActive(previous)
   );
 }

@@ -21,7 +21,11 @@ export interface RoleDefaults {
 }
 
 /** `annotation`: the pod's role annotation (undefined without one). */
-export function decideRole(pod: { namespace: string; role: string | undefined }, namespacePolicy: NamespacePolicy | undefined, defaults: RoleDefaults): RoleDecision {
+export function decideRole(
+  pod: { namespace: string; role: string | undefined },
+  namespacePolicy: NamespacePolicy | undefined,
+  defaults: RoleDefaults,
+): RoleDecision {
   const resolution = resolvePodRole(pod.role, defaults.policy);
   if (resolution.kind !== 'role') return { kind: 'refused', cause: resolution.kind, reason: resolution.reason };
   const arn = resolution.arn;
@@ -29,6 +33,7 @@ export function decideRole(pod: { namespace: string; role: string | undefined },
   if (tooCostly(namespacePolicy, arn)) {
     return { kind: 'refused', cause: 'namespace', arn, reason: `role ${arn} is too long to check against the regexp allow-list of namespace ${pod.namespace}` };
   }
-  if (!roleAllowed(namespacePolicy, arn)) return { kind: 'refused', cause: 'namespace', arn, reason: `role ${arn} is not allowed in namespace ${pod.namespace}` };
+  if (!roleAllowed(namespacePolicy, arn))
+    return { kind: 'refused', cause: 'namespace', arn, reason: `role ${arn} is not allowed in namespace ${pod.namespace}` };
   return { kind: 'role', arn };
 }

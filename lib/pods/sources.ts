@@ -107,7 +107,14 @@ export class ClusterSource implements PodSource {
   readonly namespaces: ResourceWatch;
   private readonly started: Promise<void>;
 
-  constructor(api: KubernetesApi, index: PodIndex, assignment: PodRoles, keys: AnnotationKeys, node: string | null, options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>) {
+  constructor(
+    api: KubernetesApi,
+    index: PodIndex,
+    assignment: PodRoles,
+    keys: AnnotationKeys,
+    node: string | null,
+    options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>,
+  ) {
     const watchOptions = { ...DEFAULT_WATCH_OPTIONS, ...options };
     const selector = node === null ? undefined : `spec.nodeName=${node}`;
     this.namespaces = new ResourceWatch(api, '/api/v1/namespaces', undefined, new NamespaceFeed(assignment), watchOptions);

@@ -163,7 +163,12 @@ export class ResourceWatch {
       else if (type === 'DELETED') this.consumer.deleted(object);
     };
     try {
-      const query = { resourceVersion: this.resourceVersion, allowWatchBookmarks: true, fieldSelector: this.fieldSelector, timeoutSeconds: this.options.watchSeconds };
+      const query = {
+        resourceVersion: this.resourceVersion,
+        allowWatchBookmarks: true,
+        fieldSelector: this.fieldSelector,
+        timeoutSeconds: this.options.watchSeconds,
+      };
       await this.api.watch(this.path, query, onEvent, controller.signal);
     } catch (error) {
       if (!this.stopped) throw isGone(error) ? new Gone() : error;

@@ -44,7 +44,21 @@ export const TOKEN_TTL_HEADER = 'x-aws-ec2-metadata-token-ttl-seconds';
  * (the framing headers are the engine's to set), and IMDSv2's: a pod's token is not the
  * node's, and the node's (which an upstream echoing headers would hand back) is not a pod's.
  */
-const NOT_PASSED = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'content-length', 'expect', TOKEN_HEADER, TOKEN_TTL_HEADER]);
+const NOT_PASSED = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+  'proxy-authorization',
+  'proxy-authenticate',
+  'content-length',
+  'expect',
+  TOKEN_HEADER,
+  TOKEN_TTL_HEADER,
+]);
 
 const BAD_GATEWAY = textResponse(502, 'metadata service unreachable\n');
 const GATEWAY_TIMEOUT = textResponse(502, 'metadata service did not answer in time\n');
@@ -135,11 +149,20 @@ export class MetadataUpstream {
           let response: StreamedResponse;
           try {
             const length = Number(answer.headers['content-length']);
-            response = new StreamedResponse(answer.statusCode, returnedHeaders(answer.headers), answer.body, Number.isSafeInteger(length) && length >= 0 ? length : null);
+            response = new StreamedResponse(
+              answer.statusCode,
+              returnedHeaders(answer.headers),
+              answer.body,
+              Number.isSafeInteger(length) && length >= 0 ? length : null,
+            );
           } catch {
             // A status or header this engine will not write: not a usable answer.
             this.stats.errors++;
-            this.options.onFailure({ path: request.path, timedOut: false, error: new Error(`answered ${answer.statusCode} with a status or header this proxy does not pass on`) });
+            this.options.onFailure({
+              path: request.path,
+              timedOut: false,
+              error: new Error(`answered ${answer.statusCode} with a status or header this proxy does not pass on`),
+            });
             discardBody(answer.body);
             request.send(BAD_GATEWAY);
             return;
@@ -196,7 +219,10 @@ export class MetadataUpstream {
       this.stats.abandoned++;
       return BAD_GATEWAY; // written nowhere: the client has gone
     }
-    const timedOut = error instanceof DeadlineExceeded || (error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' || (error as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT';
+    const timedOut =
+      error instanceof DeadlineExceeded ||
+      (error as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT' ||
+      (error as { code?: string }).code === 'UND_ERR_CONNECT_TIMEOUT';
     if (timedOut) this.stats.timeouts++;
     else this.stats.errors++;
     return timedOut ? GATEWAY_TIMEOUT : BAD_GATEWAY;
@@ -213,12 +239,14 @@ class ClientGone extends Error {}
 export function forwardedHeaders(headers: readonly string[], nodeToken: string | null = null): string[] {
   let named: string[] | null = null;
   for (let i = 0; i < headers.length; i += 2) {
-    if (headers[i] === 'connection') (named ??= []).push(...connectionTokens(headers[i + 1] as string));
+    if (headers[i] !== 'connection') continue;
+    named ??= [];
+    named.push(...connectionTokens(headers[i + 1] as string));
   }
   const out: string[] = [];
   for (let i = 0; i < headers.length; i += 2) {
     const name = headers[i] as string;
-    if (NOT_PASSED.has(name) || (named !== null && named.includes(name))) continue;
+    if (NOT_PASSED.has(name) || named?.includes(name)) continue;
     out.push(name, headers[i + 1] as string);
   }
   if (nodeToken !== null) out.push(TOKEN_HEADER, nodeToken);
@@ -240,5 +268,8 @@ export function returnedHeaders(headers: IncomingHttpHeaders): HeaderList {
 
 /** The header names a Connection header lists (RFC 9110 7.6.1): hop-by-hop too. */
 function connectionTokens(value: string): string[] {
-  return value.toLowerCase().split(',').map((name) => name.trim());
+  return value
+    .toLowerCase()
+    .split(',')
+    .map((name) => name.trim());
 }

@@ -34,7 +34,10 @@ t.test('ten thousand items keep heap order', async (t) => {
   for (let n = 0; n < all.length; n += 3) scheduler.cancel(all[n] as Item & { at: number });
   await sleep(200);
   t.equal(fired.length, all.length - Math.ceil(all.length / 3));
-  t.ok(fired.every((at, n) => n === 0 || (fired[n - 1] as number) <= at), 'fired in due order');
+  t.ok(
+    fired.every((at, n) => n === 0 || (fired[n - 1] as number) <= at),
+    'fired in due order',
+  );
 });
 
 t.test('the token bucket allows a burst, then the rate', async (t) => {
@@ -47,9 +50,24 @@ t.test('the token bucket allows a burst, then the rate', async (t) => {
 });
 
 t.test('back-off grows exponentially to its cap, with jitter in the upper half', async (t) => {
-  t.equal(backoffDelay(1, 1000, 60_000, () => 0), 500);
-  t.equal(backoffDelay(1, 1000, 60_000, () => 1), 1000);
-  t.equal(backoffDelay(4, 1000, 60_000, () => 1), 8000);
-  t.equal(backoffDelay(20, 1000, 60_000, () => 1), 60_000);
-  t.equal(backoffDelay(20, 1000, 60_000, () => 0), 30_000);
+  t.equal(
+    backoffDelay(1, 1000, 60_000, () => 0),
+    500,
+  );
+  t.equal(
+    backoffDelay(1, 1000, 60_000, () => 1),
+    1000,
+  );
+  t.equal(
+    backoffDelay(4, 1000, 60_000, () => 1),
+    8000,
+  );
+  t.equal(
+    backoffDelay(20, 1000, 60_000, () => 1),
+    60_000,
+  );
+  t.equal(
+    backoffDelay(20, 1000, 60_000, () => 0),
+    30_000,
+  );
 });

@@ -22,7 +22,11 @@ t.test('long names fit 64 characters, deterministically and without collisions b
 
 t.test('the workload is the Deployment, another controller, or the pod', async (t) => {
   t.equal(
-    workloadName({ name: 'web-7d4b9c8f6-x2x9z', labels: { 'pod-template-hash': '7d4b9c8f6' }, ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d4b9c8f6', controller: true }] }),
+    workloadName({
+      name: 'web-7d4b9c8f6-x2x9z',
+      labels: { 'pod-template-hash': '7d4b9c8f6' },
+      ownerReferences: [{ kind: 'ReplicaSet', name: 'web-7d4b9c8f6', controller: true }],
+    }),
     'web',
   );
   t.equal(workloadName({ name: 'db-0', ownerReferences: [{ kind: 'StatefulSet', name: 'db', controller: true }] }), 'db');

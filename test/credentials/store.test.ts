@@ -79,7 +79,10 @@ t.test('single-flight: many pods needing one key at once make one STS call', asy
   const entries = Array.from({ length: 50 }, (_, n) => store.acquire(`pod-${n}`, { roleArn: role('shared'), sessionName: 'demo.web', externalId: null }));
   await Promise.all(entries.map(settled));
   t.equal(sts.calls.length, 1, 'one STS call');
-  t.ok(entries.every((e) => e === entries[0]), 'one shared entry');
+  t.ok(
+    entries.every((e) => e === entries[0]),
+    'one shared entry',
+  );
   t.equal(store.stats.stsCalls, 1);
 });
 
@@ -136,9 +139,15 @@ t.test('roles fetched together are renewed at spread times, not all at once', as
   const entries = ['a', 'b', 'c'].map((name) => store.acquire(`pod-${name}`, { roleArn: role(name), sessionName: name, externalId: null }));
   await Promise.all(entries.map(settled));
   await sleep(ttl * 1.3);
-  const renewals = sts.calls.slice(3).map((call) => call.at - (sts.calls.find((c) => c.request.roleArn === call.request.roleArn)?.at ?? 0)).sort((a, b) => a - b);
+  const renewals = sts.calls
+    .slice(3)
+    .map((call) => call.at - (sts.calls.find((c) => c.request.roleArn === call.request.roleArn)?.at ?? 0))
+    .sort((a, b) => a - b);
   t.equal(renewals.length, 3, 'each role renewed once');
-  t.ok((renewals[2] ?? 0) - (renewals[0] ?? 0) >= ttl * 0.3, `renewals spread over ${(renewals[2] ?? 0) - (renewals[0] ?? 0)} ms: ${renewals.join(', ')} ms after the first fetch`);
+  t.ok(
+    (renewals[2] ?? 0) - (renewals[0] ?? 0) >= ttl * 0.3,
+    `renewals spread over ${(renewals[2] ?? 0) - (renewals[0] ?? 0)} ms: ${renewals.join(', ')} ms after the first fetch`,
+  );
 });
 
 t.test('while STS is down the last good credentials are served until shortly before expiry, then recovered', async (t) => {
@@ -165,7 +174,10 @@ t.test('while STS is down the last good credentials are served until shortly bef
   await sleep(900);
   t.ok(store.stats.stsErrors > errorsBefore, 'retries continue with back-off');
   const retryGaps = sts.calls.slice(1).map((c, n) => c.at - (sts.calls[n]?.at ?? 0));
-  t.ok(retryGaps.slice(1).every((gap) => gap >= 90), `retries spaced by back-off: ${retryGaps.join(', ')} ms`);
+  t.ok(
+    retryGaps.slice(1).every((gap) => gap >= 90),
+    `retries spaced by back-off: ${retryGaps.join(', ')} ms`,
+  );
 
   await moto.start();
   const restarted = Date.now();
@@ -175,32 +187,35 @@ t.test('while STS is down the last good credentials are served until shortly bef
   t.equal(entry.lastError, null);
 });
 
-t.test('an entry whose last pod leaves keeps its credentials until its renewal point: the workload’s next pod is answered with no STS call; then it is dropped, not renewed', async (t) => {
-  const moto = await MotoServer.start();
-  t.teardown(() => moto.stop());
-  // Credentials for 2 s, renewed when less than 1 s remains.
-  const { store, sts } = storeFor(moto, { sessionTtlMs: 1000, staleMarginMs: 100 });
-  t.teardown(() => store.close());
-  const parameters = { roleArn: role('app'), sessionName: 'demo.job', externalId: null };
-  const first = store.acquire('pod-a', parameters);
-  await settled(first);
-  store.release('pod-a');
-  t.equal(store.size, 1, 'kept with no pod using it');
-  t.equal(store.retainedCount, 1);
-  const calls = sts.calls.length;
-  const next = store.acquire('pod-b', parameters); // the Job's retry
-  t.equal(next, first, 'the same entry');
-  t.not(document(next), null, 'credentials at once');
-  t.equal(sts.calls.length, calls, 'no STS call');
-  t.equal(store.stats.reused, 1, 'counted as reused');
-  t.equal(store.retainedCount, 0, 'in use again');
-  store.release('pod-b');
-  await sleep(1500);
-  t.ok(first.dropped, 'dropped at its renewal point');
-  t.equal(store.size, 0);
-  t.equal(sts.calls.length, calls, 'not renewed');
-  t.equal(store.stats.dropped, 1, 'counted as dropped');
-});
+t.test(
+  'an entry whose last pod leaves keeps its credentials until its renewal point: the workload’s next pod is answered with no STS call; then it is dropped, not renewed',
+  async (t) => {
+    const moto = await MotoServer.start();
+    t.teardown(() => moto.stop());
+    // Credentials for 2 s, renewed when less than 1 s remains.
+    const { store, sts } = storeFor(moto, { sessionTtlMs: 1000, staleMarginMs: 100 });
+    t.teardown(() => store.close());
+    const parameters = { roleArn: role('app'), sessionName: 'demo.job', externalId: null };
+    const first = store.acquire('pod-a', parameters);
+    await settled(first);
+    store.release('pod-a');
+    t.equal(store.size, 1, 'kept with no pod using it');
+    t.equal(store.retainedCount, 1);
+    const calls = sts.calls.length;
+    const next = store.acquire('pod-b', parameters); // the Job's retry
+    t.equal(next, first, 'the same entry');
+    t.not(document(next), null, 'credentials at once');
+    t.equal(sts.calls.length, calls, 'no STS call');
+    t.equal(store.stats.reused, 1, 'counted as reused');
+    t.equal(store.retainedCount, 0, 'in use again');
+    store.release('pod-b');
+    await sleep(1500);
+    t.ok(first.dropped, 'dropped at its renewal point');
+    t.equal(store.size, 0);
+    t.equal(sts.calls.length, calls, 'not renewed');
+    t.equal(store.stats.dropped, 1, 'counted as dropped');
+  },
+);
 
 t.test('a renewal in flight when the last pod leaves is kept: its answer serves the workload’s next pod with no further STS call', async (t) => {
   const moto = await MotoServer.start();
@@ -237,7 +252,11 @@ t.test('retained entries are bounded: past the bound the oldest is dropped', asy
   }
   for (const name of ['one', 'two', 'three']) store.release(`pod-${name}`);
   t.equal(store.retainedCount, 2);
-  t.same(entries.map((e) => e.dropped), [true, false, false], 'the first released is the first dropped');
+  t.same(
+    entries.map((e) => e.dropped),
+    [true, false, false],
+    'the first released is the first dropped',
+  );
   t.equal(store.stats.dropped, 1);
 });
 
@@ -277,7 +296,10 @@ t.test('the node-wide STS rate limit spreads a burst of new keys', async (t) => 
   const entries = Array.from({ length: 10 }, (_, n) => store.acquire(`pod-${n}`, { roleArn: role(`r${n}`), sessionName: `ns.w${n}`, externalId: null }));
   const started = Date.now();
   while (entries.some((e) => e.response === null) && Date.now() - started < 5000) await sleep(10);
-  t.ok(entries.every((e) => e.response !== null), 'all fetched');
+  t.ok(
+    entries.every((e) => e.response !== null),
+    'all fetched',
+  );
   const span = (sts.calls.at(-1)?.at ?? 0) - (sts.calls[0]?.at ?? 0);
   t.ok(span >= 600, `10 calls at 10/s with a burst of 3 took ${span} ms`);
   t.ok(store.stats.rateLimited > 0);
@@ -316,7 +338,11 @@ t.test('AccessDenied from IAM-enforcing STS is a clear error and does not distur
   t.match(answer, /^HTTP\/1\.1 500 Internal Server Error\r\n/, 'answered 500');
   t.ok(answer.endsWith('\r\n\r\ncredentials unavailable: STS answered AccessDenied\n'), 'the pod is told STS’s code only');
   t.notMatch(answer, /user\/node|not authorized/, 'never STS’s text, which names the node’s identity');
-  t.same(failures.map((f) => [f.parameters.roleArn, f.code, f.failures]), [[role('denied-app'), 'AccessDenied', 1]], 'the log is told everything, once');
+  t.same(
+    failures.map((f) => [f.parameters.roleArn, f.code, f.failures]),
+    [[role('denied-app'), 'AccessDenied', 1]],
+    'the log is told everything, once',
+  );
   t.match(failures[0]?.message, /not authorized to perform: sts:AssumeRole/);
   t.ok((failures[0]?.retryInMs ?? 0) > 0, 'with when it is tried again');
 });

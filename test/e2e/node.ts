@@ -23,7 +23,9 @@ import { fileURLToPath } from 'node:url';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { createNodeTopology, METADATA_IP, type NetworkNamespace, type NodeTopology } from '../harness/netns.js';
+import { curlIn, type CurlOptions, type HttpAnswer } from '../harness/curl.js';
 import { execute as exec, TestProcess, type ExecResult } from '../harness/processes.js';
+import { nth } from '../harness/nth.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 export const REPO = resolve(here, '..', '..');
@@ -63,43 +65,6 @@ export const POD_SPECS = {
   sneaky: { namespace: 'shop', name: 'sneaky', role: 'admin' },
 } as const satisfies Record<string, PodSpec>;
 export type PodKey = keyof typeof POD_SPECS;
-
-export interface HttpAnswer {
-  /** 0 when curl got no answer (see `curlExit`). */
-  status: number;
-  /** Header names in lower case; the last value wins. */
-  headers: Record<string, string>;
-  /** The body byte for byte (curl -i writes it unchanged). */
-  body: string;
-  curlExit: number | null;
-  /** From the request's start to the answer's first byte, as curl measured it. */
-  ttfbMs: number;
-}
-
-export interface CurlOptions {
-  method?: string;
-  headers?: Record<string, string>;
-  timeoutS?: number;
-}
-
-/** One HTTP request with curl through a namespace prefix; the raw answer parsed. */
-export async function curlIn(prefix: string[], url: string, options: CurlOptions = {}): Promise<HttpAnswer> {
-  const args = ['-s', '-i', '-w', '%{stderr}%{time_starttransfer}', '--max-time', String(options.timeoutS ?? 5), '-X', options.method ?? 'GET'];
-  for (const [name, value] of Object.entries(options.headers ?? {})) args.push('-H', `${name}: ${value}`);
-  args.push(url);
-  const [command, ...rest] = [...prefix, 'curl', ...args] as [string, ...string[]];
-  const result = await exec(command, rest);
-  const ttfbMs = Math.round(Number(result.stderr.trim()) * 1000);
-  const split = result.stdout.indexOf('\r\n\r\n');
-  if (result.code !== 0 || split === -1) return { status: 0, headers: {}, body: '', curlExit: result.code, ttfbMs };
-  const [statusLine = '', ...headerLines] = result.stdout.slice(0, split).split('\r\n');
-  const headers: Record<string, string> = {};
-  for (const line of headerLines) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
-  }
-  return { status: Number(statusLine.split(' ')[1]), headers, body: result.stdout.slice(split + 4), curlExit: 0, ttfbMs };
-}
 
 /** A pod: its network namespace, IP, and what it is in Kubernetes. */
 export class Pod {
@@ -191,7 +156,7 @@ export class TestNode {
       if (motoStart.status === 'rejected') throw motoStart.reason;
       const kube = planeStart.value;
       keys.forEach((key, n) => {
-        const network = topology.pods[n]!;
+        const network = nth(topology.pods, n);
         pods[key] = new Pod(key, network.ns, network.ip);
       });
       for (const [name, allowed] of Object.entries(NAMESPACES)) {
@@ -221,16 +186,24 @@ export class TestNode {
   /** The DaemonSet-style flags every proxy of this node gets. */
   proxyFlags(): string[] {
     return [
-      '--app-port', String(PROXY_PORT),
-      '--base-role-arn', BASE_ROLE_ARN,
+      '--app-port',
+      String(PROXY_PORT),
+      '--base-role-arn',
+      BASE_ROLE_ARN,
       '--namespace-restrictions',
-      '--node', NODE_NAME,
-      '--kubeconfig', this.plane.kubeconfig,
+      '--node',
+      NODE_NAME,
+      '--kubeconfig',
+      this.plane.kubeconfig,
       '--iptables',
-      '--host-interface', this.topology.hostInterface,
-      '--host-ip', this.topology.nodeIp,
-      '--metadata-addr', METADATA_IP,
-      '--stats-interval', '0',
+      '--host-interface',
+      this.topology.hostInterface,
+      '--host-ip',
+      this.topology.nodeIp,
+      '--metadata-addr',
+      METADATA_IP,
+      '--stats-interval',
+      '0',
     ];
   }
 

@@ -34,7 +34,7 @@ const CREDENTIALS_PATH = /^\/latest\/meta-data\/iam\/security-credentials\/([^/]
 function rolesRequested(requests: MetadataRequest[]): string[] {
   return requests.flatMap((r) => {
     const match = r.method === 'GET' ? CREDENTIALS_PATH.exec(r.path) : null;
-    return match === null ? [] : [match[1]!];
+    return match?.[1] === undefined ? [] : [match[1]];
   });
 }
 
@@ -90,8 +90,8 @@ export async function runAwsCli(pod: Pod): Promise<ClientReport> {
     AWS_DEFAULT_REGION: 'us-east-1',
   });
   const requests: MetadataRequest[] = [...result.stderr.matchAll(/http:\/\/169\.254\.169\.254:80 "([A-Z]+) (\S+) HTTP\/1\.1" (\d{3})/g)].map((m) => ({
-    method: m[1]!,
-    path: m[2]!,
+    method: m[1] ?? '',
+    path: m[2] ?? '',
     status: Number(m[3]),
   }));
   const identity = parseJson(result.stdout);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { KubernetesControlPlane } from './kubernetes.js';
 import { MotoServer } from './moto.js';
-import { createNodeTopology, METADATA_IP } from './netns.js';
+import { createNodeTopology, METADATA_IP, metadataDnat } from './netns.js';
 import { freePort } from './ports.js';
 import { run, TestProcess } from './processes.js';
 
@@ -43,9 +43,7 @@ t.test('moto_server answers AssumeRole through the AWS SDK', async (t) => {
     credentials: { accessKeyId: 'AKIDTEST', secretAccessKey: 'secret' },
   });
   t.teardown(() => sts.destroy());
-  const out = await sts.send(
-    new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::123456789012:role/app', RoleSessionName: 'harness', DurationSeconds: 900 }),
-  );
+  const out = await sts.send(new AssumeRoleCommand({ RoleArn: 'arn:aws:iam::123456789012:role/app', RoleSessionName: 'harness', DurationSeconds: 900 }));
   t.ok(out.Credentials?.AccessKeyId, 'access key');
   t.ok(out.Credentials?.SessionToken, 'session token');
   t.match(out.AssumedRoleUser?.Arn ?? '', /assumed-role\/app\/harness$/);
@@ -66,10 +64,7 @@ t.test('a pod namespace reaches a node server through the DNAT rule, seen by its
     ready: async () => (await topology.node.exec('curl', ['-sf', `http://${topology.nodeIp}:8181/`]).catch(() => '')) !== '',
   });
   t.teardown(() => nodeServer.stop());
-  await topology.node.exec('iptables', [
-    '-w', '-t', 'nat', '-A', 'PREROUTING', '-d', METADATA_IP, '-p', 'tcp', '--dport', '80',
-    '-i', topology.hostInterface, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:8181`,
-  ]);
+  await topology.node.exec('iptables', metadataDnat(topology, 8181));
   for (const pod of topology.pods) {
     const seen = await pod.ns.exec('curl', ['-sf', '--max-time', '5', `http://${METADATA_IP}/latest/meta-data/`]);
     t.equal(seen, pod.ip, `pod ${pod.ip} is seen by its own address`);
@@ -80,9 +75,16 @@ t.test('a stopped process frees its port', async (t) => {
   const port = await freePort();
   const proc = await TestProcess.start(process.execPath, ['-e', `require('net').createServer().listen(${port}, '127.0.0.1')`], {
     name: 'listener',
-    ready: async () => (await run('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).then(() => true, () => false)),
+    ready: async () =>
+      await run('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).then(
+        () => true,
+        () => false,
+      ),
   });
   await proc.stop();
-  const refused = await run('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).then(() => false, () => true);
+  const refused = await run('bash', ['-c', `exec 3<>/dev/tcp/127.0.0.1/${port}`]).then(
+    () => false,
+    () => true,
+  );
   t.ok(refused, 'nothing listens after stop');
 });

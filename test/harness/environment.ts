@@ -28,7 +28,9 @@ export const REPO = ((): string => {
 const PROGRAM = join(REPO, 'dist', 'bin', 'kube2iam.js');
 
 /** The Node options the container image runs the program with (its `ENV NODE_OPTIONS`). */
-export const IMAGE_NODE_OPTIONS: string[] = (/^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1] ?? '').split(' ').filter(Boolean);
+export const IMAGE_NODE_OPTIONS: string[] = (/^ENV NODE_OPTIONS="([^"]*)"/m.exec(readFileSync(join(REPO, 'Dockerfile'), 'utf8'))?.[1] ?? '')
+  .split(' ')
+  .filter(Boolean);
 
 /**
  * The built program as its image runs it: the image's Node options, and none of tap's

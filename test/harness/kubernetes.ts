@@ -70,10 +70,20 @@ export class KubernetesControlPlane {
     this.etcd = await this.startProcess(
       'etcd',
       [
-        '--name', 't1', '--data-dir', join(this.dir, 'etcd-data'),
-        '--listen-client-urls', client, '--advertise-client-urls', client,
-        '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer,
-        '--initial-cluster', `t1=${peer}`,
+        '--name',
+        't1',
+        '--data-dir',
+        join(this.dir, 'etcd-data'),
+        '--listen-client-urls',
+        client,
+        '--advertise-client-urls',
+        client,
+        '--listen-peer-urls',
+        peer,
+        '--initial-advertise-peer-urls',
+        peer,
+        '--initial-cluster',
+        `t1=${peer}`,
       ],
       { name: 'etcd', ready: () => (this.prefix.length === 0 ? httpOk(`${client}/health`) : this.curlInside([`${client}/health`])) },
     );
@@ -86,13 +96,16 @@ export class KubernetesControlPlane {
       binary,
       [
         `--etcd-servers=http://127.0.0.1:${this.etcdClientPort}`,
-        '--bind-address=127.0.0.1', '--advertise-address=127.0.0.1', `--secure-port=${this.apiPort}`,
+        '--bind-address=127.0.0.1',
+        '--advertise-address=127.0.0.1',
+        `--secure-port=${this.apiPort}`,
         `--cert-dir=${join(this.dir, 'certs')}`,
         '--service-account-issuer=https://kubernetes.default.svc',
         `--service-account-key-file=${join(this.dir, 'sa.pub')}`,
         `--service-account-signing-key-file=${join(this.dir, 'sa.key')}`,
         `--token-auth-file=${join(this.dir, 'tokens.csv')}`,
-        '--authorization-mode=RBAC', '--service-cluster-ip-range=10.96.0.0/24',
+        '--authorization-mode=RBAC',
+        '--service-cluster-ip-range=10.96.0.0/24',
         // No controller-manager runs, so the default ServiceAccount never exists.
         '--disable-admission-plugins=ServiceAccount',
         // As kubeadm and managed clusters set it: kube2iam's own DaemonSet is privileged.
@@ -201,8 +214,15 @@ export class KubernetesControlPlane {
       }),
     );
     await this.kubectl([
-      'patch', 'pod', name, '-n', namespace, '--subresource=status', '--type=merge',
-      '-p', JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
+      'patch',
+      'pod',
+      name,
+      '-n',
+      namespace,
+      '--subresource=status',
+      '--type=merge',
+      '-p',
+      JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
     ]);
   }
 

@@ -69,3 +69,15 @@ export class LogCapture extends Writable {
 
 /** RFC 3339 with a UTC offset or Z, as log pipelines parse logrus's `time`. */
 export const RFC3339 = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
+
+/**
+ * A failed start's stderr (logrus's text layout): exactly one fatal line, the last, whose
+ * message is returned; anything else throws, naming what it found.
+ */
+export function fatalMessage(stderr: string): string {
+  const lines = stderr.trim().split('\n');
+  const fatal = lines.filter((line) => line.includes(' level=fatal '));
+  const last = lines.at(-1) ?? '';
+  if (fatal.length !== 1 || fatal[0] !== last) throw new Error(`not one fatal line, last: ${stderr}`);
+  return textRecord(last).msg as string;
+}

@@ -14,7 +14,14 @@ export interface Container {
   env?: Array<{ name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }>;
   livenessProbe?: Probe;
   readinessProbe?: Probe;
-  securityContext?: { privileged?: boolean; runAsUser?: number; runAsNonRoot?: boolean; allowPrivilegeEscalation?: boolean; readOnlyRootFilesystem?: boolean; capabilities?: { drop?: string[]; add?: string[] } };
+  securityContext?: {
+    privileged?: boolean;
+    runAsUser?: number;
+    runAsNonRoot?: boolean;
+    allowPrivilegeEscalation?: boolean;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: string[]; add?: string[] };
+  };
 }
 
 /** The first container of the DaemonSet in a manifest file. */

@@ -19,7 +19,9 @@ export interface MotoOptions {
 export function requireMoto(): void {
   const probe = spawnSync('moto_server', ['--help'], { stdio: 'ignore' });
   if (probe.error !== undefined || probe.status !== 0) {
-    throw new Error('moto_server is not installed (Python package moto 5). It is part of the machine image and cannot be installed from here; the STS tests need it.');
+    throw new Error(
+      'moto_server is not installed (Python package moto 5). It is part of the machine image and cannot be installed from here; the STS tests need it.',
+    );
   }
 }
 
@@ -85,7 +87,8 @@ export class MotoServer {
         env: { ...process.env, AWS_ACCESS_KEY_ID: 'bootstrap', AWS_SECRET_ACCESS_KEY: 'bootstrap', AWS_EC2_METADATA_DISABLED: 'true' },
       });
     await aws(['iam', 'create-user', '--user-name', 'node']);
-    const key = (JSON.parse(await aws(['iam', 'create-access-key', '--user-name', 'node'])) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } }).AccessKey;
+    const key = (JSON.parse(await aws(['iam', 'create-access-key', '--user-name', 'node'])) as { AccessKey: { AccessKeyId: string; SecretAccessKey: string } })
+      .AccessKey;
     const policy = { Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 'sts:AssumeRole', Resource: resource }] };
     await aws(['iam', 'put-user-policy', '--user-name', 'node', '--policy-name', 'assume', '--policy-document', JSON.stringify(policy)]);
     return { accessKeyId: key.AccessKeyId, secretAccessKey: key.SecretAccessKey };

@@ -74,6 +74,16 @@ export type PodWiring = 'bridge' | 'eni';
 export const METADATA_IP = '169.254.169.254';
 
 /**
+ * iptables arguments for the metadata DNAT rule a node's proxy installs, to `port` on the
+ * node's address: `-A` adds it, `-D` deletes it; with `source`, for that pod only.
+ */
+export function metadataDnat(topology: Pick<NodeTopology, 'nodeIp' | 'hostInterface'>, port: number, action: '-A' | '-D' = '-A', source?: string): string[] {
+  const from = source === undefined ? [] : ['-s', source];
+  const match = ['-d', METADATA_IP, '-p', 'tcp', '--dport', '80', '-i', topology.hostInterface];
+  return ['-w', '5', '-t', 'nat', action, 'PREROUTING', ...from, ...match, '-j', 'DNAT', '--to-destination', `${topology.nodeIp}:${port}`];
+}
+
+/**
  * A node namespace (169.254.169.254 on loopback) and `podCount` pod namespaces at
  * 10.200.0.11, .12, ... routed through the node. With `bridge` wiring the node's address
  * is 10.200.0.1 on the bridge `cni0`; with `eni` it is 10.0.0.10 (on loopback: any local

@@ -49,7 +49,11 @@ t.test('reading stops at the pipelining cap and resumes as answers go out', asyn
   client.write(burst);
   const bodies: string[] = [];
   for (let n = 0; n < 40; n++) bodies.push((await client.response())?.body.toString() ?? 'none');
-  t.same(bodies, Array.from({ length: 40 }, (_, n) => `/${n}`), 'all answered, in order');
+  t.same(
+    bodies,
+    Array.from({ length: 40 }, (_, n) => `/${n}`),
+    'all answered, in order',
+  );
   t.equal(maxInFlight, 3, 'never more than the cap in flight');
 });
 
@@ -188,7 +192,9 @@ t.test('connections beyond the cap get 503 and are closed; a freed slot is reuse
     t.equal((await c.response())?.status, 200);
     held.push(c);
   }
-  t.teardown(() => held.forEach((c) => c.destroy()));
+  t.teardown(() => {
+    for (const c of held) c.destroy();
+  });
   const extra = await WireClient.open(port);
   t.teardown(() => extra.destroy());
   t.equal((await extra.response())?.status, 503, 'over the cap');
@@ -214,7 +220,9 @@ t.test('one address cannot take the connection cap: past its share it gets 503, 
   const { server, port } = await startServer(undefined, { maxConnections: 20, maxConnectionsPerAddress: 5 });
   t.teardown(() => server.close());
   const held: WireClient[] = [];
-  t.teardown(() => held.forEach((c) => c.destroy()));
+  t.teardown(() => {
+    for (const c of held) c.destroy();
+  });
   for (let n = 0; n < 5; n++) t.equal(await statusFrom(port, '127.0.0.2', held), 200);
   const refused = await WireClient.open(port, '127.0.0.2');
   held.push(refused);
@@ -233,7 +241,9 @@ t.test('the last tenth of the cap is kept for addresses with few connections', a
   const { server, port } = await startServer(undefined, { maxConnections: 30, maxConnectionsPerAddress: 30 });
   t.teardown(() => server.close());
   const held: WireClient[] = [];
-  t.teardown(() => held.forEach((c) => c.destroy()));
+  t.teardown(() => {
+    for (const c of held) c.destroy();
+  });
   for (let n = 0; n < 27; n++) t.equal(await statusFrom(port, `127.0.0.${2 + (n % 3)}`, held), 200);
   t.equal(await statusFrom(port, '127.0.0.2', held), 503, 'an address with 9 is refused from the reserve');
   for (let n = 0; n < 3; n++) t.equal(await statusFrom(port, `127.0.0.${10 + n}`, held), 200, 'a pod with none gets in');

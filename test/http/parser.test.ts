@@ -139,14 +139,23 @@ t.test('the trailer budget is per message: 5,000 chunked requests on one connect
   const one = bytesOf(`${CHUNKED}3\r\nabc\r\n0\r\n\r\n`);
   const parsed = parseChunks(Array.from({ length: 5000 }, () => one));
   t.equal(parsed.length, 5000);
-  t.notOk(parsed.some((o) => 'error' in o), 'no refusal');
+  t.notOk(
+    parsed.some((o) => 'error' in o),
+    'no refusal',
+  );
   const withTrailers = bytesOf(`${CHUNKED}3\r\nabc\r\n0\r\nX-T: ${'v'.repeat(4000)}\r\n\r\n`);
-  t.notOk(parseChunks(Array.from({ length: 50 }, () => withTrailers)).some((o) => 'error' in o), 'large trailers on every message, each within its own budget');
+  t.notOk(
+    parseChunks(Array.from({ length: 50 }, () => withTrailers)).some((o) => 'error' in o),
+    'large trailers on every message, each within its own budget',
+  );
 });
 
 t.test('chunk extensions are capped per message: past the cap, 413', async (t) => {
   const ext = (bytes: number): Buffer => bytesOf(`${CHUNKED}3;${'e'.repeat(bytes)}\r\nabc\r\n0\r\n\r\n`);
-  t.notOk(parseChunks([ext(MAX_CHUNK_EXTENSION_BYTES)]).some((o) => 'error' in o), 'at the cap');
+  t.notOk(
+    parseChunks([ext(MAX_CHUNK_EXTENSION_BYTES)]).some((o) => 'error' in o),
+    'at the cap',
+  );
   t.same(parseChunks([ext(MAX_CHUNK_EXTENSION_BYTES + 1)]).at(-1), { error: 413 }, 'one byte over');
   const many = bytesOf(`${CHUNKED}${`1;${'e'.repeat(99)}\r\na\r\n`.repeat(11)}0\r\n\r\n`);
   t.same(parseChunks([many]).at(-1), { error: 413 }, 'summed over the chunks of one message');

@@ -19,6 +19,7 @@
 // process, so it goes when the process ends.
 
 import t from 'tap';
+import { fatalMessage } from '../harness/log-lines.js';
 import { copyFileSync, mkdirSync, mkdtempSync, readlinkSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -29,8 +30,9 @@ import { containerArgs, containerEnv, daemonSetContainer } from '../harness/mani
 import { MotoServer } from '../harness/moto.js';
 import { createNodeTopology, METADATA_IP, type NetworkNamespace } from '../harness/netns.js';
 import { execute, TestProcess, type ExecResult } from '../harness/processes.js';
-import { curlIn } from '../e2e/node.js';
+import { curlIn } from '../harness/curl.js';
 import { entrypoint, IMAGE_PATH, imageEnv, imageRootfs, imageUser, replayStages } from './runtime-stage.js';
+import { nth } from '../harness/nth.js';
 
 const MANIFEST = join(REPO, 'manifests', 'examples', 'kube2iam-daemonset.yaml');
 const container = daemonSetContainer(MANIFEST);
@@ -63,7 +65,7 @@ t.teardown(() => moto.stop());
 await plane.kubectl(['apply', '-f', MANIFEST]);
 for (const namespace of new Set(PODS.map((p) => p.namespace))) await plane.kubectl(['create', 'namespace', namespace]);
 for (const [n, pod] of PODS.entries()) {
-  await plane.kubectlRunningPod(pod.namespace, pod.name, pod.role === undefined ? {} : { 'iam.amazonaws.com/role': pod.role }, topology.pods[n]!.ip);
+  await plane.kubectlRunningPod(pod.namespace, pod.name, pod.role === undefined ? {} : { 'iam.amazonaws.com/role': pod.role }, nth(topology.pods, n).ip);
 }
 // The ServiceAccount's token, as the kubelet projects it (TokenRequest), and the cluster's CA.
 const token = (await plane.kubectl(['create', 'token', 'kube2iam', '-n', 'kube-system', '--duration=1h'])).trim();
@@ -141,8 +143,11 @@ t.test('the program starts no command but those: only lib/node/commands.ts uses 
 t.test('as the image’s non-root user (uid 1000), --iptables is refused at start in one line, and no rule is installed', async (t) => {
   const result = await execute('ip', inContainer('1000:1000', [...entrypoint(), ...args]), { timeoutMs: 30_000 });
   t.not(result.code, 0);
-  t.match(result.stderr, /^kube2iam: --iptables needs the NET_ADMIN capability, which this process \(uid 1000\) does not have: run the container as root \(runAsUser: 0\)/);
-  t.equal(result.stderr.trim().split('\n').length, 1, `one line: ${result.stderr}`);
+  t.match(
+    fatalMessage(result.stderr),
+    /^cannot start: --iptables needs the NET_ADMIN capability, which this process \(uid 1000\) does not have: run the container as root \(runAsUser: 0\)/,
+    'one fatal line, the last',
+  );
   t.same(await dnatRules(), []);
 });
 
@@ -156,10 +161,14 @@ t.test('kube2iam’s DaemonSet with our image: the rule, each pod’s own role t
   });
   t.teardown(() => proxy.stop());
   t.same(await dnatRules(), [`-A PREROUTING -d ${METADATA_IP}/32 -i eni+ -p tcp -m tcp --dport 80 -j DNAT --to-destination ${topology.nodeIp}:${PORT}`]);
-  t.match(proxy.log(), /region=us-east-1 regionSource="?metadata placement\/region/, 'no AWS_REGION in the manifest: the node’s region, from the metadata service');
+  t.match(
+    proxy.log(),
+    /region=us-east-1 regionSource="?metadata placement\/region/,
+    'no AWS_REGION in the manifest: the node’s region, from the metadata service',
+  );
 
   for (const [n, pod] of PODS.entries()) {
-    const ns = topology.pods[n]!.ns;
+    const ns = nth(topology.pods, n).ns;
     const listing = await metadata(ns, '/latest/meta-data/iam/security-credentials/');
     if (pod.arn === undefined) {
       t.equal(listing.status, 404, `${pod.name}: no role, nothing`);
@@ -186,7 +195,14 @@ const metadata = (ns: NetworkNamespace, path: string): ReturnType<typeof curlIn>
 function botocore(ns: NetworkNamespace): Promise<ExecResult> {
   const home = mkdtempSync(join(work, 'home-'));
   return execute('ip', ['netns', 'exec', ns.name, 'python3', join(REPO, 'test', 'e2e', 'clients', 'botocore_credentials.py'), `http://${topology.nodeIp}:80`], {
-    env: { PATH: process.env.PATH, HOME: home, LANG: 'C.UTF-8', AWS_CONFIG_FILE: '/dev/null', AWS_SHARED_CREDENTIALS_FILE: '/dev/null', ...(process.env.PYENV_ROOT === undefined ? {} : { PYENV_ROOT: process.env.PYENV_ROOT }) },
+    env: {
+      PATH: process.env.PATH,
+      HOME: home,
+      LANG: 'C.UTF-8',
+      AWS_CONFIG_FILE: '/dev/null',
+      AWS_SHARED_CREDENTIALS_FILE: '/dev/null',
+      ...(process.env.PYENV_ROOT === undefined ? {} : { PYENV_ROOT: process.env.PYENV_ROOT }),
+    },
     timeoutMs: 60_000,
   });
 }

@@ -22,7 +22,11 @@ export interface Stage {
 
 /** The Dockerfile's stages, with continuation lines joined and comments dropped. */
 export const stages: Stage[] = [];
-for (const line of dockerfile.replace(/\\\n/g, ' ').split('\n').map((l) => l.trim()).filter((l) => l !== '' && !l.startsWith('#'))) {
+for (const line of dockerfile
+  .replace(/\\\n/g, ' ')
+  .split('\n')
+  .map((l) => l.trim())
+  .filter((l) => l !== '' && !l.startsWith('#'))) {
   const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?/i.exec(line);
   if (from !== null) stages.push({ name: from[2] ?? `stage${stages.length}`, from: from[1] as string, lines: [] });
   else stages.at(-1)?.lines.push(line);
@@ -67,7 +71,13 @@ export function imageEnv(): Record<string, string> {
 
 /** The user the image runs as when the pod sets no runAsUser: the runtime stage's last USER, else root. */
 export function imageUser(): string {
-  return runtimeStage.lines.filter((l) => l.startsWith('USER ')).at(-1)?.slice(5).trim() ?? 'root';
+  return (
+    runtimeStage.lines
+      .filter((l) => l.startsWith('USER '))
+      .at(-1)
+      ?.slice(5)
+      .trim() ?? 'root'
+  );
 }
 
 /** The entry point's argv (exec form). */
@@ -116,7 +126,14 @@ export async function replayStages(work: string): Promise<{ buildDir: string; ap
 
 /** The runtime stage's `npm ci ...` command, up to its first `&&`. */
 export function runtimeInstall(): string[] {
-  return runtimeStage.lines.find((line) => line.startsWith('RUN npm ci'))?.slice('RUN '.length).split('&&')[0]?.trim().split(/\s+/) ?? [];
+  return (
+    runtimeStage.lines
+      .find((line) => line.startsWith('RUN npm ci'))
+      ?.slice('RUN '.length)
+      .split('&&')[0]
+      ?.trim()
+      .split(/\s+/) ?? []
+  );
 }
 
 /**

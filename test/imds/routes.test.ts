@@ -3,6 +3,7 @@
 // addresses (and from botocore, a real SDK client).
 
 import t from 'tap';
+import { configOf } from '../harness/config.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -39,8 +40,22 @@ const file = {
 const dir = mkdtempSync(join(tmpdir(), 'k2i-imds-'));
 writeFileSync(join(dir, 'pods.json'), JSON.stringify(file));
 Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
-const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--base-role-arn', BASE, '--namespace-restrictions', '--backoff-max-elapsed-time', '300ms', '--metadata-addr', `127.0.0.1:${moto.port}`, '--stats-interval', '0']);
-const app: App = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
+const parsed = await parseArgs([
+  '--app-port',
+  String(await freePort()),
+  '--pods-file',
+  join(dir, 'pods.json'),
+  '--base-role-arn',
+  BASE,
+  '--namespace-restrictions',
+  '--backoff-max-elapsed-time',
+  '300ms',
+  '--metadata-addr',
+  `127.0.0.1:${moto.port}`,
+  '--stats-interval',
+  '0',
+]);
+const app: App = await startApp(configOf(parsed), createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
 t.teardown(() => app.close());
 await eventually(() => app.store.pending === 0, 10_000);
 
@@ -85,7 +100,12 @@ t.test('no role, a forbidden role and an unknown pod get 404 with the reason', a
 });
 
 t.test('paths that expose the node identity are never served', async (t) => {
-  for (const path of ['/latest/meta-data/iam/security-credentials-extended/', '/latest/meta-data/iam/security-credentials-extended/shop-cart', '/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance', '/latest/meta-data/iam/info']) {
+  for (const path of [
+    '/latest/meta-data/iam/security-credentials-extended/',
+    '/latest/meta-data/iam/security-credentials-extended/shop-cart',
+    '/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance',
+    '/latest/meta-data/iam/info',
+  ]) {
     t.equal((await get(path, '127.0.0.2')).status, 404, path);
   }
 });

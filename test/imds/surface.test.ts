@@ -3,17 +3,20 @@
 // never passes, --allow-route-regexp, /healthz, /debug/store and the stats line.
 
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { configOf } from '../harness/config.js';
+import { mkdtempSync } from 'node:fs';
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { startApp, type App } from '../../lib/app.js';
+import type { statsLine } from '../../lib/stats.js';
 import { parseArgs } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { VERSION } from '../../lib/version.js';
 import { textRecord } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
+import { podsFile } from '../harness/pods-file.js';
 import { freePort } from '../harness/ports.js';
 import { eventually } from '../harness/wait.js';
 
@@ -22,16 +25,13 @@ t.teardown(() => moto.stop());
 Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
 
 const dir = mkdtempSync(join(tmpdir(), 'k2i-surface-'));
-writeFileSync(
-  join(dir, 'pods.json'),
-  JSON.stringify({
-    kind: 'List',
-    items: [
-      { kind: 'Pod', metadata: { name: 'cart', namespace: 'shop', annotations: { 'iam.amazonaws.com/role': 'shop-cart' } }, status: { phase: 'Running', podIP: '127.0.0.2' } },
-      { kind: 'Pod', metadata: { name: 'ledger', namespace: 'billing', annotations: { 'iam.amazonaws.com/role': 'billing-api' } }, status: { phase: 'Running', podIP: '127.0.0.3' } },
-    ],
-  }),
-);
+podsFile(dir, 'pods', [
+  { name: 'cart', namespace: 'shop', role: 'shop-cart', ip: '127.0.0.2' },
+  { name: 'ledger', namespace: 'billing', role: 'billing-api', ip: '127.0.0.3' },
+]);
+
+/** The stats line as written: the fields the program builds, and the log's own. */
+type StatsFields = ReturnType<ReturnType<typeof statsLine>> & { msg: string };
 
 interface Started {
   app: App;
@@ -40,13 +40,22 @@ interface Started {
 
 async function start(...flags: string[]): Promise<Started> {
   const parsed = await parseArgs([
-    '--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--base-role-arn', 'arn:aws:iam::123456789012:role/',
-    '--metadata-addr', `127.0.0.1:${moto.port}`, '--stats-interval', '0', ...flags,
+    '--app-port',
+    String(await freePort()),
+    '--pods-file',
+    join(dir, 'pods.json'),
+    '--base-role-arn',
+    'arn:aws:iam::123456789012:role/',
+    '--metadata-addr',
+    `127.0.0.1:${moto.port}`,
+    '--stats-interval',
+    '0',
+    ...flags,
   ]);
   const out = new PassThrough();
   const stats: string[] = [];
   out.on('data', (line: Buffer) => stats.push(line.toString()));
-  const app = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1', statsOut: out });
+  const app = await startApp(configOf(parsed), createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1', statsOut: out });
   t.teardown(() => app.close());
   await eventually(() => app.store.pending === 0, 10_000);
   return { app, stats };
@@ -60,11 +69,14 @@ interface Answer {
 
 function send(app: App, path: string, from: string, options: { method?: string; headers?: OutgoingHttpHeaders } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port: app.port, path, method: options.method ?? 'GET', headers: options.headers, localAddress: from }, (res) => {
-      let body = '';
-      res.on('data', (d: Buffer) => (body += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port: app.port, path, method: options.method ?? 'GET', headers: options.headers, localAddress: from },
+      (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => (body += d.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });
@@ -96,7 +108,11 @@ t.test('a token that is not this proxy’s, not for this address, or expired get
   t.equal((await send(open.app, LISTING, '127.0.0.3', { headers: { 'x-aws-ec2-metadata-token': mine } })).status, 401, 'another pod’s token');
   t.equal(open.app.upstream.stats.requests, before, 'none reached the metadata service');
   t.same((await send(open.app, LISTING, '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': mine } })).body, 'shop-cart', 'its own token works');
-  t.equal((await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': mine } })).status, 200, 'and passes through with the node’s');
+  t.equal(
+    (await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': mine } })).status,
+    200,
+    'and passes through with the node’s',
+  );
   const short = (await putToken(open.app, '127.0.0.2', '1')).body;
   await new Promise((resolve) => setTimeout(resolve, 1100));
   t.equal((await send(open.app, LISTING, '127.0.0.2', { headers: { 'x-aws-ec2-metadata-token': short } })).status, 401, 'expired');
@@ -106,7 +122,10 @@ t.test('two hundred token requests from one pod cost nothing upstream, and anoth
   const before = open.app.upstream.stats.requests;
   const flood = await Promise.all(Array.from({ length: 200 }, () => putToken(open.app, '127.0.0.4', '21600')));
   t.ok(flood.filter((a) => a.status === 200).length >= 100, 'its burst is issued');
-  t.ok(flood.filter((a) => a.status === 429).every((a) => a.headers['retry-after'] === '1'), 'past it, 429 with Retry-After');
+  t.ok(
+    flood.filter((a) => a.status === 429).every((a) => a.headers['retry-after'] === '1'),
+    'past it, 429 with Retry-After',
+  );
   const started = Date.now();
   const other = await putToken(open.app, '127.0.0.2', '60');
   t.equal(other.status, 200);
@@ -131,7 +150,9 @@ t.test('without --imdsv2-required, plain GETs get credentials (IMDSv1)', async (
 });
 
 t.test('other paths pass through to the metadata service, with nothing added and hop-by-hop headers dropped', async (t) => {
-  const answer = await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', { headers: { 'x-probe': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped', te: 'trailers' } });
+  const answer = await send(open.app, '/latest/meta-data/instance-id', '127.0.0.2', {
+    headers: { 'x-probe': 'kept', connection: 'keep-alive, x-hop', 'x-hop': 'dropped', te: 'trailers' },
+  });
   t.equal(answer.status, 200);
   t.match(answer.body, /^i-/, 'moto’s instance id');
   // moto echoes the request's headers back, so they show what reached it.
@@ -148,13 +169,29 @@ t.test('other paths pass through to the metadata service, with nothing added and
 t.test('paths that would expose the node, and non-canonical paths, never pass through', async (t) => {
   const before = open.app.upstream.stats.requests;
   const blocked = [
-    '/latest/meta-data/iam/info', '/latest/meta-data/iam/', '/latest/meta-data/iam', '/latest/meta-data/iam/security-credentials-extended/',
-    '/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance', '/latest/meta-data/IAM/security-credentials/',
-    '/LATEST/META-DATA/IAM/INFO', '/latest/meta-data/%69am/info', '/2016-09-02/meta-data/Iam/Info',
-    '/latest/dynamic/instance-identity/pkcs7', '/latest/dynamic/instance-identity/signature', '/latest/dynamic/instance-identity/rsa2048', '/latest/dynamic/Instance-Identity/PKCS7',
+    '/latest/meta-data/iam/info',
+    '/latest/meta-data/iam/',
+    '/latest/meta-data/iam',
+    '/latest/meta-data/iam/security-credentials-extended/',
+    '/latest/meta-data/identity-credentials/ec2/security-credentials/ec2-instance',
+    '/latest/meta-data/IAM/security-credentials/',
+    '/LATEST/META-DATA/IAM/INFO',
+    '/latest/meta-data/%69am/info',
+    '/2016-09-02/meta-data/Iam/Info',
+    '/latest/dynamic/instance-identity/pkcs7',
+    '/latest/dynamic/instance-identity/signature',
+    '/latest/dynamic/instance-identity/rsa2048',
+    '/latest/dynamic/Instance-Identity/PKCS7',
   ];
   for (const path of blocked) t.equal((await send(open.app, path, '127.0.0.2')).status, 404, path);
-  const refused = ['/latest//meta-data/iam/security-credentials/', '/latest/./meta-data/iam/info', '/latest/meta-data/x/../iam/info', '/latest%2Fmeta-data%2Fiam%2Finfo', '/latest/meta-data/%zz', '/latest/meta-data/a%5C..%5Ciam'];
+  const refused = [
+    '/latest//meta-data/iam/security-credentials/',
+    '/latest/./meta-data/iam/info',
+    '/latest/meta-data/x/../iam/info',
+    '/latest%2Fmeta-data%2Fiam%2Finfo',
+    '/latest/meta-data/%zz',
+    '/latest/meta-data/a%5C..%5Ciam',
+  ];
   for (const path of refused) t.equal((await send(open.app, path, '127.0.0.2')).status, 400, path);
   t.equal(open.app.upstream.stats.requests, before, 'none of them reached the upstream');
 });
@@ -162,13 +199,32 @@ t.test('paths that would expose the node, and non-canonical paths, never pass th
 t.test('pass-through is an allow-list: only the shapes the metadata service serves reach it', async (t) => {
   const before = open.app.upstream.stats.requests;
   const outside = [
-    '/', '/latest', '/latest/', '/latest/api', '/latest/meta-data;x=1', '/latest/meta-data/instance-id;jsessionid=1', '/latest/meta-data/instance-id?x=1',
-    '/latest/user-data/x', '/latest/Meta-Data/instance-id', '/v1/credentials', '/computeMetadata/v1/', '/metadata/instance', '/2021-1-1/meta-data/',
-    '/latest/meta-data/tags/instance/a,b', '/latest/meta-data/%41mi-id', '/favicon.ico',
+    '/',
+    '/latest',
+    '/latest/',
+    '/latest/api',
+    '/latest/meta-data;x=1',
+    '/latest/meta-data/instance-id;jsessionid=1',
+    '/latest/meta-data/instance-id?x=1',
+    '/latest/user-data/x',
+    '/latest/Meta-Data/instance-id',
+    '/v1/credentials',
+    '/computeMetadata/v1/',
+    '/metadata/instance',
+    '/2021-1-1/meta-data/',
+    '/latest/meta-data/tags/instance/a,b',
+    '/latest/meta-data/%41mi-id',
+    '/favicon.ico',
   ];
   for (const path of outside) t.same([(await send(open.app, path, '127.0.0.2')).status, path], [404, path]);
   t.equal(open.app.upstream.stats.requests, before, 'none of them reached the upstream');
-  for (const path of ['/latest/meta-data/', '/latest/meta-data', '/2009-04-04/meta-data/ami-id', '/latest/dynamic/instance-identity/document', '/latest/meta-data/placement/availability-zone']) {
+  for (const path of [
+    '/latest/meta-data/',
+    '/latest/meta-data',
+    '/2009-04-04/meta-data/ami-id',
+    '/latest/dynamic/instance-identity/document',
+    '/latest/meta-data/placement/availability-zone',
+  ]) {
     await send(open.app, path, '127.0.0.2');
   }
   t.equal(open.app.upstream.stats.requests, before + 5, 'the shapes it serves pass');
@@ -228,7 +284,7 @@ t.test('the stats line counts requests by route and status, credential latency, 
   await send(app, '/latest/meta-data/iam/info', '127.0.0.2');
   app.stats.report();
   t.equal(stats.length, 1, 'one line');
-  const line = JSON.parse(stats[0]!) as Record<string, any>;
+  const line = JSON.parse(stats[0] ?? '') as StatsFields;
   t.equal(line.msg, 'stats');
   t.same(line.requests, { listing: { 200: 1 }, credentials: { 200: 1, 403: 1 }, passthrough: { 200: 1 }, blocked: { 404: 1 } });
   t.equal(line.credentialLatencyMs.count, 3);
@@ -241,7 +297,7 @@ t.test('the stats line counts requests by route and status, credential latency, 
   t.same([line.store.retained, line.store.reused, line.store.dropped], [0, 0, 0], 'credentials kept for a workload’s next pod, reused and dropped');
   t.ok(line.memoryMb.rss > 0 && line.memoryMb.heapUsed > 0 && line.memoryMb.heapUsed < line.memoryMb.rss, 'RSS and the live heap, in MB');
   app.stats.report();
-  const second = JSON.parse(stats[1]!) as Record<string, any>;
+  const second = JSON.parse(stats[1] ?? '') as StatsFields;
   t.same(second.requests, {}, 'the next line counts from the last one');
   t.equal(second.sts.calls, 0);
 });
@@ -252,6 +308,6 @@ t.test('with --log-format text the stats line is logrus’s key=value text', asy
   app.stats.report();
   t.equal(stats.length, 1);
   t.match(stats[0], /^time="[^"]+" level=info msg=stats .*\n$/);
-  t.match(textRecord(stats[0]!.trimEnd()), { 'requests.listing.200': '1', 'sts.calls': '2', 'pods.indexed': '2', seconds: /^[\d.]+$/ });
-  t.notMatch(stats[0]!.trimEnd(), /\n/, 'a single line');
+  t.match(textRecord((stats[0] ?? '').trimEnd()), { 'requests.listing.200': '1', 'sts.calls': '2', 'pods.indexed': '2', seconds: /^[\d.]+$/ });
+  t.notMatch((stats[0] ?? '').trimEnd(), /\n/, 'a single line');
 });

@@ -2,7 +2,19 @@ import t from 'tap';
 import { parseTokenTtl, TOKEN_REQUEST_LIMITS, TokenRegistry } from '../../lib/imds/tokens.js';
 
 t.test('token TTLs: integers from 1 to 21600 seconds, anything else refused', async (t) => {
-  for (const [text, ttl] of [['1', 1], ['21600', 21600], [' 300 ', 300], ['0', null], ['21601', null], ['-5', null], ['1.5', null], ['1e3', null], ['', null], [undefined, null], ['999999', null]] as const) {
+  for (const [text, ttl] of [
+    ['1', 1],
+    ['21600', 21600],
+    [' 300 ', 300],
+    ['0', null],
+    ['21601', null],
+    ['-5', null],
+    ['1.5', null],
+    ['1e3', null],
+    ['', null],
+    [undefined, null],
+    ['999999', null],
+  ] as const) {
     t.equal(parseTokenTtl(text), ttl, JSON.stringify(text));
   }
 });

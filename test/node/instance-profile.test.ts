@@ -3,10 +3,10 @@
 // other available part serves an instance profile.
 
 import t from 'tap';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { configOf } from '../harness/config.js';
+import { mkdtempSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
-import { Writable } from 'node:stream';
 import { join } from 'node:path';
 import { startApp } from '../../lib/app.js';
 import { parseArgs } from '../../lib/config.js';
@@ -14,7 +14,9 @@ import { baseArnFromInstanceProfile } from '../../lib/credentials/roles.js';
 import { createLogger } from '../../lib/log.js';
 import { discoverRegion, discoverRolePolicy } from '../../lib/node/instance-profile.js';
 import { MetadataUpstream } from '../../lib/upstream/metadata.js';
+import { LogCapture } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
+import { podsFile } from '../harness/pods-file.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
 import { freePort } from '../harness/ports.js';
 import { eventually } from '../harness/wait.js';
@@ -57,11 +59,19 @@ await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
 t.teardown(() => metadata.close());
 const address = `127.0.0.1:${(metadata.address() as { port: number }).port}`;
 
+/** A proxy's flags: a free port, `file`'s pods, this file's metadata service, no stats line. */
+async function flags(file: string, ...extra: string[]): Promise<string[]> {
+  return ['--app-port', String(await freePort()), '--pods-file', file, '--metadata-addr', address, '--stats-interval', '0', ...extra];
+}
+
 t.test('discovery reads iam/info, and the instance role for the default, with an IMDSv2 token', async (t) => {
   const upstream = new MetadataUpstream(address);
   t.teardown(() => upstream.close());
   const none = { baseRoleArn: null, defaultRoleArn: null };
-  t.same(await discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, upstream), { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null });
+  t.same(await discoverRolePolicy(none, { baseArn: true, defaultRole: false, defaultRoleName: null }, upstream), {
+    baseRoleArn: 'arn:aws:iam::123456789012:role/',
+    defaultRoleArn: null,
+  });
   t.same(await discoverRolePolicy(none, { baseArn: false, defaultRole: true, defaultRoleName: null }, upstream), {
     baseRoleArn: 'arn:aws:iam::123456789012:role/',
     defaultRoleArn: 'arn:aws:iam::123456789012:role/node-role',
@@ -76,11 +86,14 @@ t.test('with --auto-discover-base-arn a bare --default-role is a role of the dis
   t.equal(parsed.config?.credentials.rolePolicy.defaultRoleArn, null);
   const upstream = new MetadataUpstream(address);
   t.teardown(() => upstream.close());
-  const policy = await discoverRolePolicy(parsed.config!.credentials.rolePolicy, parsed.config!.autoDiscover, upstream);
+  const policy = await discoverRolePolicy(configOf(parsed).credentials.rolePolicy, configOf(parsed).autoDiscover, upstream);
   t.same(policy, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: 'arn:aws:iam::123456789012:role/fallback' });
   const full = await parseArgs(['--auto-discover-base-arn', '--default-role', 'arn:aws:iam::999999999999:role/x', '--metadata-addr', address]);
   t.equal(full.config?.credentials.rolePolicy.defaultRoleArn, 'arn:aws:iam::999999999999:role/x', 'a full ARN needs no base');
-  const bad = await parseArgs(['--auto-discover-base-arn', '--default-role', 'not a role']).then(() => null, (e: unknown) => e);
+  const bad = await parseArgs(['--auto-discover-base-arn', '--default-role', 'not a role']).then(
+    () => null,
+    (e: unknown) => e,
+  );
   t.match((bad as Error).message, /--default-role: .*not a valid role name/, 'its form is still checked at once');
 });
 
@@ -106,9 +119,9 @@ t.test('with --auto-discover-default-role an unannotated pod gets the node’s r
   t.teardown(() => moto.stop());
   Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
   const dir = mkdtempSync(join(tmpdir(), 'k2i-discover-'));
-  writeFileSync(join(dir, 'pods.json'), JSON.stringify({ kind: 'List', items: [{ kind: 'Pod', metadata: { name: 'plain', namespace: 'default' }, status: { phase: 'Running', podIP: '127.0.0.2' } }] }));
-  const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--metadata-addr', address, '--stats-interval', '0', '--auto-discover-default-role']);
-  const app = await startApp(parsed.config!, createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
+  const file = podsFile(dir, 'pods', [{ name: 'plain', ip: '127.0.0.2' }]);
+  const parsed = await parseArgs(await flags(file, '--auto-discover-default-role'));
+  const app = await startApp(configOf(parsed), createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
   t.teardown(() => app.close());
   await eventually(() => app.store.pending === 0, 10_000);
   const body = await new Promise<string>((resolve, reject) => {
@@ -147,13 +160,16 @@ t.test('without AWS_REGION, STS is called in the node’s region, as the start-u
   t.teardown(() => Object.assign(process.env, saved));
   Object.assign(process.env, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
   const dir = mkdtempSync(join(tmpdir(), 'k2i-region-'));
-  writeFileSync(join(dir, 'pods.json'), JSON.stringify({ kind: 'List', items: [{ kind: 'Pod', metadata: { name: 'app', namespace: 'default', annotations: { 'iam.amazonaws.com/role': 'app' } }, status: { phase: 'Running', podIP: '127.0.0.2' } }] }));
-  const parsed = await parseArgs(['--app-port', String(await freePort()), '--pods-file', join(dir, 'pods.json'), '--metadata-addr', address, '--stats-interval', '0', '--base-role-arn', 'arn:aws:iam::123456789012:role/']);
-  const lines: string[] = [];
-  const log = createLogger({ logLevel: 'info', logFormat: 'json' }, new Writable({ write: (chunk: Buffer, _encoding, done) => (lines.push(chunk.toString()), done()) }));
-  const app = await startApp(parsed.config!, log, { host: '127.0.0.1' });
+  const file = podsFile(dir, 'pods', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
+  const parsed = await parseArgs(await flags(file, '--base-role-arn', 'arn:aws:iam::123456789012:role/'));
+  const lines = new LogCapture();
+  const app = await startApp(configOf(parsed), createLogger({ logLevel: 'info', logFormat: 'json' }, lines), { host: '127.0.0.1' });
   t.teardown(() => app.close());
   await eventually(() => sts.calls.length > 0 && app.store.pending === 0, 10_000);
-  t.same(sts.calls.map((c) => [c.roleArn, c.region, c.outcome]), [['arn:aws:iam::123456789012:role/app', 'eu-west-1', 'passed']], 'signed for the node’s region');
-  t.match(lines.join(''), /"region":"eu-west-1","regionSource":"metadata placement\/region"/);
+  t.same(
+    sts.calls.map((c) => [c.roleArn, c.region, c.outcome]),
+    [['arn:aws:iam::123456789012:role/app', 'eu-west-1', 'passed']],
+    'signed for the node’s region',
+  );
+  t.match(lines.lines.join(''), /"region":"eu-west-1","regionSource":"metadata placement\/region"/);
 });

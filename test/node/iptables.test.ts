@@ -7,6 +7,7 @@ import { hasNetAdmin } from '../../lib/node/host.js';
 import { dnatRuleArgs, IptablesError, MetadataDnatRule, nodeIptables, type DnatRuleSpec, type HostView } from '../../lib/node/iptables.js';
 import { createNodeTopology, METADATA_IP, type NodeTopology } from '../harness/netns.js';
 import { run, TestProcess } from '../harness/processes.js';
+import { nth } from '../harness/nth.js';
 
 const APP_PORT = 8181;
 const spec = (overrides: Partial<DnatRuleSpec> = {}): DnatRuleSpec => ({
@@ -18,7 +19,7 @@ const spec = (overrides: Partial<DnatRuleSpec> = {}): DnatRuleSpec => ({
 });
 const target = ['-j', 'DNAT', '--to-destination', `10.200.0.1:${APP_PORT}`];
 
-t.test('arguments for a plain interface match kube2iam\'s rule', async (t) => {
+t.test("arguments for a plain interface match kube2iam's rule", async (t) => {
   t.same(dnatRuleArgs(spec()), ['-d', METADATA_IP, '-p', 'tcp', '--dport', '80', '-i', 'cni0', ...target]);
 });
 
@@ -74,10 +75,13 @@ t.test('every iptables call waits 5 s for the xtables lock, with the chosen bina
   const { runner, calls } = fakeRunner(1);
   t.equal(await new MetadataDnatRule(spec(), { runner, iptables: 'iptables-legacy', host: HOST }).ensure(), 'added');
   const iptablesCalls = calls.filter(([command]) => command === 'iptables-legacy');
-  t.same(iptablesCalls.map((c) => c.slice(1, 6)), [
-    ['-w', '5', '-t', 'nat', '-C'],
-    ['-w', '5', '-t', 'nat', '-A'],
-  ]);
+  t.same(
+    iptablesCalls.map((c) => c.slice(1, 6)),
+    [
+      ['-w', '5', '-t', 'nat', '-C'],
+      ['-w', '5', '-t', 'nat', '-A'],
+    ],
+  );
 });
 
 t.test('only exit 1 from -C means absent: a lock timeout fails ensure() without appending', async (t) => {
@@ -86,34 +90,53 @@ t.test('only exit 1 from -C means absent: a lock timeout fails ensure() without 
     name: 'IptablesError',
     message: /^iptables -C of the metadata DNAT rule failed \(exit 4\): Another app is currently holding the xtables lock/,
   });
-  t.notOk(calls.some((c) => c.includes('-A')), 'no -A after a failed check');
+  t.notOk(
+    calls.some((c) => c.includes('-A')),
+    'no -A after a failed check',
+  );
 });
 
 t.test('preflight: a named interface must be one the node has; a wildcard is not looked up; ! is looked up without it', async (t) => {
   let lookups = 0;
-  const host: HostView = { interfaces: () => (lookups++, ['cni0', 'eth0', 'lo']), hasNetAdmin: () => true };
+  const host: HostView = {
+    interfaces: () => {
+      lookups++;
+      return ['cni0', 'eth0', 'lo'];
+    },
+    hasNetAdmin: () => true,
+  };
   t.doesNotThrow(() => new MetadataDnatRule(spec({ hostInterface: 'veth+' }), { host }).preflight());
   t.equal(lookups, 0, 'no lookup for veth+');
   t.doesNotThrow(() => new MetadataDnatRule(spec({ hostInterface: '!eth0' }), { host }).preflight());
   t.throws(() => new MetadataDnatRule(spec({ hostInterface: 'eni0' }), { host }).preflight(), {
     name: 'IptablesError',
-    message: 'host interface "eni0" not found on this node (it has: cni0, eth0, lo): set --host-interface to the interface pod traffic arrives on, or a wildcard such as eni+ or cali+',
+    message:
+      'host interface "eni0" not found on this node (it has: cni0, eth0, lo): set --host-interface to the interface pod traffic arrives on, or a wildcard such as eni+ or cali+',
   });
   t.throws(() => new MetadataDnatRule(spec({ hostInterface: '!eni0' }), { host }).preflight(), { message: /^host interface "eni0" not found/ });
-  const noSysfs: HostView = { interfaces: () => { throw new Error("ENOENT: no such file or directory, scandir '/sys/class/net'"); }, hasNetAdmin: () => true };
-  t.throws(() => new MetadataDnatRule(spec(), { host: noSysfs }).preflight(), { message: /^cannot list the node's interfaces to check --host-interface "cni0" \(ENOENT.*\): mount sysfs at \/sys/ });
+  const noSysfs: HostView = {
+    interfaces: () => {
+      throw new Error("ENOENT: no such file or directory, scandir '/sys/class/net'");
+    },
+    hasNetAdmin: () => true,
+  };
+  t.throws(() => new MetadataDnatRule(spec(), { host: noSysfs }).preflight(), {
+    message: /^cannot list the node's interfaces to check --host-interface "cni0" \(ENOENT.*\): mount sysfs at \/sys/,
+  });
 });
 
 t.test('preflight: without NET_ADMIN the start is refused with one line saying what to change, before any iptables call', async (t) => {
   const { runner, calls } = fakeRunner(1);
   const rule = new MetadataDnatRule(spec({ hostInterface: 'eni+' }), { runner, host: { interfaces: () => [], hasNetAdmin: () => false } });
-  const message = /^--iptables needs the NET_ADMIN capability, which this process \(uid \d+\) does not have: run the container as root \(runAsUser: 0\) with the capabilities NET_ADMIN and NET_RAW, or privileged: true; or install the DNAT rule on the node and drop --iptables$/;
+  const message =
+    /^--iptables needs the NET_ADMIN capability, which this process \(uid \d+\) does not have: run the container as root \(runAsUser: 0\) with the capabilities NET_ADMIN and NET_RAW, or privileged: true; or install the DNAT rule on the node and drop --iptables$/;
   t.throws(() => rule.preflight(), { name: 'IptablesError', message });
   t.same(calls, [], 'nothing ran');
 });
 
 t.test('hasNetAdmin reads bit 12 of the effective capability set', async (t) => {
-  const status = (capEff: string): string => `Name:\tnode\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t${capEff}\nCapBnd:\t000001ffffffffff\n`;
+  const status = (capEff: string): string =>
+    `Name:\tnode\nCapInh:\t0000000000000000\nCapPrm:\t000001ffffffffff\nCapEff:\t${capEff}\nCapBnd:\t000001ffffffffff\n`;
   t.equal(hasNetAdmin(status('000001ffffffffff')), true, 'root, privileged');
   t.equal(hasNetAdmin(status('0000000000003000')), true, 'NET_ADMIN and NET_RAW only (our DaemonSet)');
   t.equal(hasNetAdmin(status('0000000000002000')), false, 'NET_RAW only');
@@ -123,7 +146,11 @@ t.test('hasNetAdmin reads bit 12 of the effective capability set', async (t) => 
 });
 
 t.test('iptables refusing for lack of privileges gets the same hint', async (t) => {
-  const runner: CommandRunner = async () => ({ code: 4, stdout: '', stderr: 'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n' });
+  const runner: CommandRunner = async () => ({
+    code: 4,
+    stdout: '',
+    stderr: 'iptables v1.8.9 (nf_tables): Could not fetch rule set generation id: Permission denied (you must be root)\n',
+  });
   await t.rejects(new MetadataDnatRule(spec(), { runner, iptables: 'iptables-nft', host: HOST }).ensure(), {
     message: /^iptables-nft -C of the metadata DNAT rule failed \(exit 4\): .*Permission denied \(you must be root\): run the container as root/,
   });
@@ -143,8 +170,10 @@ async function nodeTopology(t: Test): Promise<NodeTopology> {
   return topology;
 }
 
-const inNode = (topology: NodeTopology): CommandRunner => (command, args) =>
-  runProgram('ip', ['netns', 'exec', topology.node.name, command, ...args]);
+const inNode =
+  (topology: NodeTopology): CommandRunner =>
+  (command, args) =>
+    runProgram('ip', ['netns', 'exec', topology.node.name, command, ...args]);
 
 /** The node namespace as the program there sees it (its sysfs), holding NET_ADMIN as root does. */
 async function nodeHost(topology: NodeTopology): Promise<HostView> {
@@ -158,8 +187,7 @@ async function natRules(topology: NodeTopology): Promise<string[]> {
   return rules.split('\n').filter((line) => line.startsWith('-A '));
 }
 
-const shown = (iface: string): string =>
-  `-A PREROUTING -d ${METADATA_IP}/32 ${iface} -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.200.0.1:${APP_PORT}`;
+const shown = (iface: string): string => `-A PREROUTING -d ${METADATA_IP}/32 ${iface} -p tcp -m tcp --dport 80 -j DNAT --to-destination 10.200.0.1:${APP_PORT}`;
 
 t.test('ensure() adds exactly one rule, and a second ensure() (a restart) finds it present', async (t) => {
   const topology = await nodeTopology(t);
@@ -181,10 +209,14 @@ t.test('a missing interface is refused, naming it and what the node has, and not
   const topology = await nodeTopology(t);
   const host = await nodeHost(topology);
   for (const hostInterface of ['nosuch0', '!nosuch0']) {
-    t.throws(() => new MetadataDnatRule(spec({ hostInterface }), { runner: inNode(topology), host }).preflight(), {
-      name: 'IptablesError',
-      message: /^host interface "nosuch0" not found on this node \(it has: cni0, lo, veth0\)/,
-    }, hostInterface);
+    t.throws(
+      () => new MetadataDnatRule(spec({ hostInterface }), { runner: inNode(topology), host }).preflight(),
+      {
+        name: 'IptablesError',
+        message: /^host interface "nosuch0" not found on this node \(it has: cni0, lo, veth0\)/,
+      },
+      hostInterface,
+    );
   }
   t.same(await natRules(topology), []);
 });
@@ -209,7 +241,9 @@ async function startEcho(t: Test, topology: NodeTopology): Promise<TestProcess> 
 
 /** What the pod's request to the metadata address got back, or null when it failed. */
 const podRequest = (topology: NodeTopology, path: string): Promise<string | null> =>
-  topology.pods[0]!.ns.exec('curl', ['-sf', '--max-time', '3', `http://${METADATA_IP}${path}`]).catch(() => null);
+  nth(topology.pods, 0)
+    .ns.exec('curl', ['-sf', '--max-time', '3', `http://${METADATA_IP}${path}`])
+    .catch(() => null);
 
 t.test('a pod reaches the server only once the rule is in, and is seen by its own IP', async (t) => {
   const topology = await nodeTopology(t);
@@ -218,7 +252,7 @@ t.test('a pod reaches the server only once the rule is in, and is seen by its ow
   t.notMatch(server.log(), '/before', 'and never reached the server');
   await new MetadataDnatRule(spec(), { runner: inNode(topology), host: await nodeHost(topology) }).ensure();
   t.equal(await podRequest(topology, '/latest/meta-data/'), '10.200.0.11', 'the answer names the pod');
-  t.match(server.log(), '10.200.0.11 /latest/meta-data/\n', 'the server saw the pod\'s address');
+  t.match(server.log(), '10.200.0.11 /latest/meta-data/\n', "the server saw the pod's address");
 });
 
 t.test('remove() deletes the rule and duplicates from older runs, after which pods no longer reach the server', async (t) => {

@@ -3,6 +3,8 @@
 // --iptables-remove-on-exit, and a missing interface stops the start with one line.
 
 import t from 'tap';
+import { curlIn } from '../harness/curl.js';
+import { fatalMessage } from '../harness/log-lines.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,7 +20,19 @@ const dir = mkdtempSync(join(tmpdir(), 'k2i-program-iptables-'));
 const podsFile = join(dir, 'pods.json');
 writeFileSync(podsFile, JSON.stringify({ kind: 'List', items: [] }));
 
-const FLAGS = ['--pods-file', podsFile, '--metadata-addr', '169.254.169.254', '--stats-interval', '0', '--iptables', '--host-ip', topology.nodeIp, '--app-port', '8181'];
+const FLAGS = [
+  '--pods-file',
+  podsFile,
+  '--metadata-addr',
+  '169.254.169.254',
+  '--stats-interval',
+  '0',
+  '--iptables',
+  '--host-ip',
+  topology.nodeIp,
+  '--app-port',
+  '8181',
+];
 // `env -u NODE_OPTIONS`: without tap's loaders, as the program runs in its image.
 const start = (extra: string[]): Promise<TestProcess> =>
   TestProcess.start('ip', ['netns', 'exec', node.name, 'env', '-u', 'NODE_OPTIONS', process.execPath, PROGRAM, ...FLAGS, ...extra], {
@@ -27,8 +41,7 @@ const start = (extra: string[]): Promise<TestProcess> =>
   });
 
 async function serving(): Promise<boolean> {
-  const result = await execute('ip', ['netns', 'exec', node.name, 'curl', '-s', '-o', '/dev/null', '-w', '%{http_code}', '--max-time', '1', 'http://127.0.0.1:8181/healthz']);
-  return result.stdout === '200';
+  return (await curlIn(['ip', 'netns', 'exec', node.name], 'http://127.0.0.1:8181/healthz', { timeoutS: 1 })).status === 200;
 }
 
 async function rules(): Promise<string[]> {
@@ -55,8 +68,20 @@ t.test('--iptables-remove-on-exit deletes it on SIGTERM', async (t) => {
 });
 
 t.test('an interface that does not exist stops the start with a one-line error, exit 1', async (t) => {
-  const result = await execute('ip', ['netns', 'exec', node.name, 'env', '-u', 'NODE_OPTIONS', process.execPath, PROGRAM, ...FLAGS, '--host-interface', 'nosuch0']);
+  const result = await execute('ip', [
+    'netns',
+    'exec',
+    node.name,
+    'env',
+    '-u',
+    'NODE_OPTIONS',
+    process.execPath,
+    PROGRAM,
+    ...FLAGS,
+    '--host-interface',
+    'nosuch0',
+  ]);
   t.equal(result.code, 1);
-  t.match(result.stderr, /^kube2iam: host interface "nosuch0" not found/m);
+  t.match(fatalMessage(result.stderr), /^cannot start: host interface "nosuch0" not found/);
   t.same(await rules(), []);
 });

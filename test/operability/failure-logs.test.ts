@@ -6,6 +6,7 @@
 // /readyz, and the README's troubleshooting lines checked against the lines seen here.
 
 import t, { type Test } from 'tap';
+import { configOf } from '../harness/config.js';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +14,7 @@ import { startApp, type App } from '../../lib/app.js';
 import { parseArgs } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { ADMIN_TOKEN, KubernetesControlPlane } from '../harness/kubernetes.js';
+import { podsFile, type FilePod } from '../harness/pods-file.js';
 import { LogCapture, parseLogfmt, textRecord, type LogRecord } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
 import { get } from '../harness/pod-client.js';
@@ -29,35 +31,6 @@ const seen: LogRecord[] = [];
 
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());
-
-interface PodSpec {
-  name: string;
-  namespace?: string;
-  role?: string;
-  ip: string;
-  /** A Deployment's name: the pod is one of its replicas (one session, one key). */
-  deployment?: string;
-}
-
-function podsFile(name: string, pods: PodSpec[], namespaces: Record<string, Record<string, string>> = {}): string {
-  const path = join(dir, `${name}.json`);
-  const items: object[] = Object.entries(namespaces).map(([ns, annotations]) => ({ kind: 'Namespace', metadata: { name: ns, annotations } }));
-  for (const pod of pods) {
-    items.push({
-      kind: 'Pod',
-      metadata: {
-        name: pod.name,
-        namespace: pod.namespace ?? 'default',
-        uid: `uid-${pod.name}`,
-        annotations: pod.role === undefined ? {} : { 'iam.amazonaws.com/role': pod.role },
-        ...(pod.deployment === undefined ? {} : { labels: { 'pod-template-hash': '5d8f7c' }, ownerReferences: [{ kind: 'ReplicaSet', name: `${pod.deployment}-5d8f7c`, controller: true }] }),
-      },
-      status: { phase: 'Running', podIP: pod.ip },
-    });
-  }
-  writeFileSync(path, JSON.stringify({ kind: 'List', items }));
-  return path;
-}
 
 /** The environment an STS-using test sets, restored after it. */
 function withEnv(t: Test, values: Record<string, string | undefined>): void {
@@ -80,7 +53,11 @@ const NODE_KEYS = { AWS_REGION: 'us-east-1', AWS_DEFAULT_REGION: undefined, AWS_
 async function started(t: Test, flags: string[], level: 'info' | 'debug' = 'info', format: 'json' | 'text' = 'json'): Promise<{ app: App; log: LogCapture }> {
   const parsed = await parseArgs(['--app-port', String(await freePort()), '--base-role-arn', BASE, '--stats-interval', '1s', '--log-format', format, ...flags]);
   const log = new LogCapture();
-  const app = await startApp(parsed.config!, createLogger({ logLevel: level, logFormat: format }, log), { host: '127.0.0.1', statsOut: new LogCapture(), logSink: log });
+  const app = await startApp(configOf(parsed), createLogger({ logLevel: level, logFormat: format }, log), {
+    host: '127.0.0.1',
+    statsOut: new LogCapture(),
+    logSink: log,
+  });
   t.teardown(async () => {
     await app.close();
     if (format === 'json') seen.push(...log.records());
@@ -90,7 +67,11 @@ async function started(t: Test, flags: string[], level: 'info' | 'debug' = 'info
 
 async function line(log: LogCapture, msg: string, match: (record: LogRecord) => boolean = () => true, timeoutMs = 15_000): Promise<LogRecord> {
   let found: LogRecord | undefined;
-  if (!(await eventually(() => (found = log.find(msg).find(match)) !== undefined, timeoutMs))) {
+  const seenLine = (): boolean => {
+    found = log.find(msg).find(match);
+    return found !== undefined;
+  };
+  if (!(await eventually(seenLine, timeoutMs))) {
     throw new Error(`no line "${msg}" in:\n${log.lines.join('\n').slice(-4000)}`);
   }
   return found as LogRecord;
@@ -109,7 +90,7 @@ async function readiness(app: App, status: number, timeoutMs: number): Promise<b
 t.test('STS down: the line names the role, the pods waiting, the error, the retry and what to check', async (t) => {
   const closed = await freePort();
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: `http://127.0.0.1:${closed}` });
-  const pods = podsFile('sts-down', [
+  const pods = podsFile(dir, 'sts-down', [
     { name: 'api-5d8f7c-a', namespace: 'shop', role: 'shop-api', ip: '127.0.0.2', deployment: 'api' },
     { name: 'api-5d8f7c-b', namespace: 'shop', role: 'shop-api', ip: '127.0.0.3', deployment: 'api' },
   ]);
@@ -136,7 +117,7 @@ t.test('AccessDenied from IAM-enforcing STS: an error line with the trust-policy
   t.teardown(() => enforcing.stop());
   const key = await enforcing.nodeUser(`${BASE}allowed-*`);
   withEnv(t, { ...NODE_KEYS, AWS_ACCESS_KEY_ID: key.accessKeyId, AWS_SECRET_ACCESS_KEY: key.secretAccessKey, AWS_ENDPOINT_URL_STS: enforcing.endpoint });
-  const pods = podsFile('denied', [{ name: 'batch', namespace: 'data', role: 'denied-batch', ip: '127.0.0.2' }]);
+  const pods = podsFile(dir, 'denied', [{ name: 'batch', namespace: 'data', role: 'denied-batch', ip: '127.0.0.2' }]);
   const { app, log } = await started(t, ['--pods-file', pods, '--metadata-addr', `127.0.0.1:${moto.port}`]);
   const failed = await line(log, 'AssumeRole failed');
   t.equal(failed.level, 'error');
@@ -146,7 +127,7 @@ t.test('AccessDenied from IAM-enforcing STS: an error line with the trust-policy
   t.same(failed.podNames, ['data/batch']);
   t.ok(await readiness(app, 503, 5000), 'the only role fails: not ready');
   t.match(JSON.parse((await get(app.port, '127.0.0.1', '/readyz')).body).reasons, [/AccessDenied for 1 of 1 roles/]);
-  podsFile('denied', [
+  podsFile(dir, 'denied', [
     { name: 'batch', namespace: 'data', role: 'denied-batch', ip: '127.0.0.2' },
     { name: 'web', namespace: 'data', role: 'allowed-web', ip: '127.0.0.3' },
   ]);
@@ -158,7 +139,7 @@ t.test('throttling: a warning with the rate remedy, and the repeats folded, not 
   t.teardown(() => sts.close());
   sts.mode = 'throttle';
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: sts.endpoint });
-  const pods = podsFile('throttled', [{ name: 'etl', namespace: 'data', role: 'data-etl', ip: '127.0.0.2' }]);
+  const pods = podsFile(dir, 'throttled', [{ name: 'etl', namespace: 'data', role: 'data-etl', ip: '127.0.0.2' }]);
   // Retries back off from 1 s: within a 30 s interval the repeats are folded.
   const { app, log } = await started(t, ['--pods-file', pods, '--metadata-addr', `127.0.0.1:${moto.port}`, '--stats-interval', '30s']);
   const failed = await line(log, 'AssumeRole failed');
@@ -172,7 +153,7 @@ t.test('throttling: a warning with the rate remedy, and the repeats folded, not 
 
 t.test('no region: the start-up error says to set AWS_REGION, and every AssumeRole line says RegionMissing', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_REGION: undefined, AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const pods = podsFile('no-region', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
+  const pods = podsFile(dir, 'no-region', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
   // A metadata service that is not there: no placement/region.
   const { app, log } = await started(t, ['--pods-file', pods, '--metadata-addr', `127.0.0.1:${await freePort()}`]);
   const start = await line(log, 'no region');
@@ -187,7 +168,7 @@ t.test('no region: the start-up error says to set AWS_REGION, and every AssumeRo
 
 t.test('the region found by the metadata service is in the start-up line, with where it came from', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_REGION: 'eu-west-3', AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const { log } = await started(t, ['--pods-file', podsFile('region', []), '--metadata-addr', `127.0.0.1:${moto.port}`]);
+  const { log } = await started(t, ['--pods-file', podsFile(dir, 'region', []), '--metadata-addr', `127.0.0.1:${moto.port}`]);
   const region = await line(log, 'STS region');
   t.equal(region.region, 'eu-west-3');
   t.equal(region.regionSource, 'AWS_REGION');
@@ -195,12 +176,12 @@ t.test('the region found by the metadata service is in the start-up line, with w
 
 t.test('a namespace allow-list that does not parse is one warning per namespace; a denied role one info line per pod and role', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const pods: PodSpec[] = [
+  const pods: FilePod[] = [
     { name: 'a', namespace: 'broken', role: 'app', ip: '127.0.0.2' },
     { name: 'b', namespace: 'strict', role: 'app', ip: '127.0.0.3' },
   ];
   const namespaces = { broken: { 'iam.amazonaws.com/allowed-roles': '[not json' }, strict: { 'iam.amazonaws.com/allowed-roles': '["strict-*"]' } };
-  const file = podsFile('namespaces', pods, namespaces);
+  const file = podsFile(dir, 'namespaces', pods, namespaces);
   const { log } = await started(t, ['--pods-file', file, '--metadata-addr', `127.0.0.1:${moto.port}`, '--namespace-restrictions']);
   const bad = await line(log, 'allowed-roles annotation is not valid JSON');
   t.equal(bad.level, 'warn');
@@ -211,7 +192,7 @@ t.test('a namespace allow-list that does not parse is one warning per namespace;
   t.equal(denied.role, `${BASE}app`);
   t.equal(denied.namespace, 'strict');
   // The file reloaded with a new pod: the namespaces and the first pods say nothing new.
-  podsFile('namespaces', [...pods, { name: 'c', namespace: 'strict', role: 'app', ip: '127.0.0.4' }], namespaces);
+  podsFile(dir, 'namespaces', [...pods, { name: 'c', namespace: 'strict', role: 'app', ip: '127.0.0.4' }], namespaces);
   await line(log, 'role denied by the namespace allow-list', (r) => r.pod === 'strict/c');
   t.equal(log.find('allowed-roles annotation is not valid JSON').length, 1, 'the broken allow-list once');
   t.equal(log.find('role denied by the namespace allow-list').filter((r) => r.pod === 'strict/b').length, 1, 'each denial once');
@@ -219,7 +200,7 @@ t.test('a namespace allow-list that does not parse is one warning per namespace;
 
 t.test('a pods file that no longer parses: an error line naming it; the pods it held are still served', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const file = podsFile('reload', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
+  const file = podsFile(dir, 'reload', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
   const { app, log } = await started(t, ['--pods-file', file, '--metadata-addr', `127.0.0.1:${moto.port}`]);
   writeFileSync(file, '{"kind": "List", "items": [');
   const failed = await line(log, 'pods file not reloaded');
@@ -231,7 +212,7 @@ t.test('a pods file that no longer parses: an error line naming it; the pods it 
 
 t.test('the metadata service gone: a pod’s pass-through gets 502 and the log says why', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const { app, log } = await started(t, ['--pods-file', podsFile('upstream', []), '--metadata-addr', `127.0.0.1:${await freePort()}`]);
+  const { app, log } = await started(t, ['--pods-file', podsFile(dir, 'upstream', []), '--metadata-addr', `127.0.0.1:${await freePort()}`]);
   t.equal((await get(app.port, '127.0.0.2', '/latest/meta-data/instance-id')).status, 502);
   const failed = await line(log, 'metadata service request failed');
   t.equal(failed.path, '/latest/meta-data/instance-id');
@@ -241,7 +222,7 @@ t.test('the metadata service gone: a pod’s pass-through gets 502 and the log s
 
 t.test('--verbose: one request line per request with kube2iam’s fields, the pod and the role; /healthz unlogged; none at info', async (t) => {
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const file = podsFile('requests', [{ name: 'cart', namespace: 'shop', role: 'shop-cart', ip: '127.0.0.2' }]);
+  const file = podsFile(dir, 'requests', [{ name: 'cart', namespace: 'shop', role: 'shop-cart', ip: '127.0.0.2' }]);
   const flags = ['--pods-file', file, '--metadata-addr', `127.0.0.1:${moto.port}`, '--metrics-port', '9102'];
   const { app, log } = await started(t, flags, 'debug');
   t.ok(await eventually(() => app.store.pending === 0, 10_000));
@@ -250,7 +231,15 @@ t.test('--verbose: one request line per request with kube2iam’s fields, the po
   await get(app.port, '127.0.0.1', '/readyz');
   const request = await line(log, 'GET /latest/meta-data/iam/security-credentials/shop-cart (200) took ');
   t.equal(request.level, 'debug');
-  t.match(request, { 'req.method': 'GET', 'req.path': '/latest/meta-data/iam/security-credentials/shop-cart', 'req.remote': '127.0.0.2', 'res.status': 200, route: 'credentials', pod: 'shop/cart', role: `${BASE}shop-cart` });
+  t.match(request, {
+    'req.method': 'GET',
+    'req.path': '/latest/meta-data/iam/security-credentials/shop-cart',
+    'req.remote': '127.0.0.2',
+    'res.status': 200,
+    route: 'credentials',
+    pod: 'shop/cart',
+    role: `${BASE}shop-cart`,
+  });
   t.ok(Number.isInteger(request['res.durationUs']) && typeof request['res.duration'] === 'number', 'µs, and kube2iam’s ms');
   t.equal(log.records().filter((r) => String(r['req.path']).endsWith('z')).length, 0, 'probes are not logged');
   const warning = await line(log, '--metrics-port does nothing here');
@@ -267,7 +256,14 @@ t.test('--verbose: one request line per request with kube2iam’s fields, the po
   t.ok(await eventually(() => text.app.store.pending === 0, 10_000));
   await get(text.app.port, '127.0.0.2', '/latest/meta-data/iam/security-credentials/shop-cart');
   const textLine = text.log.lines.map(textRecord).find((r) => r.route === 'credentials');
-  t.match(textLine, { level: 'debug', msg: /^GET \/latest\/meta-data\/iam\/security-credentials\/shop-cart \(200\) took [\d.]+ ms$/, pod: 'shop/cart', role: `${BASE}shop-cart`, 'req.remote': '127.0.0.2', 'res.status': '200' });
+  t.match(textLine, {
+    level: 'debug',
+    msg: /^GET \/latest\/meta-data\/iam\/security-credentials\/shop-cart \(200\) took [\d.]+ ms$/,
+    pod: 'shop/cart',
+    role: `${BASE}shop-cart`,
+    'req.remote': '127.0.0.2',
+    'res.status': '200',
+  });
   t.same(Object.keys(textLine ?? {}).sort(), Object.keys(request).sort(), 'the same fields as the JSON line');
 
   const quiet = await started(t, flags, 'info');
@@ -281,7 +277,15 @@ t.test('the API server cut, then refusing: a watch warning per resource, with th
   const relay = await new FaultRelay({ host: '127.0.0.1', port: Number(new URL(plane.apiServerUrl).port) }).listen();
   t.teardown(() => relay.close());
   withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: moto.endpoint });
-  const { app, log } = await started(t, ['--api-server', `https://${relay.address}`, '--api-token', ADMIN_TOKEN, '--insecure', '--metadata-addr', `127.0.0.1:${moto.port}`]);
+  const { app, log } = await started(t, [
+    '--api-server',
+    `https://${relay.address}`,
+    '--api-token',
+    ADMIN_TOKEN,
+    '--insecure',
+    '--metadata-addr',
+    `127.0.0.1:${moto.port}`,
+  ]);
   await app.source.whenSynced();
   await relay.refuse();
   const failed = await line(log, 'Kubernetes list or watch failed');
@@ -291,13 +295,22 @@ t.test('the API server cut, then refusing: a watch warning per resource, with th
   t.match(failed.remedy, /last known pods/);
   await relay.resume();
 
-  const { log: refused } = await started(t, ['--api-server', plane.apiServerUrl, '--api-token', 'not-a-token', '--insecure', '--metadata-addr', `127.0.0.1:${moto.port}`]);
+  const { log: refused } = await started(t, [
+    '--api-server',
+    plane.apiServerUrl,
+    '--api-token',
+    'not-a-token',
+    '--insecure',
+    '--metadata-addr',
+    `127.0.0.1:${moto.port}`,
+  ]);
   const unauthorized = await line(refused, 'Kubernetes list or watch failed');
   t.equal(unauthorized.status, 401);
   t.match(unauthorized.remedy, /ServiceAccount.*manifests\/rbac\.yaml/);
 });
 
-if (process.env.FAILURE_LOG_DUMP !== undefined) t.teardown(() => writeFileSync(process.env.FAILURE_LOG_DUMP as string, seen.map((r) => JSON.stringify(r)).join('\n')));
+if (process.env.FAILURE_LOG_DUMP !== undefined)
+  t.teardown(() => writeFileSync(process.env.FAILURE_LOG_DUMP as string, seen.map((r) => JSON.stringify(r)).join('\n')));
 
 t.test('the README’s troubleshooting lines are lines this program writes', async (t) => {
   const readme = readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
@@ -307,11 +320,18 @@ t.test('the README’s troubleshooting lines are lines this program writes', asy
   t.ok(quoted.length >= 6, `${quoted.length} log lines quoted`);
   // Numbers in a message (a port, a duration) vary from run to run.
   const shape = (msg: unknown): string => String(msg).replace(/\d+(\.\d+)?/g, 'N');
-  const keys = (record: object): string => Object.keys(record).filter((k) => k !== 'time').sort().join(' ');
+  const keys = (record: object): string =>
+    Object.keys(record)
+      .filter((k) => k !== 'time')
+      .sort()
+      .join(' ');
   for (const text of quoted) {
     const pairs = Object.fromEntries(parseLogfmt(text));
     const same = seen.filter((r) => shape(r.msg) === shape(pairs.msg) && r.level === pairs.level);
     t.ok(same.length > 0, `seen: ${String(pairs.msg)}`);
-    t.ok(same.length === 0 || same.some((r) => keys(r) === keys(pairs)), `with the same fields: ${String(pairs.msg)}`, { quoted: keys(pairs), seen: same.map(keys) });
+    t.ok(same.length === 0 || same.some((r) => keys(r) === keys(pairs)), `with the same fields: ${String(pairs.msg)}`, {
+      quoted: keys(pairs),
+      seen: same.map(keys),
+    });
   }
 });

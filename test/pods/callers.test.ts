@@ -54,7 +54,10 @@ t.test('requests from a terminating pod share live lookups, but only ones starte
   t.equal(api.lookups.length, 2, 'one shared lookup for all twenty');
   api.lookups[1]?.();
   const answers = await Promise.all(later);
-  t.ok(answers.every((c) => c.kind === 'unknown'), 'none is answered as the old pod');
+  t.ok(
+    answers.every((c) => c.kind === 'unknown'),
+    'none is answered as the old pod',
+  );
 });
 
 t.test('a live lookup that fails or does not come back in time refuses the terminating pod', async (t) => {

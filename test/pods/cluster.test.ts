@@ -11,6 +11,7 @@ import { ADMIN_TOKEN, KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
 import { BASE, PodStack, type StackOptions } from './stack.js';
 import { eventually } from '../harness/wait.js';
+import { nth } from '../harness/nth.js';
 
 const plane = await KubernetesControlPlane.start();
 const moto = await MotoServer.start();
@@ -178,7 +179,11 @@ t.test('namespace allow-lists are applied, and re-applied when the annotation ch
   const ok = await stack.createPod(ns, 'ok', { role: 'allowed-app' });
   const bad = await stack.createPod(ns, 'bad', { role: 'admin' });
   const fallback = await stack.createPod(ns, 'fallback');
-  t.ok(await eventually(() => stack.podRoles.roleOf(bad) !== undefined && stack.podRoles.roleOf(ok) !== undefined && stack.podRoles.roleOf(fallback) !== undefined));
+  t.ok(
+    await eventually(
+      () => stack.podRoles.roleOf(bad) !== undefined && stack.podRoles.roleOf(ok) !== undefined && stack.podRoles.roleOf(fallback) !== undefined,
+    ),
+  );
   t.equal(stack.podRoles.roleOf(ok)?.kind, 'role');
   t.match(stack.podRoles.roleOf(bad), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace ${ns}` });
   t.equal(stack.store.entryOf(bad), undefined, 'no credentials fetched for a forbidden role');
@@ -191,7 +196,10 @@ t.test('namespace allow-lists are applied, and re-applied when the annotation ch
     (await import('@kubernetes/client-node')).setHeaderOptions('Content-Type', 'application/merge-patch+json'),
   );
   t.ok(await eventually(() => stack.podRoles.roleOf(bad)?.kind === 'none'), 'malformed JSON denies');
-  t.ok(stack.warnings.some((w) => /not valid JSON/.test(w)), 'and is logged');
+  t.ok(
+    stack.warnings.some((w) => /not valid JSON/.test(w)),
+    'and is logged',
+  );
 });
 
 t.test('the API server killed and restarted: the index keeps serving, then catches up through a re-list', async (t) => {
@@ -225,15 +233,25 @@ t.test('--api-server with --api-token (and --insecure) reaches the API server wi
   const connection = { kubeconfig: null, apiServer: plane.apiServerUrl, apiToken: ADMIN_TOKEN, insecure: true };
   const page = await listPods(t, connection);
   t.ok(page.resourceVersion !== '', 'listed pods');
-  await t.rejects(listPods(t, { ...connection, insecure: false }), { message: /self-signed certificate/ }, 'without --insecure the self-signed certificate is refused');
-  await t.rejects(listPods(t, { ...connection, apiToken: 'wrong' }), { name: 'ApiError', message: /: 401 / }, 'a wrong token is refused with the API server’s status');
+  await t.rejects(
+    listPods(t, { ...connection, insecure: false }),
+    { message: /self-signed certificate/ },
+    'without --insecure the self-signed certificate is refused',
+  );
+  await t.rejects(
+    listPods(t, { ...connection, apiToken: 'wrong' }),
+    { name: 'ApiError', message: /: 401 / },
+    'a wrong token is refused with the API server’s status',
+  );
 });
 
 t.test('a kubeconfig whose user runs an exec credential plugin (client-node loads it) reaches the API server', async (t) => {
-  const dir = t.testdir({ 'plugin.sh': `#!/bin/sh\necho '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${ADMIN_TOKEN}"}}'\n` });
+  const dir = t.testdir({
+    'plugin.sh': `#!/bin/sh\necho '{"apiVersion":"client.authentication.k8s.io/v1","kind":"ExecCredential","status":{"token":"${ADMIN_TOKEN}"}}'\n`,
+  });
   chmodSync(join(dir, 'plugin.sh'), 0o755);
   const config = JSON.parse(readFileSync(plane.kubeconfig, 'utf8')) as { users: Array<{ user: unknown }> };
-  config.users[0]!.user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: join(dir, 'plugin.sh'), interactiveMode: 'Never' } };
+  nth(config.users, 0).user = { exec: { apiVersion: 'client.authentication.k8s.io/v1', command: join(dir, 'plugin.sh'), interactiveMode: 'Never' } };
   writeFileSync(join(dir, 'kubeconfig'), JSON.stringify(config));
   const page = await listPods(t, { kubeconfig: join(dir, 'kubeconfig'), apiServer: null, apiToken: null, insecure: false });
   t.ok(page.resourceVersion !== '', 'listed pods with the plugin’s token, verifying the server against the kubeconfig’s CA');
@@ -246,7 +264,10 @@ t.test('in a cluster: the service account’s CA verifies the server, and a rota
   process.env.KUBERNETES_SERVICE_HOST = api.hostname;
   process.env.KUBERNETES_SERVICE_PORT = api.port;
   t.teardown(() => {
-    for (const [name, value] of [['KUBERNETES_SERVICE_HOST', saved.host], ['KUBERNETES_SERVICE_PORT', saved.port]] as const) {
+    for (const [name, value] of [
+      ['KUBERNETES_SERVICE_HOST', saved.host],
+      ['KUBERNETES_SERVICE_PORT', saved.port],
+    ] as const) {
       if (value === undefined) delete process.env[name];
       else process.env[name] = value;
     }
@@ -258,7 +279,10 @@ t.test('in a cluster: the service account’s CA verifies the server, and a rota
   const page = await client.list('/api/v1/pods', { limit: 1 });
   t.ok(page.resourceVersion !== '', 'the next request carries the new token, with no restart');
   writeFileSync(join(dir, 'token'), 'later-token\n');
-  t.ok((await client.list('/api/v1/pods', { limit: 1 })).resourceVersion !== '', 'a working token is not re-read on every request (once a minute, as client-go)');
+  t.ok(
+    (await client.list('/api/v1/pods', { limit: 1 })).resourceVersion !== '',
+    'a working token is not re-read on every request (once a minute, as client-go)',
+  );
 });
 
 t.test('outside a cluster with no connection flags, the client says so', async (t) => {
@@ -267,7 +291,10 @@ t.test('outside a cluster with no connection flags, the client says so', async (
   t.teardown(() => {
     if (saved !== undefined) process.env.KUBERNETES_SERVICE_HOST = saved;
   });
-  await t.rejects(connectKubernetes({ kubeconfig: null, apiServer: null, apiToken: null, insecure: false }, t.testdir({})), /not running in a Kubernetes cluster/);
+  await t.rejects(
+    connectKubernetes({ kubeconfig: null, apiServer: null, apiToken: null, insecure: false }, t.testdir({})),
+    /not running in a Kubernetes cluster/,
+  );
 });
 
 async function listPods(t: Test, connection: KubernetesConnection): Promise<ListPage> {

@@ -2,6 +2,10 @@
 
 import type { PodObject, PodRecord } from '../../lib/pods/pod.js';
 import { podRecord } from '../../lib/pods/pod.js';
+import { CredentialStore, type CredentialStoreOptions } from '../../lib/credentials/store.js';
+import { StsRoleAssumer } from '../../lib/credentials/sts.js';
+import type { PodIndex } from '../../lib/pods/pod-index.js';
+import { PodRoles, type PodRolesLog, type RestrictionConfig } from '../../lib/pods/pod-roles.js';
 
 export const KEYS = { role: 'iam.amazonaws.com/role', externalId: 'iam.amazonaws.com/external-id' };
 
@@ -46,4 +50,29 @@ export function pod(p: PodSpec): PodRecord {
   const record = podRecord(podObject(p), KEYS);
   if (record === null) throw new Error('invalid pod');
   return record;
+}
+
+export const BASE_ROLE_ARN = 'arn:aws:iam::123456789012:role/';
+
+/** A credential store calling STS at `endpoint` (moto) with made-up node keys, one attempt a call. */
+export function storeAt(endpoint: string, options: Partial<CredentialStoreOptions> = {}): CredentialStore {
+  const sts = new StsRoleAssumer({ region: 'us-east-1', endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'x' }, maxAttempts: 1 });
+  return new CredentialStore(sts, { sessionTtlMs: 900_000, errorTtlMs: 0, ...options });
+}
+
+/** PodRoles with the tests' base ARN; `log` gets what it would log (nothing, by default). */
+export function podRolesFor(
+  store: CredentialStore,
+  index: PodIndex,
+  restrictions: Partial<RestrictionConfig> = {},
+  defaultRoleArn: string | null = null,
+  log: PodRolesLog = { info: () => undefined, warn: () => undefined },
+): PodRoles {
+  return new PodRoles(
+    store,
+    index,
+    { baseRoleArn: BASE_ROLE_ARN, defaultRoleArn },
+    { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles', ...restrictions },
+    log,
+  );
 }

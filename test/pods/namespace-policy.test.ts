@@ -1,5 +1,13 @@
 import t from 'tap';
-import { compileNamespacePolicy, globMatches, MAX_ALLOW_LIST_BYTES, MAX_ALLOW_LIST_PATTERNS, MAX_REGEXP_WORK, roleAllowed, tooCostly } from '../../lib/pods/namespace-policy.js';
+import {
+  compileNamespacePolicy,
+  globMatches,
+  MAX_ALLOW_LIST_BYTES,
+  MAX_ALLOW_LIST_PATTERNS,
+  MAX_REGEXP_WORK,
+  roleAllowed,
+  tooCostly,
+} from '../../lib/pods/namespace-policy.js';
 
 const BASE = 'arn:aws:iam::123456789012:role/';
 const allowed = (annotation: string | undefined, format: 'glob' | 'regexp', arn: string): boolean =>
@@ -106,5 +114,8 @@ t.test('a regexp match whose size times the role’s length is over the work bou
   t.ok((big.regexpSize ?? 0) * role.length > MAX_REGEXP_WORK);
   t.ok(tooCostly(big, role), 'a large regexp list against a long role');
   t.notOk(tooCostly(big, `${BASE}x1-reader`), 'the same list against a short role runs');
-  t.notOk(tooCostly(compileNamespacePolicy(JSON.stringify(['*'.repeat(4000)]), 'glob', BASE), role), 'globs have no such bound: they are matched without backtracking');
+  t.notOk(
+    tooCostly(compileNamespacePolicy(JSON.stringify(['*'.repeat(4000)]), 'glob', BASE), role),
+    'globs have no such bound: they are matched without backtracking',
+  );
 });

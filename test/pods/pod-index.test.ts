@@ -14,14 +14,18 @@ t.test('IP addresses are normalised: IPv4-mapped IPv6 and IPv6 case', async (t) 
   t.equal(normalizeIp('::FFFF:10.1.2.3'), '10.1.2.3');
   t.equal(normalizeIp('10.1.2.3'), '10.1.2.3');
   t.equal(normalizeIp('FD00::1'), 'fd00::1');
-  for (const spelling of ['fd00:0:0::1', 'FD00::0001', 'fd00:0000:0000:0000:0000:0000:0000:0001', ' fd00::1 ']) t.equal(normalizeIp(spelling), 'fd00::1', `${spelling}: one key`);
+  for (const spelling of ['fd00:0:0::1', 'FD00::0001', 'fd00:0000:0000:0000:0000:0000:0000:0001', ' fd00::1 '])
+    t.equal(normalizeIp(spelling), 'fd00::1', `${spelling}: one key`);
   t.equal(normalizeIp('2001:db8:0:0:1:0:0:1'), '2001:db8::1:0:0:1', 'the longest run of zeros is the one compressed');
   t.equal(normalizeIp('::ffff:a00:1'), '10.0.0.1', 'a mapped IPv4 address in hex is IPv4 too');
   t.equal(normalizeIp('fe80::1%eth0'), null, 'a zone index is no pod IP');
   t.equal(normalizeIp('010.0.0.1'), null, 'leading zeros are not an IPv4 address');
   t.equal(normalizeIp('::ffff:zz'), null);
   t.equal(normalizeIp('not-an-ip'), null);
-  const record = podRecord({ metadata: { uid: 'u', name: 'p', namespace: 'n' }, status: { podIP: '::ffff:10.0.0.9', podIPs: [{ ip: '::ffff:10.0.0.9' }, { ip: 'FD00::9' }] } }, KEYS);
+  const record = podRecord(
+    { metadata: { uid: 'u', name: 'p', namespace: 'n' }, status: { podIP: '::ffff:10.0.0.9', podIPs: [{ ip: '::ffff:10.0.0.9' }, { ip: 'FD00::9' }] } },
+    KEYS,
+  );
   t.same(record?.ips, ['10.0.0.9', 'fd00::9'], 'dual-stack pods are indexed under both addresses');
 });
 

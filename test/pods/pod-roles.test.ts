@@ -2,21 +2,18 @@
 // is assigned that role, so pods churning through new role names leave nothing behind.
 
 import t from 'tap';
-import { CredentialStore } from '../../lib/credentials/store.js';
-import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { PodIndex } from '../../lib/pods/pod-index.js';
-import { PodRoles } from '../../lib/pods/pod-roles.js';
 import { MotoServer } from '../harness/moto.js';
-import { pod } from './fixtures.js';
+import { pod, podRolesFor, storeAt } from './fixtures.js';
 
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());
 
 t.test('a role listing is shared by the pods assigned that role and dropped with the last of them', async (t) => {
-  const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
+  const store = storeAt(moto.endpoint);
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = new PodRoles(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
+  const assignment = podRolesFor(store, index, { enabled: false, format: 'glob' });
   for (let n = 0; n < 40; n++) index.upsert(pod({ name: `p${n}`, ip: `10.0.0.${n}`, role: `role-${n % 20}` }));
   t.equal(assignment.listingCount, 20, 'one listing per role name');
   const a = assignment.roleOf('uid-p0');
@@ -35,13 +32,18 @@ t.test('a role listing is shared by the pods assigned that role and dropped with
 });
 
 t.test('a role too long to check against its namespace’s regexp allow-list is denied, saying so', async (t) => {
-  const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), { sessionTtlMs: 900_000, errorTtlMs: 0 });
+  const store = storeAt(moto.endpoint);
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = new PodRoles(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: true, format: 'regexp', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
-  assignment.namespaceUpdated('default', { 'iam.amazonaws.com/allowed-roles': JSON.stringify(Array.from({ length: 100 }, (_, n) => `(.*-prod-)+(.*-)*x${n}.*reader`).concat(['app'])) });
+  const assignment = podRolesFor(store, index, { enabled: true, format: 'regexp' });
+  assignment.namespaceUpdated('default', {
+    'iam.amazonaws.com/allowed-roles': JSON.stringify(Array.from({ length: 100 }, (_, n) => `(.*-prod-)+(.*-)*x${n}.*reader`).concat(['app'])),
+  });
   index.upsert(pod({ name: 'long', ip: '10.0.1.1', role: `${'-prod-/'.repeat(70)}reader` }));
   index.upsert(pod({ name: 'short', ip: '10.0.1.2', role: 'app' }));
-  t.match(assignment.roleOf('uid-long'), { kind: 'none', reason: /^role arn:aws:iam::123456789012:role\/.* is too long to check against the regexp allow-list of namespace default$/ });
+  t.match(assignment.roleOf('uid-long'), {
+    kind: 'none',
+    reason: /^role arn:aws:iam::123456789012:role\/.* is too long to check against the regexp allow-list of namespace default$/,
+  });
   t.match(assignment.roleOf('uid-short'), { kind: 'role' }, 'a short role is matched');
 });

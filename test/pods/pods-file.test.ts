@@ -5,14 +5,12 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CredentialStore } from '../../lib/credentials/store.js';
-import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { PodIndex } from '../../lib/pods/pod-index.js';
-import { PodRoles } from '../../lib/pods/pod-roles.js';
+import type { PodRoles } from '../../lib/pods/pod-roles.js';
 import { PodsFileSource } from '../../lib/pods/pods-file.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { MotoServer } from '../harness/moto.js';
-import { KEYS } from './fixtures.js';
+import { KEYS, podRolesFor, storeAt } from './fixtures.js';
 import { BASE } from './stack.js';
 import { eventually } from '../harness/wait.js';
 
@@ -20,13 +18,14 @@ const EXAMPLE = new URL('../../manifests/examples/pods.yaml', import.meta.url).p
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());
 
-function load(t: { teardown: (fn: () => void) => void }, path: string, restrictions = false): { index: PodIndex; assignment: PodRoles; source: PodsFileSource; errors: unknown[] } {
-  const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKID', secretAccessKey: 'x' }, maxAttempts: 1 }), {
-    sessionTtlMs: 900_000,
-    errorTtlMs: 0,
-  });
+function load(
+  t: { teardown: (fn: () => void) => void },
+  path: string,
+  restrictions = false,
+): { index: PodIndex; assignment: PodRoles; source: PodsFileSource; errors: unknown[] } {
+  const store = storeAt(moto.endpoint);
   const index = new PodIndex();
-  const assignment = new PodRoles(store, index, { baseRoleArn: BASE, defaultRoleArn: null }, { enabled: restrictions, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' }, { info: () => {}, warn: () => {} });
+  const assignment = podRolesFor(store, index, { enabled: restrictions });
   const errors: unknown[] = [];
   const source = new PodsFileSource(path, index, assignment, KEYS, (e) => errors.push(e));
   t.teardown(() => {
@@ -66,7 +65,10 @@ t.test('the file is reloaded when it changes; a broken file keeps the last good 
   t.ok(await eventually(() => errors.length > 0, 3000), 'the broken file is reported');
   t.equal(source.loads, loads);
   t.equal(index.lookup('127.0.0.40')?.owner?.name, 'frontend', 'and the last good state stays');
-  writeFileSync(path, JSON.stringify({ kind: 'PodList', items: [{ metadata: { name: 'solo', namespace: 'x' }, status: { phase: 'Running', podIP: '127.0.0.7' } }] }));
+  writeFileSync(
+    path,
+    JSON.stringify({ kind: 'PodList', items: [{ metadata: { name: 'solo', namespace: 'x' }, status: { phase: 'Running', podIP: '127.0.0.7' } }] }),
+  );
   t.ok(await eventually(() => index.lookup('127.0.0.7')?.owner?.name === 'solo', 3000), 'JSON and PodList work too, and hand-written pods need no UID');
   t.equal(index.size, 1, 'pods not in the new file are gone');
 });

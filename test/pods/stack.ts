@@ -3,17 +3,15 @@
 // would (status patches).
 
 import { PatchStrategy, setHeaderOptions, type CoreV1Api } from '@kubernetes/client-node';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { CredentialStore } from '../../lib/credentials/store.js';
-import { StsRoleAssumer } from '../../lib/credentials/sts.js';
+import type { CredentialStore } from '../../lib/credentials/store.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/pod-index.js';
 import { liveClaims, type KubernetesApi } from '../../lib/pods/kubernetes.js';
-import { PodRoles, type RestrictionConfig } from '../../lib/pods/pod-roles.js';
+import type { PodRoles, RestrictionConfig } from '../../lib/pods/pod-roles.js';
 import { ClusterSource } from '../../lib/pods/sources.js';
 import type { KubernetesControlPlane } from '../harness/kubernetes.js';
 import type { MotoServer } from '../harness/moto.js';
-import { KEYS } from './fixtures.js';
+import { KEYS, podRolesFor, storeAt } from './fixtures.js';
 
 export const BASE = 'arn:aws:iam::123456789012:role/';
 
@@ -41,23 +39,21 @@ export class PodStack {
   constructor(plane: KubernetesControlPlane, moto: MotoServer, options: StackOptions = {}) {
     this.api = plane.proxyApi();
     this.core = plane.core();
-    this.store = new CredentialStore(
-      new StsRoleAssumer({ region: 'us-east-1', endpoint: moto.endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'x' }, maxAttempts: 1 }),
-      { sessionTtlMs: 900_000, errorTtlMs: 0, stsRatePerSecond: 500, stsBurst: 500 },
-    );
-    this.podRoles = new PodRoles(
-      this.store,
-      this.index,
-      { baseRoleArn: BASE, defaultRoleArn: options.defaultRole ?? null },
-      { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles', ...options.restrictions },
-      { info: (_fields, message) => this.notices.push(message), warn: (_fields, message) => this.warnings.push(message) },
-    );
+    this.store = storeAt(moto.endpoint, { stsRatePerSecond: 500, stsBurst: 500 });
+    this.podRoles = podRolesFor(this.store, this.index, options.restrictions, options.defaultRole ?? null, {
+      info: (_fields, message) => this.notices.push(message),
+      warn: (_fields, message) => this.warnings.push(message),
+    });
     this.source = new ClusterSource(this.api, this.index, this.podRoles, KEYS, options.node ?? null, {
       backoffBaseMs: 100,
       backoffMaxMs: 1000,
       onError: (error) => this.watchErrors.push(error),
     });
-    this.callers = new CallerResolver(this.index, { waitMs: options.waitMs ?? 2000, liveClaims: liveClaims(this.api, KEYS), resolveDuplicates: options.resolveDuplicates ?? false });
+    this.callers = new CallerResolver(this.index, {
+      waitMs: options.waitMs ?? 2000,
+      liveClaims: liveClaims(this.api, KEYS),
+      resolveDuplicates: options.resolveDuplicates ?? false,
+    });
   }
 
   stop(): void {
@@ -78,7 +74,11 @@ export class PodStack {
     );
   }
 
-  async createPod(namespace: string, name: string, options: { role?: string; externalId?: string; hostNetwork?: boolean; node?: string } = {}): Promise<string> {
+  async createPod(
+    namespace: string,
+    name: string,
+    options: { role?: string; externalId?: string; hostNetwork?: boolean; node?: string } = {},
+  ): Promise<string> {
     const annotations: Record<string, string> = {};
     if (options.role !== undefined) annotations[KEYS.role] = options.role;
     if (options.externalId !== undefined) annotations[KEYS.externalId] = options.externalId;
@@ -102,8 +102,13 @@ export class PodStack {
 
   /** What the kubelet reports once a terminating pod's containers have exited. */
   async containersStopped(namespace: string, name: string): Promise<void> {
-    const containerStatuses = [{ name: 'app', image: 'example/app', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } }];
-    await this.core.patchNamespacedPodStatus({ name, namespace, body: { status: { containerStatuses } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const containerStatuses = [
+      { name: 'app', image: 'example/app', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } },
+    ];
+    await this.core.patchNamespacedPodStatus(
+      { name, namespace, body: { status: { containerStatuses } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
   }
 
   /** Graceful delete: with no kubelet to confirm, the pod stays terminating. */
@@ -120,4 +125,3 @@ export class PodStack {
     return slot === undefined ? undefined : (slot.owner?.name ?? null);
   }
 }
-

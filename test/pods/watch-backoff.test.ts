@@ -26,7 +26,9 @@ t.test('a watch that delivered events after an outage starts its back-off over w
   const seen = new Set<string>();
   const name = (item: unknown): string => (item as { metadata?: { name?: string } }).metadata?.name ?? '';
   const consumer: WatchConsumer = {
-    listPage: (items) => items.forEach((item) => seen.add(name(item))),
+    listPage: (items) => {
+      for (const item of items) seen.add(name(item));
+    },
     listEnd: () => {},
     listAborted: () => {},
     added: (item) => seen.add(name(item)),
@@ -44,7 +46,10 @@ t.test('a watch that delivered events after an outage starts its back-off over w
   t.teardown(() => watch.stop());
   await watch.whenSynced();
   const pod = async (podName: string): Promise<void> => {
-    await core.createNamespacedPod({ namespace: 'backoff', body: { metadata: { name: podName }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] } } });
+    await core.createNamespacedPod({
+      namespace: 'backoff',
+      body: { metadata: { name: podName }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] } },
+    });
   };
 
   // Outages of a second or two, each followed by a watch that delivers again.
@@ -69,23 +74,42 @@ t.test('a watch that delivered events after an outage starts its back-off over w
   t.ok(ms < 3_000, `seen ${ms} ms after the API was reachable again`);
 });
 
-t.test('a watch with nothing to say for longer than 30 s (client-node’s inactivity bound, before the proxy had its own client) is no failure: no restart counted, no error logged', async (t) => {
-  const plane = await KubernetesControlPlane.start();
-  t.teardown(() => plane.stop());
-  const api = plane.proxyApi();
-  t.teardown(() => api.close());
-  const errors: unknown[] = [];
-  const added: string[] = [];
-  const consumer: WatchConsumer = { listPage: () => {}, listEnd: () => {}, listAborted: () => {}, added: (item) => added.push((item as { metadata: { name: string } }).metadata.name), modified: () => {}, deleted: () => {} };
-  const watch = new ResourceWatch(api, '/api/v1/pods', undefined, consumer, { pageSize: 500, watchSeconds: 300, backoffBaseMs: 200, backoffMaxMs: 30_000, onError: (error) => errors.push(error) });
-  watch.start();
-  t.teardown(() => watch.stop());
-  await watch.whenSynced();
-  await sleep(36_000); // a quiet node's pod watch
-  t.same(errors, [], 'nothing to log');
-  t.equal(watch.restarts, 0, 'no restart counted');
-  const core = plane.core();
-  await core.createNamespace({ body: { metadata: { name: 'quiet' } } });
-  await core.createNamespacedPod({ namespace: 'quiet', body: { metadata: { name: 'after-quiet' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] } } });
-  t.ok(await eventually(() => added.includes('after-quiet'), 10_000), 'and the watch still delivers');
-});
+t.test(
+  'a watch with nothing to say for longer than 30 s (client-node’s inactivity bound, before the proxy had its own client) is no failure: no restart counted, no error logged',
+  async (t) => {
+    const plane = await KubernetesControlPlane.start();
+    t.teardown(() => plane.stop());
+    const api = plane.proxyApi();
+    t.teardown(() => api.close());
+    const errors: unknown[] = [];
+    const added: string[] = [];
+    const consumer: WatchConsumer = {
+      listPage: () => {},
+      listEnd: () => {},
+      listAborted: () => {},
+      added: (item) => added.push((item as { metadata: { name: string } }).metadata.name),
+      modified: () => {},
+      deleted: () => {},
+    };
+    const watch = new ResourceWatch(api, '/api/v1/pods', undefined, consumer, {
+      pageSize: 500,
+      watchSeconds: 300,
+      backoffBaseMs: 200,
+      backoffMaxMs: 30_000,
+      onError: (error) => errors.push(error),
+    });
+    watch.start();
+    t.teardown(() => watch.stop());
+    await watch.whenSynced();
+    await sleep(36_000); // a quiet node's pod watch
+    t.same(errors, [], 'nothing to log');
+    t.equal(watch.restarts, 0, 'no restart counted');
+    const core = plane.core();
+    await core.createNamespace({ body: { metadata: { name: 'quiet' } } });
+    await core.createNamespacedPod({
+      namespace: 'quiet',
+      body: { metadata: { name: 'after-quiet' }, spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] } },
+    });
+    t.ok(await eventually(() => added.includes('after-quiet'), 10_000), 'and the watch still delivers');
+  },
+);

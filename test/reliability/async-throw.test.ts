@@ -14,18 +14,16 @@
 // holding STS calls for 2 s.
 
 import t from 'tap';
+import { podRolesFor, storeAt } from '../pods/fixtures.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { CredentialStore } from '../../lib/credentials/store.js';
-import { StsRoleAssumer } from '../../lib/credentials/sts.js';
 import { HttpServer, type Request } from '../../lib/http/index.js';
 import { CredentialAnswerStats, createRouter } from '../../lib/imds/router.js';
 import { TokenRegistry } from '../../lib/imds/tokens.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { PodIndex } from '../../lib/pods/pod-index.js';
-import { PodRoles } from '../../lib/pods/pod-roles.js';
 import { PodsFileSource } from '../../lib/pods/pods-file.js';
 import { MetadataUpstream } from '../../lib/upstream/metadata.js';
 import { MotoServer } from '../harness/moto.js';
@@ -45,7 +43,11 @@ const PODS: Pod[] = [
   { name: 'billing', ip: '127.0.0.32', role: 'billing-api' },
 ];
 /** A pod added during the run, whose first fetch is held by the fault injector. */
-const LATE = { kind: 'Pod', metadata: { name: 'late', namespace: 'apps', uid: 'late', annotations: { 'iam.amazonaws.com/role': 'late-role' } }, status: { phase: 'Running', podIP: '127.0.8.2' } };
+const LATE = {
+  kind: 'Pod',
+  metadata: { name: 'late', namespace: 'apps', uid: 'late', annotations: { 'iam.amazonaws.com/role': 'late-role' } },
+  status: { phase: 'Running', podIP: '127.0.8.2' },
+};
 const ATTACKERS = '127.0.8.';
 
 const moto = await MotoServer.start();
@@ -56,17 +58,31 @@ const dir = mkdtempSync(join(tmpdir(), 'k2i-async-throw-'));
 const podsFile = join(dir, 'pods.json');
 writeFileSync(podsFile, podsFileText(PODS));
 
-const store = new CredentialStore(new StsRoleAssumer({ region: 'us-east-1', endpoint: sts.endpoint, credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'node' }, maxAttempts: 1 }), { sessionTtlMs: 15 * 60_000, errorTtlMs: 0 });
+const store = storeAt(sts.endpoint);
 t.teardown(() => store.close());
 const index = new PodIndex();
-const assignment = new PodRoles(store, index, { baseRoleArn: 'arn:aws:iam::123456789012:role/', defaultRoleArn: null }, { enabled: false, format: 'glob', key: '' }, { info: () => undefined, warn: () => undefined });
-const source = new PodsFileSource(podsFile, index, assignment, { role: 'iam.amazonaws.com/role', externalId: 'iam.amazonaws.com/external-id' }, () => undefined);
+const assignment = podRolesFor(store, index);
+const source = new PodsFileSource(
+  podsFile,
+  index,
+  assignment,
+  { role: 'iam.amazonaws.com/role', externalId: 'iam.amazonaws.com/external-id' },
+  () => undefined,
+);
 t.teardown(() => source.stop());
 await source.whenSynced();
 const upstream = new MetadataUpstream(`127.0.0.1:${moto.port}`);
 t.teardown(() => upstream.close());
 const router = createRouter(
-  { unavailable: () => null, credentialsUnready: () => null, callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }), podRoles: assignment, upstream, tokens: new TokenRegistry(), stats: new CredentialAnswerStats() },
+  {
+    unavailable: () => null,
+    credentialsUnready: () => null,
+    callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }),
+    podRoles: assignment,
+    upstream,
+    tokens: new TokenRegistry(),
+    stats: new CredentialAnswerStats(),
+  },
   { allowRoute: null, imdsv2Required: false, hostIp: '127.0.0.1', debug: false, version: 'test' },
 );
 
@@ -125,7 +141,8 @@ for (const c of CASES) {
     const from = (n: number): string => (c.from === LATE.status.podIP ? c.from : `${ATTACKERS}${10 + n}`);
     const answers = await Promise.all(
       Array.from({ length: 20 }, async (_, n) => {
-        const token = c.token === true ? (await get(port, from(n), '/latest/api/token', 1000, { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }, 'PUT')).body : null;
+        const token =
+          c.token === true ? (await get(port, from(n), '/latest/api/token', 1000, { 'x-aws-ec2-metadata-token-ttl-seconds': '60' }, 'PUT')).body : null;
         return get(port, from(n), c.path, 3000, token === null ? {} : { 'x-aws-ec2-metadata-token': token });
       }),
     );

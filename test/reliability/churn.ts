@@ -84,7 +84,12 @@ export class AddressReuse {
 
   /** What the kubelet reports once the pod's containers have exited. */
   private async containersExited(name: string): Promise<void> {
-    const containerStatuses = [{ name: 'app', image: 'busybox', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } }];
-    await this.rig.core.patchNamespacedPodStatus({ name, namespace: NAMESPACE, body: { status: { containerStatuses } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch));
+    const containerStatuses = [
+      { name: 'app', image: 'busybox', imageID: '', ready: false, restartCount: 0, state: { terminated: { exitCode: 0, reason: 'Completed' } } },
+    ];
+    await this.rig.core.patchNamespacedPodStatus(
+      { name, namespace: NAMESPACE, body: { status: { containerStatuses } } },
+      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+    );
   }
 }

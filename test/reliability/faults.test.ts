@@ -11,6 +11,7 @@ import { get } from '../harness/pod-client.js';
 import type { LoadedPod, Tally } from './load.js';
 import type { StsOutcome } from '../harness/sts-faults.js';
 import { BASE_ROLE_ARN, FaultRig, NAMESPACE, podName, type ProcessFootprint } from './rig.js';
+import { nth } from '../harness/nth.js';
 
 const LONG = process.env.RELIABILITY_LONG === '1';
 /** How long each fault is held. */
@@ -248,9 +249,7 @@ t.test('the watch stream cut: every change made while it was down is seen once i
     const resumed = Date.now();
     context.recoveryMs = await rig.recovery(
       async () =>
-        (await rig.served(added.ip, added.role)) &&
-        (await rig.served(changed.ip, 'cut-changed-after')) &&
-        (await rig.listingStatus(doomed.ip)) === 404,
+        (await rig.served(added.ip, added.role)) && (await rig.served(changed.ip, 'cut-changed-after')) && (await rig.listingStatus(doomed.ip)) === 404,
       resumed,
       RECOVERY_BOUND_MS,
     );
@@ -263,7 +262,10 @@ t.test('etcd killed and restarted: cached pods keep being served, and a pod crea
   await underLoad(t, 'etcd-restart', async (context) => {
     const killed = Date.now();
     await rig.plane.killEtcd();
-    await t.rejects(rig.plane.kubectl(['create', 'configmap', 'etcd-probe', '-n', NAMESPACE, '--request-timeout=2s']), 'the API server cannot write while etcd is down');
+    await t.rejects(
+      rig.plane.kubectl(['create', 'configmap', 'etcd-probe', '-n', NAMESPACE, '--request-timeout=2s']),
+      'the API server cannot write while etcd is down',
+    );
     await sleep(Math.max(0, FAULT_MS - (Date.now() - killed)));
     await rig.plane.startEtcd();
     const restarted = Date.now();
@@ -297,12 +299,17 @@ async function passThroughDuring(t: Test, ms: number): Promise<{ requests: numbe
     }
   };
   await Promise.all(LOAD_PODS.flatMap((pod) => [prober(pod.ip), prober(pod.ip)]));
-  t.equal(result.bad, 0, `all ${result.requests} pass-through requests answered 502 within ${PASS_THROUGH_DEADLINE_MS} ms (slowest ${Math.round(result.maxMs)} ms)`, { examples });
+  t.equal(
+    result.bad,
+    0,
+    `all ${result.requests} pass-through requests answered 502 within ${PASS_THROUGH_DEADLINE_MS} ms (slowest ${Math.round(result.maxMs)} ms)`,
+    { examples },
+  );
   result.maxMs = Math.round(result.maxMs);
   return result;
 }
 
-const passesThrough = async (): Promise<boolean> => (await get(rig.port, LOAD_PODS[0]!.ip, '/latest/meta-data/instance-id')).status === 200;
+const passesThrough = async (): Promise<boolean> => (await get(rig.port, nth(LOAD_PODS, 0).ip, '/latest/meta-data/instance-id')).status === 200;
 
 t.test('upstream metadata service down: pass-through answers 502 at once, credential answers are unaffected', async (t) => {
   t.ok(await passesThrough(), 'pass-through works before the fault');
@@ -330,7 +337,9 @@ t.test('upstream metadata service stalled: pass-through answers 502 within its d
 t.test('after every fault, the program’s footprint is back near where it started', async (t) => {
   const after = await settle(firstFootprint);
   const total = rig.checker.total;
-  console.log(`# fault: ${JSON.stringify({ name: 'all', lifetimeS: LIFETIME_S, keys: rig.checker.keys, requests: total.requests, failures: total.failures, leaks: total.leaks, expired: total.expired, excused: total.excused, slow: total.slow, maxMs: Math.round(total.maxMs), minRemainingS: total.minRemainingS, rssKb: { before: firstFootprint.rssKb, after: after.rssKb }, fds: { before: firstFootprint.fds, after: after.fds } })}`);
+  console.log(
+    `# fault: ${JSON.stringify({ name: 'all', lifetimeS: LIFETIME_S, keys: rig.checker.keys, requests: total.requests, failures: total.failures, leaks: total.leaks, expired: total.expired, excused: total.excused, slow: total.slow, maxMs: Math.round(total.maxMs), minRemainingS: total.minRemainingS, rssKb: { before: firstFootprint.rssKb, after: after.rssKb }, fds: { before: firstFootprint.fds, after: after.fds } })}`,
+  );
   // One key per role (the 4 load roles and 9 the faults add) without renewals: more means renewals ran during the run.
   t.ok(rig.checker.keys > LOAD_PODS.length + 9, `${rig.checker.keys} distinct keys seen: credentials were renewed during the run`);
   t.equal(total.leaks, 0, 'no leak in the whole run');

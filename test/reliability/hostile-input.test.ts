@@ -19,7 +19,19 @@ import { connectFrom, get } from '../harness/pod-client.js';
 import { generateInput } from '../http/generate.js';
 import { Random } from '../harness/random.js';
 import { parseResponse, WireClient, wellFormed } from '../http/wire.js';
-import { credentialsFor, FakeMetadataService, figures, LegitPods, LISTING, podsFileText, settle, startProgram, type Pod, type ProcessFigures } from './program.js';
+import {
+  credentialsFor,
+  FakeMetadataService,
+  figures,
+  LegitPods,
+  LISTING,
+  podsFileText,
+  settle,
+  startProgram,
+  type Pod,
+  type ProcessFigures,
+} from './program.js';
+import { nth } from '../harness/nth.js';
 
 const LONG = process.env.RELIABILITY_LONG === '1' || process.env.HOSTILE_SECONDS !== undefined;
 /** Seconds each time-bounded attack runs in the long version. */
@@ -143,7 +155,10 @@ async function underAttack(t: Test, name: string, attack: (t: Test) => Promise<O
   // Descriptors: every attacker connection and every upstream connection is gone.
   const after: ProcessFigures = await settle(program.pid, idle.fds + FD_SLACK, 8000);
   t.ok(after.fds <= idle.fds + FD_SLACK, `open descriptors back to baseline: ${after.fds} (idle ${idle.fds}, before ${before.fds})`);
-  t.ok(peakRssMb <= before.rssMb + rssGrowthMb, `RSS bounded: peak ${peakRssMb} MB, after ${after.rssMb} MB (before ${before.rssMb} MB, idle ${idle.rssMb} MB, bound +${rssGrowthMb} MB)`);
+  t.ok(
+    peakRssMb <= before.rssMb + rssGrowthMb,
+    `RSS bounded: peak ${peakRssMb} MB, after ${after.rssMb} MB (before ${before.rssMb} MB, idle ${idle.rssMb} MB, bound +${rssGrowthMb} MB)`,
+  );
   const summary = {
     attack: name,
     seconds: Math.round(attackMs / 100) / 10,
@@ -162,7 +177,6 @@ async function underAttack(t: Test, name: string, attack: (t: Test) => Promise<O
 
 /** A loopback address outside the pods' range, for attacker number `n` in block `block`. */
 const attacker = (block: number, n: number): string => `127.0.${block}.${1 + (n % 250)}`;
-
 
 /** Runs `worker` on `concurrency` lanes until each returns false. */
 async function lanes(concurrency: number, worker: (lane: number) => Promise<boolean>): Promise<void> {
@@ -273,39 +287,52 @@ t.test('connection flood from one address: past its share it gets 503 at once, p
 t.test('connection flood from many addresses past the cap: the reserve keeps pods served, the excess gets 503 at once', async (t) => {
   // 40 addresses holding 250 each: past nine tenths of the cap, only addresses with few
   // connections are admitted, so every pod still gets in.
-  await underAttack(t, 'connection-flood-many-addresses', async (t) => {
-    const total = CAP + 500;
-    const { held, refused, ms } = await flood(total, 40, 21);
-    const open = figures(program.pid);
-    t.ok(refused >= total - CAP && refused <= total - CAP + CAP / 10, `${refused} refused with 503 at once (opened ${held.length} in ${ms} ms, program holds ${open.fds} fds)`);
-    await sleep(500);
-    for (const client of held) client.destroy();
-    return { inputs: held.length, refused, openMs: ms, fdsDuringFlood: open.fds };
-  }, FLOOD_RSS_GROWTH_MB);
+  await underAttack(
+    t,
+    'connection-flood-many-addresses',
+    async (t) => {
+      const total = CAP + 500;
+      const { held, refused, ms } = await flood(total, 40, 21);
+      const open = figures(program.pid);
+      t.ok(
+        refused >= total - CAP && refused <= total - CAP + CAP / 10,
+        `${refused} refused with 503 at once (opened ${held.length} in ${ms} ms, program holds ${open.fds} fds)`,
+      );
+      await sleep(500);
+      for (const client of held) client.destroy();
+      return { inputs: held.length, refused, openMs: ms, fdsDuringFlood: open.fds };
+    },
+    FLOOD_RSS_GROWTH_MB,
+  );
 });
 
 t.test('a flood from more addresses than the reserve can hold: everyone gets 503 at once, never a hang, and pods are served when it ends', async (t) => {
   // The documented limit: 1,500 addresses with 7 each fill the whole cap, the reserve too
   // (each has fewer than FEW_CONNECTIONS, so the reserve admits them).
-  await underAttack(t, 'connection-flood-past-reserve', async (t) => {
-    await legit.pause();
-    const { held, refused, ms } = await flood(CAP + 500, 1500, 22);
-    t.ok(refused >= 500, `${refused} refused with 503 (opened ${held.length} in ${ms} ms)`);
-    const during: number[] = [];
-    for (const pod of PODS) {
-      const started = performance.now();
-      const answer = await credentialsFor(program.port, pod, 1000);
-      during.push(performance.now() - started);
-      t.match(answer.problem, /^listing: 503 too many connections/, `${pod.name} gets 503 while the cap is full`);
-    }
-    t.ok(Math.max(...during) < 500, `at once (${Math.max(...during).toFixed(0)} ms)`);
-    for (const client of held) client.destroy();
-    await settle(program.pid, idle.fds + FD_SLACK, 8000); // the cap is free again
-    legit.resume();
-    await sleep(1500); // and the pods are served at once
+  await underAttack(
+    t,
+    'connection-flood-past-reserve',
+    async (t) => {
+      await legit.pause();
+      const { held, refused, ms } = await flood(CAP + 500, 1500, 22);
+      t.ok(refused >= 500, `${refused} refused with 503 (opened ${held.length} in ${ms} ms)`);
+      const during: number[] = [];
+      for (const pod of PODS) {
+        const started = performance.now();
+        const answer = await credentialsFor(program.port, pod, 1000);
+        during.push(performance.now() - started);
+        t.match(answer.problem, /^listing: 503 too many connections/, `${pod.name} gets 503 while the cap is full`);
+      }
+      t.ok(Math.max(...during) < 500, `at once (${Math.max(...during).toFixed(0)} ms)`);
+      for (const client of held) client.destroy();
+      await settle(program.pid, idle.fds + FD_SLACK, 8000); // the cap is free again
+      legit.resume();
+      await sleep(1500); // and the pods are served at once
 
-    return { inputs: held.length, refused, openMs: ms, podRefusalMaxMs: Math.round(Math.max(...during)) };
-  }, FLOOD_RSS_GROWTH_MB);
+      return { inputs: held.length, refused, openMs: ms, podRefusalMaxMs: Math.round(Math.max(...during)) };
+    },
+    FLOOD_RSS_GROWTH_MB,
+  );
 });
 
 t.test('pipelining flood: a connection that pipelines without reading is no longer read, then dropped at sendTimeout; pods are served', async (t) => {
@@ -339,11 +366,23 @@ t.test('pipelining flood: a connection that pipelines without reading is no long
 t.test('huge and many headers: 431 or 414 at once and the connection closed; pods are served', async (t) => {
   await underAttack(t, 'huge-headers', async (t) => {
     const kinds: Array<{ name: string; bytes: () => Buffer; statuses: number[] }> = [
-      { name: 'one 64 KB header', bytes: () => Buffer.from(`GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`), statuses: [431] },
+      {
+        name: 'one 64 KB header',
+        bytes: () => Buffer.from(`GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\nX-Big: ${'a'.repeat(64 * 1024)}\r\n\r\n`),
+        statuses: [431],
+      },
       { name: '500 headers', bytes: () => Buffer.from(`GET /latest/meta-data/ HTTP/1.1\r\nHost: x\r\n${'X-Many: v\r\n'.repeat(500)}\r\n`), statuses: [431] },
-      { name: 'headers just over 8 KB in all', bytes: () => Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${`X-Mid: ${'m'.repeat(90)}\r\n`.repeat(90)}\r\n`), statuses: [431] },
+      {
+        name: 'headers just over 8 KB in all',
+        bytes: () => Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${`X-Mid: ${'m'.repeat(90)}\r\n`.repeat(90)}\r\n`),
+        statuses: [431],
+      },
       { name: 'a 32 KB request target', bytes: () => Buffer.from(`GET /${'p'.repeat(32 * 1024)} HTTP/1.1\r\nHost: x\r\n\r\n`), statuses: [414] },
-      { name: 'an endless header section (1 MB)', bytes: () => Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${'X-Endless: e\r\n'.repeat(80_000)}`), statuses: [431] },
+      {
+        name: 'an endless header section (1 MB)',
+        bytes: () => Buffer.from(`GET / HTTP/1.1\r\nHost: x\r\n${'X-Endless: e\r\n'.repeat(80_000)}`),
+        statuses: [431],
+      },
     ];
     const rounds = LONG ? 2000 : 40;
     const problems: string[] = [];
@@ -354,7 +393,7 @@ t.test('huge and many headers: 431 or 414 at once and the connection closed; pod
     await lanes(8, async () => {
       const n = next++;
       if (n >= rounds * kinds.length) return false;
-      const kind = kinds[n % kinds.length]!;
+      const kind = nth(kinds, n % kinds.length);
       const client = await WireClient.open(program.port, attacker(31, n));
       const started = Date.now();
       client.write(kind.bytes());
@@ -432,7 +471,7 @@ t.test('garbage from the metadata service: pass-through gets 502 or a dropped co
     let slowest502Ms = 0;
     // One lane per client address: pass-through allows 8 waiting per address.
     await lanes(12, async (lane) => {
-      const path = paths[(tried + lane) % paths.length]!;
+      const path = nth(paths, (tried + lane) % paths.length);
       const client = await WireClient.open(program.port, attacker(50, lane));
       tried++;
       const started = Date.now();
@@ -450,9 +489,11 @@ t.test('garbage from the metadata service: pass-through gets 502 or a dropped co
         outcome = whole ? String(answer.status) : closed ? 'dropped' : 'hung';
       }
       client.destroy();
-      (seen[path] ??= {})[outcome] = ((seen[path] ??= {})[outcome] ?? 0) + 1;
+      const outcomes = seen[path] ?? {};
+      seen[path] = outcomes;
+      outcomes[outcome] = (outcomes[outcome] ?? 0) + 1;
       if (outcome === '502') slowest502Ms = Math.max(slowest502Ms, ms);
-      if (!expected[path]!.includes(outcome)) problems.push(`${path}: ${outcome} after ${ms} ms`);
+      if (!expected[path]?.includes(outcome)) problems.push(`${path}: ${outcome} after ${ms} ms`);
       return Date.now() < until;
     });
     t.same(problems.slice(0, 5), [], `every pass-through of garbage answered 502 or dropped (slowest 502 after ${slowest502Ms} ms)`);
@@ -479,14 +520,19 @@ t.test('ReDoS: hostile role annotations against many-star allow-lists, reloaded 
   await underAttack(t, 'redos', async (t) => {
     // A tenant namespace whose allow-list a backtracking matcher takes minutes over, and
     // pods whose annotations are built against it: near IAM's limit, and far past it.
-    const evil = { kind: 'Namespace', metadata: { name: 'evil', annotations: { 'iam.amazonaws.com/allowed-roles': JSON.stringify(['*-prod-*-*-*-*-*-*-reader', 'team-*-*-*-*-*-x']) } } };
+    const evil = {
+      kind: 'Namespace',
+      metadata: { name: 'evil', annotations: { 'iam.amazonaws.com/allowed-roles': JSON.stringify(['*-prod-*-*-*-*-*-*-reader', 'team-*-*-*-*-*-x']) } },
+    };
     const hostile = (generation: number, n: number): object => ({
       kind: 'Pod',
       metadata: {
         name: `evil-${generation}-${n}`,
         namespace: 'evil',
         uid: `evil-${generation}-${n}`,
-        annotations: { 'iam.amazonaws.com/role': n % 4 === 0 ? 'x'.repeat(300_000) : n % 2 === 0 ? `team-${'-'.repeat(60)}` : `${'-prod-'.repeat(330)}`.slice(0, 1900) },
+        annotations: {
+          'iam.amazonaws.com/role': n % 4 === 0 ? 'x'.repeat(300_000) : n % 2 === 0 ? `team-${'-'.repeat(60)}` : `${'-prod-'.repeat(330)}`.slice(0, 1900),
+        },
       },
       status: { phase: 'Running', podIP: attacker(60, n) },
     });

@@ -58,7 +58,17 @@ t.test(`randomized churn with IP reuse under load: no answer ever names another 
   await reuse.run(GENERATIONS);
   await rig.load.stop();
   const load = rig.checker.startWindow();
-  const line = { seed: SEED, generations: reuse.generations, asked: reuse.asked, own: reuse.own, notYet: reuse.notYet, leaks: reuse.leaks.length, loadRequests: load.requests, loadFailures: load.failures, loadLeaks: load.leaks };
+  const line = {
+    seed: SEED,
+    generations: reuse.generations,
+    asked: reuse.asked,
+    own: reuse.own,
+    notYet: reuse.notYet,
+    leaks: reuse.leaks.length,
+    loadRequests: load.requests,
+    loadFailures: load.failures,
+    loadLeaks: load.leaks,
+  };
   process.stdout.write(`# isolation: ${JSON.stringify(line)}\n`);
   t.same(reuse.leaks, [], 'no churned pod was ever answered with another pod’s role');
   t.equal(load.leaks, 0, 'nor was any steady pod');
@@ -88,7 +98,10 @@ t.test('a hostNetwork pod or an unknown address never reaches the node’s crede
   const hostIp = '127.0.9.1';
   await rig.core.createNamespacedPod({
     namespace: NAMESPACE,
-    body: { metadata: { name: 'on-host', annotations: { 'iam.amazonaws.com/role': 'host-role' } }, spec: { nodeName: NODE, hostNetwork: true, containers: [{ name: 'app', image: 'busybox' }] } },
+    body: {
+      metadata: { name: 'on-host', annotations: { 'iam.amazonaws.com/role': 'host-role' } },
+      spec: { nodeName: NODE, hostNetwork: true, containers: [{ name: 'app', image: 'busybox' }] },
+    },
   });
   await patchStatus('on-host', { phase: 'Running', podIP: hostIp, podIPs: [{ ip: hostIp }] });
   await sleep(500); // the watch has seen it
@@ -127,7 +140,9 @@ t.test('a hostNetwork pod or an unknown address never reaches the node’s crede
     }
   }
   await sleep(200);
-  const reached = motoRequests(rig.moto.log().slice(logFrom)).filter((line) => /iam|identity-credentials|instance-identity\/(pkcs7|signature)/i.test(decodeURIComponent(line)));
+  const reached = motoRequests(rig.moto.log().slice(logFrom)).filter((line) =>
+    /iam|identity-credentials|instance-identity\/(pkcs7|signature)/i.test(decodeURIComponent(line)),
+  );
   t.same(reached, [], 'none of them reached the metadata service');
   await rig.deletePod('on-host');
 });

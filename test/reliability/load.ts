@@ -117,7 +117,11 @@ export class CredentialChecker {
     try {
       document = JSON.parse(answer.body) as typeof document;
     } catch {
-      if (strict) this.each((t) => (t.failures++, t.note(`${from} document not JSON: ${answer.body.slice(0, 80)}`)));
+      if (strict)
+        this.each((t) => {
+          t.failures++;
+          t.note(`${from} document not JSON: ${answer.body.slice(0, 80)}`);
+        });
       return false;
     }
     const key = document.AccessKeyId ?? '';
@@ -127,16 +131,26 @@ export class CredentialChecker {
     let ok = document.Code === 'Success' && key !== '';
     if (owner !== undefined && owner !== role) {
       ok = false;
-      this.each((t) => (t.leaks++, t.note(`${from} (${role}) got ${key}, first seen for ${owner}`)));
+      this.each((t) => {
+        t.leaks++;
+        t.note(`${from} (${role}) got ${key}, first seen for ${owner}`);
+      });
     }
     if (!(expiration > now)) {
       ok = false;
-      this.each((t) => (t.expired++, t.note(`${from} (${role}) got ${key} expiring ${document.Expiration ?? '?'}`)));
+      this.each((t) => {
+        t.expired++;
+        t.note(`${from} (${role}) got ${key} expiring ${document.Expiration ?? '?'}`);
+      });
     } else {
       if (expiration > (this.validUntil.get(role) ?? 0)) this.validUntil.set(role, expiration);
       this.each((t) => (t.minRemainingS = Math.min(t.minRemainingS, Math.round((expiration - now) / 1000))));
     }
-    if (!ok && strict && document.Code !== 'Success') this.each((t) => (t.failures++, t.note(`${from} document Code ${document.Code ?? '?'}`)));
+    if (!ok && strict && document.Code !== 'Success')
+      this.each((t) => {
+        t.failures++;
+        t.note(`${from} document Code ${document.Code ?? '?'}`);
+      });
     return ok;
   }
 }

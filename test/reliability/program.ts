@@ -51,8 +51,19 @@ export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAdd
   writeFileSync(podsFile, podsFileText(pods, items));
   const port = await freePort();
   const flags = [
-    '--app-port', String(port), '--pods-file', podsFile, '--base-role-arn', 'arn:aws:iam::123456789012:role/',
-    '--metadata-addr', metadataAddr, '--stats-interval', '0', '--log-level', 'error', ...extra,
+    '--app-port',
+    String(port),
+    '--pods-file',
+    podsFile,
+    '--base-role-arn',
+    'arn:aws:iam::123456789012:role/',
+    '--metadata-addr',
+    metadataAddr,
+    '--stats-interval',
+    '0',
+    '--log-level',
+    'error',
+    ...extra,
   ];
   const env: NodeJS.ProcessEnv = {
     ...process.env,

@@ -36,7 +36,10 @@ export function resultsMarkdown(log: string, command: string, date: Date): strin
     '',
     '| Fault | requests | failures | leaks | expired | recovery ms | RSS MB before → after | fds before → after |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...faults.map((f) => `| ${n(f.name)} | ${n(f.requests)} | ${n(f.failures)} | ${n(f.leaks)} | ${n(f.expired)} | ${n(f.recoveryMs)} | ${pair(f.rssKb, kbToMb)} | ${pair(f.fds)} |`),
+    ...faults.map(
+      (f) =>
+        `| ${n(f.name)} | ${n(f.requests)} | ${n(f.failures)} | ${n(f.leaks)} | ${n(f.expired)} | ${n(f.recoveryMs)} | ${pair(f.rssKb, kbToMb)} | ${pair(f.fds)} |`,
+    ),
     '',
     '## Hostile input',
     '',
@@ -44,13 +47,19 @@ export function resultsMarkdown(log: string, command: string, date: Date): strin
     '',
     '| Attack | seconds | inputs | legitimate fetches | failed | slowest ms | RSS MB before → peak → after | fds before → after |',
     '|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...hostile.map((h) => `| ${n(h.attack)} | ${n(h.seconds)} | ${n(h.inputs)} | ${n(h.legitRequests)} | ${n(h.legitFailures)} | ${n(h.legitMaxMs)} | ${n(h.rssMbBefore)} → ${n(h.rssMbPeak)} → ${n(h.rssMbAfter)} | ${n(h.fdsBefore)} → ${n(h.fdsAfter)} |`),
+    ...hostile.map(
+      (h) =>
+        `| ${n(h.attack)} | ${n(h.seconds)} | ${n(h.inputs)} | ${n(h.legitRequests)} | ${n(h.legitFailures)} | ${n(h.legitMaxMs)} | ${n(h.rssMbBefore)} → ${n(h.rssMbPeak)} → ${n(h.rssMbAfter)} | ${n(h.fdsBefore)} → ${n(h.fdsAfter)} |`,
+    ),
     '',
     '## Isolation',
     '',
     '| Pod generations on reused IPs | requests from churned pods | own role | not yet served | leaks | steady-pod requests | failures | leaks |',
     '|---:|---:|---:|---:|---:|---:|---:|---:|',
-    ...isolation.map((i) => `| ${n(i.generations)} | ${n(i.asked)} | ${n(i.own)} | ${n(i.notYet)} | ${n(i.leaks)} | ${n(i.loadRequests)} | ${n(i.loadFailures)} | ${n(i.loadLeaks)} |`),
+    ...isolation.map(
+      (i) =>
+        `| ${n(i.generations)} | ${n(i.asked)} | ${n(i.own)} | ${n(i.notYet)} | ${n(i.leaks)} | ${n(i.loadRequests)} | ${n(i.loadFailures)} | ${n(i.loadLeaks)} |`,
+    ),
     '',
     '## Soak',
     '',
@@ -69,7 +78,12 @@ export function resultsMarkdown(log: string, command: string, date: Date): strin
     );
   }
   if (samples.length > 0) {
-    out.push('<details><summary>Samples</summary>', '', '| s | RSS MB | fds | loop p99 ms | loop max ms | credential answers/s |', '|---:|---:|---:|---:|---:|---:|');
+    out.push(
+      '<details><summary>Samples</summary>',
+      '',
+      '| s | RSS MB | fds | loop p99 ms | loop max ms | credential answers/s |',
+      '|---:|---:|---:|---:|---:|---:|',
+    );
     for (const s of samples) out.push(`| ${n(s.atS)} | ${n(s.rssMb)} | ${n(s.fds)} | ${n(s.loopP99Ms)} | ${n(s.loopMaxMs)} | ${n(s.answersPerS)} |`);
     out.push('', '</details>', '');
   }

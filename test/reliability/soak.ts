@@ -10,6 +10,7 @@ import { AddressReuse } from './churn.js';
 import { get } from '../harness/pod-client.js';
 import { CREDENTIALS_PATH, type LoadedPod } from './load.js';
 import { FaultRig } from './rig.js';
+import { nth } from '../harness/nth.js';
 
 export interface SoakSample {
   atS: number;
@@ -85,16 +86,26 @@ export async function soak(seconds: number, seed: number): Promise<SoakReport> {
     const loops = [
       reuse.run(Number.MAX_SAFE_INTEGER),
       // A pod that keeps its connections and asks 200 times a second.
-      repeat(on, 5, async () => {
-        const response = await fast.request({ method: 'GET', path: CREDENTIALS_PATH });
-        return response.statusCode === 200 && (await response.body.text()) === KEEP_ALIVE_POD.role;
-      }, keepAlive),
-      repeat(on, 50, async () => (await get(rig.port, LOAD_PODS[0]!.ip, '/latest/meta-data/instance-id')).status === 200, passThrough),
-      repeat(on, 200, async () => {
-        const response = await fast.request({ method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } });
-        await response.body.dump();
-        return response.statusCode === 200;
-      }, tokens),
+      repeat(
+        on,
+        5,
+        async () => {
+          const response = await fast.request({ method: 'GET', path: CREDENTIALS_PATH });
+          return response.statusCode === 200 && (await response.body.text()) === KEEP_ALIVE_POD.role;
+        },
+        keepAlive,
+      ),
+      repeat(on, 50, async () => (await get(rig.port, nth(LOAD_PODS, 0).ip, '/latest/meta-data/instance-id')).status === 200, passThrough),
+      repeat(
+        on,
+        200,
+        async () => {
+          const response = await fast.request({ method: 'PUT', path: '/latest/api/token', headers: { 'x-aws-ec2-metadata-token-ttl-seconds': '60' } });
+          await response.body.dump();
+          return response.statusCode === 200;
+        },
+        tokens,
+      ),
     ];
 
     const samples: SoakSample[] = [];
@@ -129,7 +140,11 @@ export async function soak(seconds: number, seed: number): Promise<SoakReport> {
     // judged between the first and last thirds of the rest.
     const steady = samples.filter((sample) => sample.atS > seconds / 5);
     const third = Math.max(1, Math.floor(steady.length / 3));
-    const part = (list: SoakSample[]) => ({ rssMb: mean(list.map((s) => s.rssMb)), fds: mean(list.map((s) => s.fds)), loopP99Ms: mean(list.map((s) => s.loopP99Ms)) });
+    const part = (list: SoakSample[]) => ({
+      rssMb: mean(list.map((s) => s.rssMb)),
+      fds: mean(list.map((s) => s.fds)),
+      loopP99Ms: mean(list.map((s) => s.loopP99Ms)),
+    });
     return {
       seconds,
       samples,

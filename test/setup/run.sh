@@ -16,6 +16,7 @@ fi
 source test/setup/node.sh || { summary 0 1; exit 1; }
 CACHE=$(bash test/setup/install.sh) || { echo "test setup failed" >&2; summary 0 1; exit 1; }
 npx tsc -p . || { echo "type check or build failed" >&2; summary 0 1; exit 1; }  # type-checks everything, builds dist/ for the CLI tests
+npx biome check || { echo "lint or format check failed (npm run lint; npm run format fixes formatting)" >&2; summary 0 1; exit 1; }
 
 RUN=k2i$$
 cleanup() {

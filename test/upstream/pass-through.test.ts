@@ -76,7 +76,11 @@ async function proxy(address: string, options: Partial<UpstreamOptions> = {}): P
   return { port, upstream };
 }
 
-function get(port: number, path: string, options: { http10?: boolean } = {}): Promise<{ status: number; headers: Record<string, unknown>; body: string; ms: number }> {
+function get(
+  port: number,
+  path: string,
+  options: { http10?: boolean } = {},
+): Promise<{ status: number; headers: Record<string, unknown>; body: string; ms: number }> {
   const started = Date.now();
   return new Promise((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port, path, agent: false }, (res) => {
