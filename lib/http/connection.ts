@@ -44,6 +44,19 @@ const INTERNAL_ERROR = textResponse(500, 'internal error\n');
 const OWNER = Symbol('connection');
 type Owned = { [OWNER]: Connection };
 
+/**
+ * A connection's state is these flags, moved only by the named transitions below:
+ * - reading: inside a read (answers given meanwhile are corked into one write);
+ * - paused: the socket is paused; true whenever `unread` holds bytes or writes are
+ *   blocked (`writeBlocked`), until `resumeReading` or `finish`;
+ * - closing (`stopReading`): no request is parsed any more and nothing is held
+ *   (`unread` is null); the in-flight answers are still written, then `finish`;
+ * - ended (`finish`): the end is sent, input is read and discarded until the peer
+ *   closes or the linger deadline; implies closing;
+ * - destroyed: the socket closed; nothing more happens.
+ * `inflight` holds the requests read and not yet written, in order; `streamBody`, the
+ * body of its first request's streamed answer while it is written.
+ */
 export class Connection implements Responder {
   readonly socket: Socket;
   private readonly host: ConnectionHost;
@@ -119,8 +132,7 @@ export class Connection implements Responder {
 
   /** @internal */ onEnd(): void {
     // The client will send nothing more; answer what it asked, then close.
-    this.unread = null;
-    this.closing = true;
+    this.stopReading();
     if (this.owesNothing) this.finish();
   }
 
@@ -181,10 +193,8 @@ export class Connection implements Responder {
     request.startedAt = performance.now();
     this.inflight.push(request);
     this.host.stats.requests++;
-    if (!request.keepAlive || this.host.shuttingDown) {
-      this.closing = true; // requests pipelined after this one are not read (RFC 9112 9.6)
-      this.unread = null;
-    }
+    // Requests pipelined after one that closes are not read (RFC 9112 9.6).
+    if (!request.keepAlive || this.host.shuttingDown) this.stopReading();
     try {
       this.host.handler(request);
     } catch (error) {
@@ -196,7 +206,7 @@ export class Connection implements Responder {
   failed(request: Request, error: unknown): void {
     this.host.handlerFailed(error, request);
     if (request.answered || this.destroyed) return;
-    this.closing = true;
+    this.stopReading();
     this.answer(request, INTERNAL_ERROR);
   }
 
@@ -251,16 +261,11 @@ export class Connection implements Responder {
   private startStream(request: Request, response: StreamedResponse, close: boolean): boolean {
     // Without a length, an HTTP/1.0 client learns where the body ends only by the close.
     if (response.length === null && request.minor === 0) close = true;
-    if (close && !this.closing) {
-      this.closing = true;
-      this.unread = null;
-    }
     if (close) {
       // Nothing may follow a body that the close delimits: requests read after it go
       // unanswered, and no refusal (400, 408) is written after it.
-      for (const later of this.inflight) later.answered = true;
-      releasePending(this.inflight);
-      this.inflight = [];
+      this.stopReading();
+      this.dropQueue();
       this.finalResponse = null;
       this.requestDeadline = 0;
     }
@@ -354,6 +359,25 @@ export class Connection implements Responder {
     this.socket.pause();
   }
 
+  private resumeSocket(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.socket.resume();
+  }
+
+  /** Closing: no more requests are parsed, and the bytes held for them are dropped. */
+  private stopReading(): void {
+    this.closing = true;
+    this.unread = null;
+  }
+
+  /** Forgets every queued request: each marked answered, so an answer given later is ignored. */
+  private dropQueue(): void {
+    for (const request of this.inflight) request.answered = true;
+    releasePending(this.inflight);
+    this.inflight = [];
+  }
+
   private resumeReading(): void {
     if (this.reading || this.closing || this.writeBlocked) return;
     if (this.inflight.length >= this.host.options.maxPipelined) return;
@@ -366,17 +390,13 @@ export class Connection implements Responder {
       this.endRead();
       if (this.unread !== null || this.closing) return;
     }
-    if (this.paused) {
-      this.paused = false;
-      this.socket.resume();
-    }
+    this.resumeSocket();
   }
 
   /** Refuses the input: an error answer after the in-flight ones, then close. */
   private refuse(status: number, reason: string): void {
     this.host.stats.refused++;
-    this.closing = true;
-    this.unread = null;
+    this.stopReading();
     this.finalResponse = textResponse(status, `${reason}\n`);
     if (this.owesNothing) this.finish();
   }
@@ -390,18 +410,14 @@ export class Connection implements Responder {
     this.socket.end();
     // Keep reading (and discarding) so unread client bytes do not turn our FIN into a reset.
     this.writeBlocked = false;
-    if (this.paused) {
-      this.paused = false;
-      this.socket.resume();
-    }
+    this.resumeSocket();
     this.lingerDeadline = performance.now() + this.host.options.lingerTimeout;
   }
 
   /** Stops reading new requests, for server shutdown; in-flight answers are still written. */
   shutdown(): void {
     if (this.closing) return;
-    this.closing = true;
-    this.unread = null;
+    this.stopReading();
     if (this.owesNothing) this.finish();
   }
 
@@ -427,12 +443,10 @@ export class Connection implements Responder {
     if (head !== undefined && !head.answered && now - head.startedAt >= options.handlerTimeout) {
       stats.handlerTimeouts++;
       // The late answer and the answers queued behind it are dropped with the connection.
-      for (const request of this.inflight) request.answered = true;
-      releasePending(this.inflight);
+      this.dropQueue();
       this.inflight = [head];
       head.answered = false;
-      this.closing = true;
-      this.unread = null;
+      this.stopReading();
       this.answer(head, textResponse(503, 'no answer in time\n'));
       return;
     }
