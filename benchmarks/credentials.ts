@@ -9,7 +9,7 @@
 //   next pod and without (every key dropped with its last pod, as before), side by side.
 
 import { setTimeout as sleep } from 'node:timers/promises';
-import { credentialResponse } from '../lib/credentials/document.js';
+import { credentialResponse, PreparedAnswers } from '../lib/imds/documents.js';
 import { CredentialStore, type CredentialEntry } from '../lib/credentials/store.js';
 import { StsRoleAssumer } from '../lib/credentials/sts.js';
 import { MotoServer } from '../test/harness/moto.js';
@@ -63,6 +63,7 @@ async function firstRequestLatency(moto: MotoServer): Promise<{ markdown: string
   const onDemand: number[] = [];
   try {
     const runs: Array<Promise<void>> = [];
+    const answers = new PreparedAnswers();
     for (let n = 0; n < pods; n++) {
       const parameters = { roleArn: role(n), sessionName: `bench.pod-${n}`, externalId: null };
       // This design: the pod appears in the index, its credentials are fetched at once.
@@ -78,10 +79,14 @@ async function firstRequestLatency(moto: MotoServer): Promise<{ markdown: string
             answer = entry.current(Date.now());
           }
           if (answer === null) throw new Error(`no credentials for pod ${n}`);
+          answers.credentials(answer);
           prefetched.push(performance.now() - t0);
           // On demand (kube2iam on a cold cache): STS is called when the request arrives.
           const t1 = performance.now();
-          credentialResponse(await onDemandSts.assumeRole({ ...parameters, sessionName: `bench.ondemand-${n}`, durationSeconds: 1800 }), new Date());
+          credentialResponse({
+            ...(await onDemandSts.assumeRole({ ...parameters, sessionName: `bench.ondemand-${n}`, durationSeconds: 1800 })),
+            issuedAt: new Date(),
+          });
           onDemand.push(performance.now() - t1);
         })(),
       );

@@ -15,12 +15,10 @@
 //   answered at once, with no STS call, even while STS is slow); then it is dropped. At
 //   most `retainedMax` such entries are kept, the oldest dropped first.
 
-import { textResponse, type PreparedResponse } from '../http/index.js';
-import { credentialResponse } from './document.js';
 import { backoffDelay, TokenBucket } from '../rate-limit.js';
 import { renewalAt, servableUntil } from './renewal.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
-import { AssumeRoleError, type AssumeRoleRequest, type RoleAssumer } from './sts.js';
+import { AssumeRoleError, type AssumedCredentials, type AssumeRoleRequest, type RoleAssumer } from './sts.js';
 
 export type CredentialParameters = Omit<AssumeRoleRequest, 'durationSeconds'>;
 
@@ -102,20 +100,23 @@ export function credentialsUnready(health: StoreHealth): string | null {
   return `no role could be assumed: STS answered ${codes} of ${health.inUse} roles in use (the log names them)`;
 }
 
+/** Credentials as STS issued them, with when: the data an answer is rendered from. */
+export interface IssuedCredentials extends AssumedCredentials {
+  issuedAt: Date;
+}
+
 export class CredentialEntry implements Scheduled {
   readonly key: string;
   readonly parameters: CredentialParameters;
-  /** The credential document, ready to write; null until the first success. */
-  response: PreparedResponse | null = null;
+  /** The latest credentials; null until the first success. */
+  credentials: IssuedCredentials | null = null;
   expiresAt = 0;
-  /** `response` may be served until this time. */
+  /** `credentials` may be served until this time. */
   servableUntil = 0;
   /** The last STS failure, one line; null after a success. */
   lastError: string | null = null;
-  /** STS's error code of the last failure; null after a success. */
+  /** STS's error code of the last failure (all a pod is told of it); null after a success. */
   errorCode: string | null = null;
-  /** `lastError` as a 500 answer, rendered once per failure. */
-  errorResponse: PreparedResponse | null = null;
   errorUntil = 0;
   failures = 0;
   users = 0;
@@ -133,8 +134,8 @@ export class CredentialEntry implements Scheduled {
   }
 
   /** The document to answer with at `now`, or null when there are no servable credentials. */
-  current(now: number): PreparedResponse | null {
-    return now < this.servableUntil ? this.response : null;
+  current(now: number): IssuedCredentials | null {
+    return now < this.servableUntil ? this.credentials : null;
   }
 }
 
@@ -215,11 +216,6 @@ export class CredentialStore {
     if (entry === undefined) return;
     this.owners.delete(owner);
     this.releaseEntry(entry);
-  }
-
-  /** The entry `owner` is answered from, if it has one. */
-  entryOf(owner: string): CredentialEntry | undefined {
-    return this.owners.get(owner);
   }
 
   /** How the keys pods use stand at `now` (readiness). */
@@ -333,7 +329,7 @@ export class CredentialStore {
 
   private fetch(entry: CredentialEntry, started: number): void {
     const o = this.options;
-    const renewal = entry.response !== null;
+    const renewal = entry.credentials !== null;
     this.stats.stsCalls++;
     if (renewal) this.stats.renewals++;
     entry.fetching = this.assumer
@@ -343,12 +339,11 @@ export class CredentialStore {
           const now = Date.now();
           this.recordLatency(now - started);
           if (entry.dropped) return;
-          entry.response = credentialResponse(credentials, new Date(now));
+          entry.credentials = { ...credentials, issuedAt: new Date(now) };
           entry.expiresAt = credentials.expiration.getTime();
           entry.servableUntil = servableUntil(entry.expiresAt, o.staleMarginMs);
           entry.lastError = null;
           entry.errorCode = null;
-          entry.errorResponse = null;
           entry.errorUntil = 0;
           entry.failures = 0;
           this.scheduler.schedule(
@@ -366,8 +361,6 @@ export class CredentialStore {
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
           entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;
           entry.errorCode = code;
-          // STS's text names the node's role and instance: it goes to the log, the pod gets the code.
-          entry.errorResponse = textResponse(500, `credentials unavailable: STS answered ${code}\n`);
           entry.errorUntil = now + o.errorTtlMs;
           const delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
           this.scheduler.schedule(entry, now + delay);

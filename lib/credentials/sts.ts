@@ -6,7 +6,6 @@ import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { AssumeRoleCommand, STSClient, type AssumeRoleCommandOutput } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
-import type { AssumedCredentials } from './document.js';
 
 export interface AssumeRoleRequest {
   roleArn: string;
@@ -14,6 +13,13 @@ export interface AssumeRoleRequest {
   /** Sent as ExternalId when not null. */
   externalId: string | null;
   durationSeconds: number;
+}
+
+export interface AssumedCredentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+  sessionToken: string;
+  expiration: Date;
 }
 
 /** What the credential store needs from STS. */

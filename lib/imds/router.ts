@@ -26,6 +26,8 @@ import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
 import type { PodRoles } from '../pods/pod-roles.js';
 import { TOKEN_HEADER, TOKEN_TTL_HEADER, type MetadataUpstream } from '../upstream/metadata.js';
+import type { CredentialEntry } from '../credentials/store.js';
+import { PreparedAnswers } from './documents.js';
 import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
 /** What served a request, for the stats line. */
@@ -156,6 +158,7 @@ export function passThroughRefusal(path: string): PreparedResponse | null {
 
 export function createRouter(deps: RouterDependencies, options: RouterOptions): Handler {
   const { callers, podRoles, upstream, tokens, stats } = deps;
+  const answers = new PreparedAnswers();
 
   /** `roleAt`: where the requested role name starts in the path (credential requests). */
   const answerCredentials = (request: Request, pod: PodRecord, route: Route, roleAt: number): void => {
@@ -165,11 +168,11 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       return;
     }
     if (podRole.kind === 'none') {
-      request.send(podRole.response);
+      request.send(answers.refusal(podRole.reason));
       return;
     }
     if (route === Route.Listing) {
-      request.send(podRole.listing);
+      request.send(answers.listing(podRole.name));
       return;
     }
     const path = request.path;
@@ -181,7 +184,7 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     const current = entry.current(Date.now());
     if (current !== null) {
       stats.hits++;
-      request.send(current);
+      request.send(answers.credentials(current));
       return;
     }
     stats.misses++;
@@ -189,11 +192,18 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       // The first fetch (or a renewal after expiry) is under way: wait for it, briefly.
       const timer = new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref());
       Promise.race([entry.fetching, timer])
-        .then(() => request.send(entry.current(Date.now()) ?? entry.errorResponse ?? NOT_READY))
+        .then(() => request.send(answerNow(entry)))
         .catch((error: unknown) => request.fail(error));
       return;
     }
-    request.send(entry.errorResponse ?? NOT_READY);
+    request.send(answerNow(entry));
+  };
+
+  /** The entry's credentials, else its last STS error (the code only), else not yet. */
+  const answerNow = (entry: CredentialEntry): PreparedResponse => {
+    const current = entry.current(Date.now());
+    if (current !== null) return answers.credentials(current);
+    return entry.errorCode === null ? NOT_READY : answers.stsError(entry.errorCode);
   };
 
   /**

@@ -4,9 +4,6 @@
 // so credentials are fetched as soon as a pod is known (even before it has an IP) and
 // dropped when no pod uses them. A request then only reads the decision.
 
-import type { PreparedResponse } from '../http/index.js';
-import { textResponse } from '../http/index.js';
-import { roleListingResponse } from '../credentials/document.js';
 import { roleListingName, type RolePolicy } from '../credentials/roles.js';
 import { sessionName } from '../credentials/session-name.js';
 import type { CredentialEntry, CredentialStore } from '../credentials/store.js';
@@ -28,10 +25,9 @@ export type PodRole =
       roleArn: string;
       /** What the role listing shows, and the name a credential request must use. */
       name: string;
-      listing: PreparedResponse;
       entry: CredentialEntry;
     }
-  | { kind: 'none'; reason: string; response: PreparedResponse };
+  | { kind: 'none'; reason: string };
 
 export interface PodRolesLog {
   info(fields: object, message: string): void;
@@ -41,8 +37,6 @@ export interface PodRolesLog {
 export class PodRoles implements PodIndexObserver {
   private readonly roles = new Map<string, PodRole>();
   private readonly namespaces = new Map<string, NamespacePolicy>();
-  /** One listing answer per role name, shared by the pods assigned it, dropped with the last. */
-  private readonly listings = new Map<string, { response: PreparedResponse; users: number }>();
 
   constructor(
     private readonly store: CredentialStore,
@@ -65,7 +59,7 @@ export class PodRoles implements PodIndexObserver {
   }
 
   podRemoved(pod: PodRecord): void {
-    this.setRole(pod.uid, undefined);
+    this.roles.delete(pod.uid);
     this.store.release(pod.uid);
   }
 
@@ -145,7 +139,7 @@ export class PodRoles implements PodIndexObserver {
       sessionName: sessionName(pod.namespace, pod.workload),
     });
     const name = roleListingName(arn, this.policy.baseRoleArn);
-    this.setRole(pod.uid, { kind: 'role', roleArn: arn, name, listing: this.listing(name), entry });
+    this.roles.set(pod.uid, { kind: 'role', roleArn: arn, name, entry });
   }
 
   /** True when this is a new decision for the pod (so it is logged once per pod and reason). */
@@ -153,36 +147,8 @@ export class PodRoles implements PodIndexObserver {
     this.store.release(pod.uid);
     const current = this.roles.get(pod.uid);
     if (current?.kind === 'none' && current.reason === reason) return false;
-    this.setRole(pod.uid, { kind: 'none', reason, response: textResponse(404, `${reason}\n`) });
+    this.roles.set(pod.uid, { kind: 'none', reason });
     return true;
-  }
-
-  private setRole(uid: string, next: PodRole | undefined): void {
-    const previous = this.roles.get(uid);
-    if (next === undefined) this.roles.delete(uid);
-    else this.roles.set(uid, next);
-    if (previous?.kind === 'role') this.releaseListing(previous.name);
-  }
-
-  /** The listing for a role name, counted as used until `releaseListing`. */
-  private listing(name: string): PreparedResponse {
-    let shared = this.listings.get(name);
-    if (shared === undefined) {
-      shared = { response: roleListingResponse(name), users: 0 };
-      this.listings.set(name, shared);
-    }
-    shared.users++;
-    return shared.response;
-  }
-
-  private releaseListing(name: string): void {
-    const shared = this.listings.get(name);
-    if (shared !== undefined && --shared.users === 0) this.listings.delete(name);
-  }
-
-  /** Role names with a listing held (tests: nothing is kept for roles no pod has). */
-  get listingCount(): number {
-    return this.listings.size;
   }
 }
 

@@ -3,8 +3,8 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CredentialStore, type CredentialEntry, type CredentialStoreOptions, type StsFailure } from '../../lib/credentials/store.js';
-import { StsRoleAssumer, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
-import type { AssumedCredentials } from '../../lib/credentials/document.js';
+import { StsRoleAssumer, type AssumedCredentials, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
+import { credentialDocument, PreparedAnswers } from '../../lib/imds/documents.js';
 import { MotoServer } from '../harness/moto.js';
 
 const ACCOUNT = '123456789012';
@@ -46,10 +46,8 @@ async function settled(entry: CredentialEntry): Promise<void> {
 }
 
 function document(entry: CredentialEntry): Record<string, string> | null {
-  const response = entry.current(Date.now());
-  if (response === null) return null;
-  const bytes = response.bytes(0, false).toString();
-  return JSON.parse(bytes.slice(bytes.indexOf('\r\n\r\n') + 4)) as Record<string, string>;
+  const credentials = entry.current(Date.now());
+  return credentials === null ? null : (JSON.parse(credentialDocument(credentials)) as Record<string, string>);
 }
 
 t.test('a pod known to the store gets its credentials from memory: AssumeRole round trip', async (t) => {
@@ -270,8 +268,8 @@ t.test('an entry whose last pod leaves before its credentials arrive is dropped 
   t.equal(store.size, 0);
   t.ok(entry.dropped);
   await settled(entry);
-  t.equal(entry.response, null, 'the late answer is not kept');
-  t.equal(store.entryOf('pod-a'), undefined);
+  t.equal(entry.credentials, null, 'the late answer is not kept');
+  t.same(store.ownersOf(entry.key, 10), [], 'the pod holds no key');
 });
 
 t.test('a pod that changes role moves to the new key and releases the old one', async (t) => {
@@ -284,7 +282,7 @@ t.test('a pod that changes role moves to the new key and releases the old one', 
   await settled(second);
   t.not(first, second);
   t.ok(first.dropped, 'old key dropped');
-  t.equal(store.entryOf('pod-a'), second);
+  t.same(store.ownersOf(second.key, 10), ['pod-a'], 'the pod holds the new key');
   t.equal(store.size, 1);
 });
 
@@ -295,9 +293,9 @@ t.test('the node-wide STS rate limit spreads a burst of new keys', async (t) => 
   t.teardown(() => store.close());
   const entries = Array.from({ length: 10 }, (_, n) => store.acquire(`pod-${n}`, { roleArn: role(`r${n}`), sessionName: `ns.w${n}`, externalId: null }));
   const started = Date.now();
-  while (entries.some((e) => e.response === null) && Date.now() - started < 5000) await sleep(10);
+  while (entries.some((e) => e.credentials === null) && Date.now() - started < 5000) await sleep(10);
   t.ok(
-    entries.every((e) => e.response !== null),
+    entries.every((e) => e.credentials !== null),
     'all fetched',
   );
   const span = (sts.calls.at(-1)?.at ?? 0) - (sts.calls[0]?.at ?? 0);
@@ -334,7 +332,11 @@ t.test('AccessDenied from IAM-enforcing STS is a clear error and does not distur
   t.equal(denied.current(Date.now()), null, 'the denied role has none');
   t.match(denied.lastError ?? '', /^assume role arn:aws:iam::123456789012:role\/denied-app: AccessDenied: .*not authorized to perform: sts:AssumeRole/);
   t.equal(denied.lastError?.includes('\n'), false, 'one line');
-  const answer = denied.errorResponse?.bytes(0, false).toString() ?? '';
+  t.equal(denied.errorCode, 'AccessDenied');
+  const answer = new PreparedAnswers()
+    .stsError(denied.errorCode ?? '')
+    .bytes(0, false)
+    .toString();
   t.match(answer, /^HTTP\/1\.1 500 Internal Server Error\r\n/, 'answered 500');
   t.ok(answer.endsWith('\r\n\r\ncredentials unavailable: STS answered AccessDenied\n'), 'the pod is told STS’s code only');
   t.notMatch(answer, /user\/node|not authorized/, 'never STS’s text, which names the node’s identity');

@@ -5,6 +5,7 @@ import t, { type Test } from 'tap';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { credentialKey } from '../../lib/credentials/store.js';
 import { CallerResolver } from '../../lib/pods/callers.js';
 import { connectKubernetes, type KubernetesConnection, type ListPage } from '../../lib/pods/kubernetes.js';
 import { ADMIN_TOKEN, KubernetesControlPlane } from '../harness/kubernetes.js';
@@ -62,7 +63,11 @@ t.test('pods without a role, hostNetwork pods and finished pods get nothing', as
   await stack.setStatus(ns, 'job', 'Succeeded');
   t.ok(await eventually(() => stack.ownerName('10.100.1.2') === undefined), 'a finished pod leaves the index');
   t.equal(stack.podRoles.roleOf(job), undefined);
-  t.equal(stack.store.entryOf(job), undefined, 'and its credentials are released');
+  t.same(
+    stack.store.ownersOf(credentialKey({ roleArn: `${BASE}job-role`, externalId: null, sessionName: `${ns}.job` }), 10),
+    [],
+    'and its credentials are released',
+  );
 });
 
 t.test('IP reuse: the old pod terminates before the new one gets its IP', async (t) => {
@@ -186,7 +191,11 @@ t.test('namespace allow-lists are applied, and re-applied when the annotation ch
   );
   t.equal(stack.podRoles.roleOf(ok)?.kind, 'role');
   t.match(stack.podRoles.roleOf(bad), { kind: 'none', reason: `role ${BASE}admin is not allowed in namespace ${ns}` });
-  t.equal(stack.store.entryOf(bad), undefined, 'no credentials fetched for a forbidden role');
+  t.same(
+    stack.store.ownersOf(credentialKey({ roleArn: `${BASE}admin`, externalId: null, sessionName: `${ns}.bad` }), 10),
+    [],
+    'no credentials fetched for a forbidden role',
+  );
   t.match(stack.podRoles.roleOf(fallback), { kind: 'role', roleArn: `${BASE}fallback` }, 'the default role is exempt (as in kube2iam)');
   await stack.annotateNamespace(ns, ['admin']);
   t.ok(await eventually(() => stack.podRoles.roleOf(bad)?.kind === 'role'), 'allowed after the namespace changes');

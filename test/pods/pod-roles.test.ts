@@ -9,26 +9,25 @@ import { pod, podRolesFor, storeAt } from './fixtures.js';
 const moto = await MotoServer.start();
 t.teardown(() => moto.stop());
 
-t.test('a role listing is shared by the pods assigned that role and dropped with the last of them', async (t) => {
+t.test('a pod’s role follows its annotation and goes with it; the credential keys in use follow the pods', async (t) => {
   const store = storeAt(moto.endpoint);
   t.teardown(() => store.close());
   const index = new PodIndex();
-  const assignment = podRolesFor(store, index, { enabled: false, format: 'glob' });
+  const podRoles = podRolesFor(store, index, { enabled: false, format: 'glob' });
   for (let n = 0; n < 40; n++) index.upsert(pod({ name: `p${n}`, ip: `10.0.0.${n}`, role: `role-${n % 20}` }));
-  t.equal(assignment.listingCount, 20, 'one listing per role name');
-  const a = assignment.roleOf('uid-p0');
-  const b = assignment.roleOf('uid-p20');
-  t.ok(a?.kind === 'role' && b?.kind === 'role' && a.listing === b.listing, 'pods of one role share its listing');
+  const a = podRoles.roleOf('uid-p0');
+  const b = podRoles.roleOf('uid-p20');
+  t.ok(a?.kind === 'role' && b?.kind === 'role' && a.name === 'role-0' && a.entry !== b.entry, 'one role, each pod its own workload’s key');
+  t.equal(store.size, 40);
   index.upsert(pod({ name: 'p0', ip: '10.0.0.0', role: 'renamed' }));
-  t.equal(assignment.listingCount, 21, 'role-0 is still used by p20');
-  index.remove('uid-p20');
-  t.equal(assignment.listingCount, 20, 'role-0 dropped with its last pod');
+  t.match(podRoles.roleOf('uid-p0'), { kind: 'role', name: 'renamed' });
   index.upsert(pod({ name: 'p1', ip: '10.0.0.1', role: 'role-1', phase: 'Succeeded' }));
+  t.equal(podRoles.roleOf('uid-p1'), undefined, 'a finished pod gets nothing');
   index.upsert(pod({ name: 'p2', ip: '10.0.0.2' }));
-  for (let n = 3; n < 40; n++) index.remove(`uid-p${n}`);
-  t.equal(assignment.listingCount, 1, 'finished, unannotated and deleted pods hold nothing: only p0’s role remains');
-  index.remove('uid-p0');
-  t.equal(assignment.listingCount, 0);
+  t.match(podRoles.roleOf('uid-p2'), { kind: 'none', reason: 'no role annotation and no default role' });
+  index.remove('uid-p3');
+  t.equal(podRoles.roleOf('uid-p3'), undefined, 'a deleted pod’s decision goes with it');
+  t.equal(store.health(Date.now()).inUse, 37, 'the keys of the finished, unannotated and deleted pods are no longer in use');
 });
 
 t.test('a role too long to check against its namespace’s regexp allow-list is denied, saying so', async (t) => {
