@@ -50,24 +50,18 @@ t.test('the token bucket allows a burst, then the rate', async (t) => {
 });
 
 t.test('back-off grows exponentially to its cap, with jitter in the upper half', async (t) => {
-  t.equal(
-    backoffDelay(1, 1000, 60_000, () => 0),
-    500,
-  );
-  t.equal(
-    backoffDelay(1, 1000, 60_000, () => 1),
-    1000,
-  );
-  t.equal(
-    backoffDelay(4, 1000, 60_000, () => 1),
-    8000,
-  );
-  t.equal(
-    backoffDelay(20, 1000, 60_000, () => 1),
-    60_000,
-  );
-  t.equal(
-    backoffDelay(20, 1000, 60_000, () => 0),
-    30_000,
-  );
+  // failures in a row, the random draw, the delay (base 1 s, cap 60 s)
+  const cases: Array<[number, number, number]> = [
+    [1, 0, 500],
+    [1, 1, 1000],
+    [4, 1, 8000],
+    [20, 1, 60_000],
+    [20, 0, 30_000],
+  ];
+  for (const [failures, draw, delay] of cases)
+    t.equal(
+      backoffDelay(failures, 1000, 60_000, () => draw),
+      delay,
+      `${failures} failures, draw ${draw}`,
+    );
 });

@@ -3,7 +3,7 @@
 // addresses (and from botocore, a real SDK client).
 
 import t from 'tap';
-import { configOf } from '../harness/config.js';
+import { configOf, podsFileFlags } from '../harness/config.js';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -12,7 +12,6 @@ import { startApp, type App } from '../../lib/app.js';
 import { parseArgs } from '../../lib/config.js';
 import { createLogger } from '../../lib/log.js';
 import { MotoServer } from '../harness/moto.js';
-import { freePort } from '../harness/ports.js';
 import { run } from '../harness/processes.js';
 import { eventually } from '../harness/wait.js';
 
@@ -40,21 +39,17 @@ const file = {
 const dir = mkdtempSync(join(tmpdir(), 'k2i-imds-'));
 writeFileSync(join(dir, 'pods.json'), JSON.stringify(file));
 Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
-const parsed = await parseArgs([
-  '--app-port',
-  String(await freePort()),
-  '--pods-file',
-  join(dir, 'pods.json'),
-  '--base-role-arn',
-  BASE,
-  '--namespace-restrictions',
-  '--backoff-max-elapsed-time',
-  '300ms',
-  '--metadata-addr',
-  `127.0.0.1:${moto.port}`,
-  '--stats-interval',
-  '0',
-]);
+const parsed = await parseArgs(
+  await podsFileFlags(
+    join(dir, 'pods.json'),
+    `127.0.0.1:${moto.port}`,
+    '--base-role-arn',
+    BASE,
+    '--namespace-restrictions',
+    '--backoff-max-elapsed-time',
+    '300ms',
+  ),
+);
 const app: App = await startApp(configOf(parsed), createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
 t.teardown(() => app.close());
 await eventually(() => app.store.pending === 0, 10_000);

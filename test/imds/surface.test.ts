@@ -3,7 +3,7 @@
 // never passes, --allow-route-regexp, /healthz, /debug/store and the stats line.
 
 import t from 'tap';
-import { configOf } from '../harness/config.js';
+import { configOf, podsFileFlags } from '../harness/config.js';
 import { mkdtempSync } from 'node:fs';
 import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -17,7 +17,6 @@ import { VERSION } from '../../lib/version.js';
 import { textRecord } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
 import { podsFile } from '../harness/pods-file.js';
-import { freePort } from '../harness/ports.js';
 import { eventually } from '../harness/wait.js';
 
 const moto = await MotoServer.start();
@@ -39,19 +38,9 @@ interface Started {
 }
 
 async function start(...flags: string[]): Promise<Started> {
-  const parsed = await parseArgs([
-    '--app-port',
-    String(await freePort()),
-    '--pods-file',
-    join(dir, 'pods.json'),
-    '--base-role-arn',
-    'arn:aws:iam::123456789012:role/',
-    '--metadata-addr',
-    `127.0.0.1:${moto.port}`,
-    '--stats-interval',
-    '0',
-    ...flags,
-  ]);
+  const parsed = await parseArgs(
+    await podsFileFlags(join(dir, 'pods.json'), `127.0.0.1:${moto.port}`, '--base-role-arn', 'arn:aws:iam::123456789012:role/', ...flags),
+  );
   const out = new PassThrough();
   const stats: string[] = [];
   out.on('data', (line: Buffer) => stats.push(line.toString()));

@@ -3,7 +3,7 @@
 // other available part serves an instance profile.
 
 import t from 'tap';
-import { configOf } from '../harness/config.js';
+import { configOf, podsFileFlags } from '../harness/config.js';
 import { mkdtempSync } from 'node:fs';
 import { createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -58,11 +58,6 @@ const metadata = createServer((req, res) => {
 await new Promise<void>((resolve) => metadata.listen(0, '127.0.0.1', resolve));
 t.teardown(() => metadata.close());
 const address = `127.0.0.1:${(metadata.address() as { port: number }).port}`;
-
-/** A proxy's flags: a free port, `file`'s pods, this file's metadata service, no stats line. */
-async function flags(file: string, ...extra: string[]): Promise<string[]> {
-  return ['--app-port', String(await freePort()), '--pods-file', file, '--metadata-addr', address, '--stats-interval', '0', ...extra];
-}
 
 t.test('discovery reads iam/info, and the instance role for the default, with an IMDSv2 token', async (t) => {
   const upstream = new MetadataUpstream(address);
@@ -120,7 +115,7 @@ t.test('with --auto-discover-default-role an unannotated pod gets the node’s r
   Object.assign(process.env, { AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
   const dir = mkdtempSync(join(tmpdir(), 'k2i-discover-'));
   const file = podsFile(dir, 'pods', [{ name: 'plain', ip: '127.0.0.2' }]);
-  const parsed = await parseArgs(await flags(file, '--auto-discover-default-role'));
+  const parsed = await parseArgs(await podsFileFlags(file, address, '--auto-discover-default-role'));
   const app = await startApp(configOf(parsed), createLogger({ logLevel: 'fatal', logFormat: 'json' }), { host: '127.0.0.1' });
   t.teardown(() => app.close());
   await eventually(() => app.store.pending === 0, 10_000);
@@ -161,7 +156,7 @@ t.test('without AWS_REGION, STS is called in the node’s region, as the start-u
   Object.assign(process.env, { AWS_ENDPOINT_URL_STS: sts.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' });
   const dir = mkdtempSync(join(tmpdir(), 'k2i-region-'));
   const file = podsFile(dir, 'pods', [{ name: 'app', role: 'app', ip: '127.0.0.2' }]);
-  const parsed = await parseArgs(await flags(file, '--base-role-arn', 'arn:aws:iam::123456789012:role/'));
+  const parsed = await parseArgs(await podsFileFlags(file, address, '--base-role-arn', 'arn:aws:iam::123456789012:role/'));
   const lines = new LogCapture();
   const app = await startApp(configOf(parsed), createLogger({ logLevel: 'info', logFormat: 'json' }, lines), { host: '127.0.0.1' });
   t.teardown(() => app.close());

@@ -6,10 +6,16 @@
 
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
+import type { KubernetesApi } from '../../lib/pods/kubernetes.js';
 import { ResourceWatch, type WatchConsumer } from '../../lib/pods/watch.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { FaultRelay } from '../harness/relay.js';
 import { eventually } from '../harness/wait.js';
+
+/** A watch of every pod, its back-off from 200 ms. */
+function podWatch(api: KubernetesApi, consumer: WatchConsumer, onError: (error: unknown) => void = () => {}): ResourceWatch {
+  return new ResourceWatch(api, '/api/v1/pods', undefined, consumer, { pageSize: 500, watchSeconds: 300, backoffBaseMs: 200, backoffMaxMs: 30_000, onError });
+}
 
 t.test('a watch that delivered events after an outage starts its back-off over when it is cut again', async (t) => {
   const plane = await KubernetesControlPlane.start();
@@ -35,13 +41,7 @@ t.test('a watch that delivered events after an outage starts its back-off over w
     modified: () => {},
     deleted: () => {},
   };
-  const watch = new ResourceWatch(viaRelay, '/api/v1/pods', undefined, consumer, {
-    pageSize: 500,
-    watchSeconds: 300,
-    backoffBaseMs: 200,
-    backoffMaxMs: 30_000,
-    onError: () => {},
-  });
+  const watch = podWatch(viaRelay, consumer);
   watch.start();
   t.teardown(() => watch.stop());
   await watch.whenSynced();
@@ -91,13 +91,7 @@ t.test(
       modified: () => {},
       deleted: () => {},
     };
-    const watch = new ResourceWatch(api, '/api/v1/pods', undefined, consumer, {
-      pageSize: 500,
-      watchSeconds: 300,
-      backoffBaseMs: 200,
-      backoffMaxMs: 30_000,
-      onError: (error) => errors.push(error),
-    });
+    const watch = podWatch(api, consumer, (error) => errors.push(error));
     watch.start();
     t.teardown(() => watch.stop());
     await watch.whenSynced();
