@@ -4,7 +4,7 @@
 import { hideBin } from 'yargs/helpers';
 import { startApp, type App } from '../lib/app.js';
 import { ConfigError, parseArgs } from '../lib/config.js';
-import { createLogger, stderrSink } from '../lib/log.js';
+import { createLogger, errorText, stderrSink } from '../lib/log.js';
 import { VERSION } from '../lib/version.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
@@ -29,7 +29,7 @@ async function main(): Promise<void> {
     app = await startApp(parsed.config, log, { logSink });
   } catch (error) {
     // One line in the log's own shape, as logrus's Fatal: the log pipeline keeps parsing.
-    log.fatal({ version: VERSION }, `cannot start: ${error instanceof Error ? error.message : String(error)}`);
+    log.fatal({ version: VERSION }, `cannot start: ${errorText(error)}`);
     process.exit(1);
   }
   let stopping = false;
@@ -52,6 +52,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  process.stderr.write(`kube2iam: ${error instanceof Error ? error.message : String(error)}\n`);
+  process.stderr.write(`kube2iam: ${errorText(error)}\n`);
   process.exit(1);
 });

@@ -1,7 +1,7 @@
 // What each failure tells the operator: one line naming what failed, for whom, why, and
 // what to do, folded per key by the FailureLog so a failing node does not flood its log.
 
-import { stsRemedy } from './credentials/sts.js';
+import { isThrottling, stsRemedy } from './credentials/sts.js';
 import type { StsFailure } from './credentials/store.js';
 import type { FailureLog } from './failure-log.js';
 import { errorText } from './log.js';
@@ -10,11 +10,9 @@ import { ApiError } from './pods/kubernetes.js';
 /** Pods named in a failure's line at most (the count is always there). */
 export const PODS_NAMED = 5;
 
-const THROTTLED = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded']);
-
 export function reportStsFailure(log: FailureLog, failure: StsFailure, podsOf: (key: string) => string[]): void {
   const { key, parameters, code, message } = failure;
-  log.report(`sts ${key}`, THROTTLED.has(code) ? 'warn' : 'error', 'AssumeRole failed; the pods using this role get 500 until it succeeds', () => ({
+  log.report(`sts ${key}`, isThrottling(code) ? 'warn' : 'error', 'AssumeRole failed; the pods using this role get 500 until it succeeds', () => ({
     role: parameters.roleArn,
     session: parameters.sessionName,
     ...(parameters.externalId === null ? {} : { externalId: true }),

@@ -106,10 +106,19 @@ function toAssumeRoleError(error: unknown): AssumeRoleError {
   return new AssumeRoleError(code, message, e.$metadata?.httpStatusCode);
 }
 
+const THROTTLING = new Set(['Throttling', 'ThrottlingException', 'RequestLimitExceeded']);
+
+/** STS refused for the account's call rate: it clears by itself. */
+export function isThrottling(code: string): boolean {
+  return THROTTLING.has(code);
+}
+
 /** What an operator can do about an AssumeRole failure, for its log line. */
 export function stsRemedy(code: string): string {
-  if (code === 'RegionMissing') return 'no region: set AWS_REGION in the DaemonSet, or let the proxy read placement/region from the metadata service';
+  if (isThrottling(code)) return 'STS is throttling this account: the proxy retries with back-off; on a large fleet lower --sts-rate-limit';
   switch (code) {
+    case 'RegionMissing':
+      return 'no region: set AWS_REGION in the DaemonSet, or let the proxy read placement/region from the metadata service';
     case 'AccessDenied':
       return "the role's trust policy must allow the node's role to call sts:AssumeRole (and the node's role must be allowed sts:AssumeRole on it)";
     case 'InvalidClientTokenId':
@@ -119,10 +128,6 @@ export function stsRemedy(code: string): string {
       return "STS refuses the proxy's own credentials: check the node's instance profile, or the AWS_* credentials given to the DaemonSet";
     case 'CredentialsProviderError':
       return "the proxy has no AWS credentials of its own: it takes the node's instance profile from the metadata service (--metadata-addr) or AWS_* variables";
-    case 'Throttling':
-    case 'ThrottlingException':
-    case 'RequestLimitExceeded':
-      return 'STS is throttling this account: the proxy retries with back-off; on a large fleet lower --sts-rate-limit';
     case 'RegionDisabledException':
       return 'STS is not activated in this region for the account: activate it in IAM account settings, or set AWS_REGION';
     case 'ValidationError':
