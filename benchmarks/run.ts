@@ -1,9 +1,12 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|hot-path|credentials|dnat|storm|footprint|pods|churn|tenant runs one group and only prints it;
+//   BENCH_ONLY=http|hot-path|credentials|dnat|storm|footprint|pods|churn|tenant|fleet runs one group and only prints it;
 //   BENCH_HEADS sizes the half-sent heads scenario (default: the connection cap);
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
+//   BENCH_FLEET_NODES (default 60), BENCH_FLEET_LIMIT (the account's calls/s for 5,000
+//   nodes, default 100), BENCH_FLEET_REFRESH (seconds, default a renewal period) and
+//   BENCH_FLEET_BEFORE=0 (skip building the design before) size the fleet simulation;
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
@@ -16,6 +19,7 @@ import { barChart, lineChart } from './charts.js';
 import { credentialScenarios } from './credentials.js';
 import { stormScenario } from './storm.js';
 import { dnatScenario } from './dnat.js';
+import { fleetScenario } from './fleet.js';
 import { footprintScenario } from './footprint.js';
 import { credentialHotPathScenarios } from './hot-path.js';
 import { httpEngineScenario } from './http-engine.js';
@@ -57,6 +61,21 @@ async function main(): Promise<void> {
         eventsPerSecond: 200,
         seconds: Math.min(30, Number(process.env.BENCH_CHURN_SECONDS ?? 30)),
         loadPerSecond: Number(process.env.BENCH_LOAD ?? 4000),
+      }),
+    );
+  }
+
+  if (only === undefined || only === 'fleet') {
+    const lifetimeSeconds = 180;
+    sections.push(
+      await fleetScenario({
+        nodes: Number(process.env.BENCH_FLEET_NODES ?? 60),
+        accountLimit: Number(process.env.BENCH_FLEET_LIMIT ?? 100),
+        speedup: 10,
+        lifetimeSeconds,
+        refreshSeconds: Number(process.env.BENCH_FLEET_REFRESH ?? lifetimeSeconds / 2),
+        phaseCapSeconds: 300,
+        before: process.env.BENCH_FLEET_BEFORE !== '0',
       }),
     );
   }

@@ -95,6 +95,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       errorTtlMs: credentials.errorTtlMs,
       stsRatePerSecond: credentials.stsRatePerSecond,
       stsBurst: Math.max(1, Math.ceil(credentials.stsRatePerSecond * 2)),
+      prefetchWindowMs: credentials.prefetchWindowMs,
       onFailure: (failure) =>
         reportStsFailure(failures, failure, (key) =>
           store.ownersOf(key, PODS_NAMED).map((uid) => {
@@ -138,7 +139,16 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       return source.synced ? null : 'pods not listed yet';
     };
     const router = createRouter(
-      { unavailable, credentialsUnready: () => credentialsUnready(store.health(Date.now())), callers, podRoles, upstream, tokens, stats: answerStats },
+      {
+        unavailable,
+        credentialsUnready: () => credentialsUnready(store.health(Date.now())),
+        callers,
+        podRoles,
+        demand: (entry) => store.demand(entry),
+        upstream,
+        tokens,
+        stats: answerStats,
+      },
       { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug, version: VERSION },
     );
     const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
@@ -186,7 +196,10 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       stats.stop();
       loopDelay.stop();
     });
-    void source.whenSynced().then(() => log.info({ pods: index.size }, 'pods synced'));
+    void source.whenSynced().then(() => {
+      store.listed();
+      log.info({ pods: index.size }, 'pods synced');
+    });
 
     return {
       port: address.port,

@@ -19,6 +19,8 @@ export interface CredentialConfig {
   sessionTtlMs: number;
   errorTtlMs: number;
   stsRatePerSecond: number;
+  /** Keys of the pods listed at start are first fetched at random points of this window. */
+  prefetchWindowMs: number;
 }
 
 export interface PodConfig {
@@ -138,7 +140,17 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: '',
     describe: 'Read pods and namespaces from this YAML or JSON file (kubectl get pods,namespaces -o yaml) instead of the API server; reloaded on change',
   },
-  'sts-rate-limit': { type: 'number', default: 20, describe: 'STS calls per second from this node at most (bursts of twice that)' },
+  'sts-rate-limit': {
+    type: 'number',
+    default: 20,
+    describe: 'STS calls per second from this node at most (bursts of twice that); cut while STS throttles the account, regained slowly',
+  },
+  'prefetch-window': {
+    type: 'string',
+    default: '60s',
+    describe:
+      "Credentials for the pods listed at start are fetched at random points of this window, not at once (a pod's own request goes first); 0 fetches at once",
+  },
   'stats-interval': { type: 'string', default: '60s', describe: 'Print one stats line on stdout this often; 0 turns it off' },
   'imdsv2-required': {
     type: 'boolean',
@@ -419,6 +431,7 @@ function credentialConfig(args: Record<string, unknown>, discoverBaseArn: boolea
     sessionTtlMs,
     errorTtlMs: duration(args.iamRoleErrorTtl, '--iam-role-error-ttl'),
     stsRatePerSecond,
+    prefetchWindowMs: duration(args.prefetchWindow, '--prefetch-window'),
   };
 }
 

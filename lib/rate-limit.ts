@@ -1,10 +1,11 @@
 // Rates this node holds itself to: a token bucket (the calls it makes to STS, so a node
 // starting hundreds of pods stays under STS's quota; the live API reads a terminating
-// pod's requests can cause) and the back-off between failed attempts.
+// pod's requests can cause), the STS rate adapting to throttling, and the back-off
+// between failed attempts.
 
 export class TokenBucket {
-  private readonly perMs: number;
-  private readonly capacity: number;
+  private perMs: number;
+  private capacity: number;
   private tokens: number;
   private updatedAt: number;
 
@@ -31,11 +32,67 @@ export class TokenBucket {
     return true;
   }
 
+  /** A new rate and burst from `now` on; tokens above the new burst are given up. */
+  setRate(perSecond: number, burst: number, now: number): void {
+    this.refill(now);
+    this.perMs = perSecond / 1000;
+    this.capacity = Math.max(1, burst);
+    this.tokens = Math.min(this.tokens, this.capacity);
+  }
+
   /** When the next token will be there. */
   nextAt(now: number): number {
     this.refill(now);
     return this.tokens >= 1 ? now : now + Math.ceil((1 - this.tokens) / this.perMs);
   }
+}
+
+/**
+ * How a node's STS rate follows the account's throttling, with no coordinator: every
+ * node of a fleet shares one account-wide STS limit that none of them knows.
+ * - Cut on `Throttling`: halved, at most once per `holdMs` (the throttling of calls
+ *   already sent is one signal, not many). A fleet over the limit halves until it is
+ *   under it, so it ends between half the limit and the limit, never above.
+ * - Regained on success, slowly: the rate doubles every `doublingMs` of calls that
+ *   succeed, up to the maximum. Growth in proportion to the rate keeps the fleet's pace
+ *   the same whatever its size (a fixed step per node would grow a 5,000-node fleet
+ *   5,000 times as fast), and slow enough that probing the limit again costs little.
+ */
+export interface AdaptiveRatePolicy {
+  maxPerSecond: number;
+  minPerSecond: number;
+  /** The rate after a throttling, as a share of the rate before. */
+  decrease: number;
+  holdMs: number;
+  doublingMs: number;
+}
+
+export const DEFAULT_ADAPTIVE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
+  minPerSecond: 0.01,
+  decrease: 0.5,
+  holdMs: 500,
+  doublingMs: 60_000,
+};
+
+export interface AdaptiveRateState {
+  rate: number;
+  /** When the rate last changed. */
+  changedAt: number;
+  throttledAt: number;
+}
+
+export function initialRate(policy: AdaptiveRatePolicy, now: number): AdaptiveRateState {
+  return { rate: policy.maxPerSecond, changedAt: now, throttledAt: -Infinity };
+}
+
+export function afterThrottling(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
+  if (now - state.throttledAt < policy.holdMs) return state;
+  return { rate: Math.max(policy.minPerSecond, state.rate * policy.decrease), changedAt: now, throttledAt: now };
+}
+
+export function afterSuccess(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
+  if (state.rate >= policy.maxPerSecond || now <= state.changedAt) return state;
+  return { ...state, rate: Math.min(policy.maxPerSecond, state.rate * 2 ** ((now - state.changedAt) / policy.doublingMs)), changedAt: now };
 }
 
 /** Exponential back-off with equal jitter: half the step fixed, half random. */

@@ -15,7 +15,19 @@ t.test('every benchmark scenario runs to its table', async (t) => {
   const out = mkdtempSync(join(tmpdir(), 'k2i-bench-smoke-'));
   // `env -u NODE_OPTIONS`: the servers it starts must not carry tap's loaders.
   const result = await execute('env', ['-u', 'NODE_OPTIONS', process.execPath, RUNNER], {
-    env: { ...process.env, BENCH_SECONDS: '1', BENCH_ROUNDS: '1', BENCH_PODS: '300', BENCH_CHURN_SECONDS: '2', BENCH_HEADS: '300', BENCH_OUT: out },
+    env: {
+      ...process.env,
+      BENCH_SECONDS: '1',
+      BENCH_ROUNDS: '1',
+      BENCH_PODS: '300',
+      BENCH_CHURN_SECONDS: '2',
+      BENCH_HEADS: '300',
+      BENCH_FLEET_NODES: '3',
+      BENCH_FLEET_REFRESH: '3',
+      BENCH_FLEET_LIMIT: '5000',
+      BENCH_FLEET_BEFORE: '0',
+      BENCH_OUT: out,
+    },
     timeoutMs: 600_000,
   });
   t.equal(result.code, 0, result.stderr.slice(-3000));
@@ -33,6 +45,7 @@ t.test('every benchmark scenario runs to its table', async (t) => {
     'Pod index:',
     'Policy cost: the worst a tenant can build',
     'Half-sent heads at the connection cap',
+    'Fleet: STS load of a DaemonSet rollout',
   ]) {
     t.ok(markdown.includes(`## ${title}`), title);
   }
@@ -54,6 +67,7 @@ t.test('every benchmark scenario runs to its table', async (t) => {
       'policy-cost',
       'half-sent-heads',
       'churn',
+      'fleet',
     ],
   );
   for (const chart of ['hot-path', 'new-connection', 'memory']) {

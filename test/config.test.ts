@@ -41,6 +41,7 @@ t.test('kube2iam defaults for credentials and pods', async (t) => {
     sessionTtlMs: 900_000,
     errorTtlMs: 0,
     stsRatePerSecond: 20,
+    prefetchWindowMs: 60_000,
   });
   t.same(c.pods, {
     node: null,
@@ -184,6 +185,7 @@ for (const [args, pattern] of [
   [['--iam-role-session-ttl', 'soon'], /must be a duration/],
   [['--iam-role-error-ttl', '10'], /--iam-role-error-ttl must be a duration/],
   [['--sts-rate-limit', '0'], /--sts-rate-limit must be a positive number/],
+  [['--prefetch-window', 'soon'], /--prefetch-window must be a duration/],
   [['--iam-role-key', ' '], /--iam-role-key must not be empty/],
   [['--namespace-restriction-format', 'fuzzy'], /glob or regexp/],
   [['--api-token', 'x'], /--api-server and --api-token go together/],

@@ -8,17 +8,31 @@
 // - Renewal: DurationSeconds is twice the session TTL, and an entry is renewed (with a
 //   little jitter) when less than the TTL remains, so answers carry at least the TTL.
 // - Failures: per-key exponential back-off with jitter, errors remembered for the error
-//   TTL, one token bucket for all STS calls of the node. While STS fails, the last good
-//   credentials are served until `staleMarginMs` before they expire; never after.
+//   TTL. While STS fails, the last good credentials are served until `staleMarginMs`
+//   before they expire; never after.
+// - Fleet load: one token bucket for all STS calls of the node, its rate cut when STS
+//   throttles the account and regained slowly (AdaptiveRatePolicy); keys the first pod
+//   listing brings are fetched over `prefetchWindowMs`, not in one burst, so a rollout
+//   restarting hundreds of nodes does not land on STS at once; and a pod's own request
+//   (`demand`) goes ahead of every prefetch and renewal waiting for a token.
 // - An entry whose last pod leaves keeps its credentials, not renewed, until its renewal
 //   point (the next pod of the same workload, a Job's retry or a Recreate rollout's, is
 //   answered at once, with no STS call, even while STS is slow); then it is dropped. At
 //   most `retainedMax` such entries are kept, the oldest dropped first.
 
-import { backoffDelay, TokenBucket } from '../rate-limit.js';
+import {
+  type AdaptiveRatePolicy,
+  type AdaptiveRateState,
+  afterSuccess,
+  afterThrottling,
+  backoffDelay,
+  DEFAULT_ADAPTIVE_POLICY,
+  initialRate,
+  TokenBucket,
+} from '../rate-limit.js';
 import { renewalAt, servableUntil } from './renewal.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
-import { AssumeRoleError, type AssumedCredentials, type AssumeRoleRequest, type RoleAssumer } from './sts.js';
+import { AssumeRoleError, type AssumedCredentials, type AssumeRoleRequest, isThrottling, type RoleAssumer } from './sts.js';
 
 export type CredentialParameters = Omit<AssumeRoleRequest, 'durationSeconds'>;
 
@@ -29,9 +43,13 @@ export interface CredentialStoreOptions {
   errorTtlMs: number;
   /** Credentials this close to expiry are never served. */
   staleMarginMs: number;
-  /** STS calls per second for the whole node, and the burst allowed. */
+  /** STS calls per second for the whole node at most, and the burst allowed (its share of the rate is kept when the rate adapts). */
   stsRatePerSecond: number;
   stsBurst: number;
+  /** How the rate follows throttling, up to `stsRatePerSecond`. */
+  adaptive: Omit<AdaptiveRatePolicy, 'maxPerSecond'>;
+  /** Keys of the pods listed at start are fetched at random points of this window from the store's start (one at once, for readiness). */
+  prefetchWindowMs: number;
   backoffBaseMs: number;
   backoffMaxMs: number;
   /** Renewals are spread over this fraction of the TTL before their due time. */
@@ -60,6 +78,8 @@ export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' 
   staleMarginMs: 60_000,
   stsRatePerSecond: 20,
   stsBurst: 40,
+  adaptive: DEFAULT_ADAPTIVE_POLICY,
+  prefetchWindowMs: 0,
   backoffBaseMs: 1_000,
   backoffMaxMs: 60_000,
   renewalJitter: 0.1,
@@ -125,8 +145,13 @@ export class CredentialEntry implements Scheduled {
   fetching: Promise<void> | null = null;
   dueAt = 0;
   heapIndex = -1;
-  /** Waiting in the store's queue for an STS token. */
+  /** Waiting in one of the store's queues for an STS token. */
   queued = false;
+  /** A pod asked while there was nothing to serve: goes ahead of prefetches and renewals. */
+  demanded = false;
+  /** Settles the promises `CredentialStore.demand` gave out, at the next outcome. */
+  settle: (() => void) | null = null;
+  settled: Promise<void> | null = null;
 
   constructor(key: string, parameters: CredentialParameters) {
     this.key = key;
@@ -150,6 +175,35 @@ export class CredentialStats {
   dropped = 0;
   /** Pods answered from an entry their workload's earlier pod left, with no STS call. */
   reused = 0;
+  /** Calls STS refused for the account's rate (`Throttling`). */
+  throttled = 0;
+  /** Fetches a pod's request moved ahead of prefetches and renewals. */
+  demanded = 0;
+}
+
+/** Entries waiting for a token, first come first served. */
+class EntryQueue {
+  private items: CredentialEntry[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(entry: CredentialEntry): void {
+    this.items.push(entry);
+  }
+
+  peek(): CredentialEntry | undefined {
+    return this.items[this.head];
+  }
+
+  shift(): void {
+    if (++this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+  }
 }
 
 export class CredentialStore {
@@ -162,17 +216,31 @@ export class CredentialStore {
   private readonly retained = new Map<string, CredentialEntry>();
   private readonly scheduler: RefreshScheduler<CredentialEntry>;
   private readonly bucket: TokenBucket;
-  /** Due entries waiting for a token, first come first served; drained by one timer. */
-  private queue: CredentialEntry[] = [];
-  private queueHead = 0;
+  private readonly ratePolicy: AdaptiveRatePolicy;
+  private rate: AdaptiveRateState;
+  /** Due entries waiting for a token: those pods asked for first; drained by one timer. */
+  private readonly demandQueue = new EntryQueue();
+  private readonly queue = new EntryQueue();
   private drainTimer: NodeJS.Timeout | null = null;
+  private readonly startedAt = Date.now();
+  /** A key has been fetched without waiting for the window (the first shows STS works). */
+  private fetchedFirst = false;
+  /** Until the pods listed at start are all known (`listed`), new keys are spread over the window. */
+  private starting = true;
   private closed = false;
 
   constructor(assumer: RoleAssumer, options: Partial<CredentialStoreOptions> & Pick<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'>) {
     this.assumer = assumer;
     this.options = { ...DEFAULT_STORE_OPTIONS, ...options };
     this.scheduler = new RefreshScheduler((entry, now) => this.renewalDue(entry, now));
-    this.bucket = new TokenBucket(this.options.stsRatePerSecond, this.options.stsBurst, Date.now());
+    this.bucket = new TokenBucket(this.options.stsRatePerSecond, this.options.stsBurst, this.startedAt);
+    this.ratePolicy = { ...this.options.adaptive, maxPerSecond: this.options.stsRatePerSecond };
+    this.rate = initialRate(this.ratePolicy, this.startedAt);
+  }
+
+  /** The node's STS rate now, calls per second: `stsRatePerSecond`, less while STS throttles. */
+  get stsRate(): number {
+    return this.rate.rate;
   }
 
   get size(): number {
@@ -206,8 +274,36 @@ export class CredentialStore {
     }
     entry.users++;
     this.owners.set(owner, entry);
-    if (created) this.renewalDue(entry, Date.now());
+    if (created) this.firstFetch(entry, Date.now());
     return entry;
+  }
+
+  /**
+   * A pod asked for the entry's credentials and there are none to serve: its fetch goes
+   * ahead of every prefetch and renewal (and past the back-off of a throttled call,
+   * which is the account's state, not the role's). Settles at the entry's next outcome;
+   * null when nothing will come (an error within the error TTL or its back-off, a
+   * dropped entry): the pod is answered with what there is.
+   */
+  demand(entry: CredentialEntry): Promise<void> | null {
+    if (entry.dropped || this.closed) return null;
+    const now = Date.now();
+    if (entry.fetching === null) {
+      const throttled = entry.errorCode !== null && isThrottling(entry.errorCode);
+      if (entry.errorCode !== null && !throttled && (now < entry.errorUntil || (entry.heapIndex !== -1 && entry.dueAt > now))) return null;
+      if (!entry.demanded) {
+        this.stats.demanded++;
+        entry.demanded = true;
+        if (entry.queued) this.demandQueue.push(entry);
+        else {
+          this.scheduler.cancel(entry);
+          entry.errorUntil = 0;
+          this.renewalDue(entry, now);
+        }
+      }
+    }
+    if (entry.settled === null) entry.settled = new Promise<void>((resolve) => (entry.settle = resolve));
+    return entry.settled;
   }
 
   /** `owner` is gone or no longer uses credentials. */
@@ -246,7 +342,7 @@ export class CredentialStore {
 
   /** Entries with a call in flight or waiting for a token (for tests and stats). */
   get pending(): number {
-    let n = this.queue.length - this.queueHead;
+    let n = this.queue.length + this.demandQueue.length;
     for (const entry of this.entries.values()) if (entry.fetching !== null) n++;
     return n;
   }
@@ -278,6 +374,22 @@ export class CredentialStore {
     this.stats.dropped++;
   }
 
+  /** The pods listed at start are all known: keys from now on are a new pod's, fetched at once. */
+  listed(): void {
+    this.starting = false;
+  }
+
+  /** A new key: fetched at once, or, listed at start, at a random point of the window. */
+  private firstFetch(entry: CredentialEntry, now: number): void {
+    const windowEnd = this.startedAt + this.options.prefetchWindowMs;
+    if (!this.starting || now >= windowEnd || !this.fetchedFirst) {
+      this.fetchedFirst = true;
+      this.renewalDue(entry, now);
+      return;
+    }
+    this.scheduler.schedule(entry, now + this.options.random() * (windowEnd - now));
+  }
+
   /** The entry's fetch or renewal is due: start it unless a limit says later. */
   private renewalDue(entry: CredentialEntry, now: number): void {
     if (entry.dropped || entry.fetching !== null || entry.queued || this.closed) return;
@@ -290,14 +402,14 @@ export class CredentialStore {
       this.scheduler.schedule(entry, entry.errorUntil);
       return;
     }
-    if (this.queueHead === this.queue.length && this.bucket.take(now)) {
+    if (this.queue.length === 0 && this.demandQueue.length === 0 && this.bucket.take(now)) {
       this.fetch(entry, now);
       return;
     }
     // Out of tokens: wait in line, so a burst costs one timer, not a reschedule per entry.
     this.stats.rateLimited++;
     entry.queued = true;
-    this.queue.push(entry);
+    (entry.demanded ? this.demandQueue : this.queue).push(entry);
     this.armDrain(now);
   }
 
@@ -310,26 +422,29 @@ export class CredentialStore {
   private readonly drain = (): void => {
     this.drainTimer = null;
     const now = Date.now();
-    while (this.queueHead < this.queue.length) {
-      const entry = this.queue[this.queueHead] as CredentialEntry;
-      const wanted = !entry.dropped && entry.users > 0;
-      if (wanted && !this.bucket.take(now)) break;
-      this.queueHead++;
+    if (this.drainQueue(this.demandQueue, now)) this.drainQueue(this.queue, now);
+    if (this.queue.length + this.demandQueue.length > 0) this.armDrain(now);
+  };
+
+  /** Starts the queue's entries while there are tokens; true when it is empty. */
+  private drainQueue(queue: EntryQueue, now: number): boolean {
+    for (let entry = queue.peek(); entry !== undefined; entry = queue.peek()) {
+      // An entry pods asked for is in both queues: the first to reach it starts it.
+      const wanted = entry.queued && !entry.dropped && entry.users > 0;
+      if (wanted && !this.bucket.take(now)) return false;
+      queue.shift();
+      if (!entry.queued) continue;
       entry.queued = false;
       if (wanted) this.fetch(entry, now);
       else if (!entry.dropped) this.drop(entry); // its last pod left while it waited: nothing to renew it for
     }
-    if (this.queueHead === this.queue.length) {
-      this.queue = [];
-      this.queueHead = 0;
-    } else {
-      this.armDrain(now);
-    }
-  };
+    return true;
+  }
 
   private fetch(entry: CredentialEntry, started: number): void {
     const o = this.options;
     const renewal = entry.credentials !== null;
+    entry.demanded = false;
     this.stats.stsCalls++;
     if (renewal) this.stats.renewals++;
     entry.fetching = this.assumer
@@ -346,6 +461,7 @@ export class CredentialStore {
           entry.errorCode = null;
           entry.errorUntil = 0;
           entry.failures = 0;
+          this.adapt(afterSuccess(this.rate, now, this.ratePolicy), now);
           this.scheduler.schedule(
             entry,
             renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()),
@@ -358,6 +474,10 @@ export class CredentialStore {
           if (entry.dropped) return;
           entry.failures++;
           const code = error instanceof AssumeRoleError ? error.code : 'Error';
+          if (isThrottling(code)) {
+            this.stats.throttled++;
+            this.adapt(afterThrottling(this.rate, now, this.ratePolicy), now);
+          }
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
           entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;
           entry.errorCode = code;
@@ -369,7 +489,17 @@ export class CredentialStore {
       )
       .finally(() => {
         entry.fetching = null;
+        const settle = entry.settle;
+        entry.settle = null;
+        entry.settled = null;
+        settle?.();
       });
+  }
+
+  private adapt(state: AdaptiveRateState, now: number): void {
+    if (state === this.rate) return;
+    this.rate = state;
+    this.bucket.setRate(state.rate, (state.rate * this.options.stsBurst) / this.options.stsRatePerSecond, now);
   }
 
   private recordLatency(ms: number): void {

@@ -1,11 +1,15 @@
 // AssumeRole through the AWS SDK. Region and endpoint come from the standard settings
 // (AWS_REGION, AWS_ENDPOINT_URL_STS / AWS_ENDPOINT_URL), the proxy's own identity from
-// the default credential chain, over keep-alive connections.
+// the default credential chain, over keep-alive connections. The SDK retries a call
+// that was lost (a reset connection, a timeout, a 5xx) but never one STS throttled or
+// refused: those go back to the credential store at once, which paces the node (a
+// hidden retry would be a second call into the throttled account, unseen by the pacing).
 
 import { Agent as HttpAgent } from 'node:http';
 import { Agent as HttpsAgent } from 'node:https';
 import { AssumeRoleCommand, STSClient, type AssumeRoleCommandOutput } from '@aws-sdk/client-sts';
 import { NodeHttpHandler } from '@smithy/node-http-handler';
+import type { RetryErrorInfo, RetryStrategyV2, RetryToken } from '@smithy/types';
 
 export interface AssumeRoleRequest {
   roleArn: string;
@@ -60,7 +64,7 @@ export class StsRoleAssumer implements RoleAssumer {
       region: options.region,
       endpoint: options.endpoint,
       credentials: options.credentials,
-      maxAttempts: options.maxAttempts ?? 3,
+      retryStrategy: lostCallRetry(options.maxAttempts ?? 3),
       requestHandler: new NodeHttpHandler({
         httpAgent: new HttpAgent({ keepAlive: true, maxSockets }),
         httpsAgent: new HttpsAgent({ keepAlive: true, maxSockets }),
@@ -96,6 +100,23 @@ export class StsRoleAssumer implements RoleAssumer {
   }
 }
 
+const RETRY_DELAY_MS = 100;
+
+/** Retries only calls lost on the way (TRANSIENT, SERVER_ERROR), after 50..100 ms. */
+function lostCallRetry(maxAttempts: number): RetryStrategyV2 {
+  const token = (count: number): RetryToken => ({ getRetryCount: () => count, getRetryDelay: () => 0 });
+  return {
+    acquireInitialRetryToken: async () => token(0),
+    refreshRetryTokenForRetry: async (previous: RetryToken, info: RetryErrorInfo) => {
+      const count = previous.getRetryCount() + 1;
+      if (count >= maxAttempts || (info.errorType !== 'TRANSIENT' && info.errorType !== 'SERVER_ERROR')) throw new Error('not retried');
+      await new Promise((resolve) => setTimeout(resolve, RETRY_DELAY_MS / 2 + (Math.random() * RETRY_DELAY_MS) / 2));
+      return token(count);
+    },
+    recordSuccess: () => undefined,
+  };
+}
+
 function toAssumeRoleError(error: unknown): AssumeRoleError {
   if (error instanceof AssumeRoleError) return error;
   const e = error as { name?: string; code?: unknown; message?: string; $metadata?: { httpStatusCode?: number } };
@@ -115,7 +136,8 @@ export function isThrottling(code: string): boolean {
 
 /** What an operator can do about an AssumeRole failure, for its log line. */
 export function stsRemedy(code: string): string {
-  if (isThrottling(code)) return 'STS is throttling this account: the proxy retries with back-off; on a large fleet lower --sts-rate-limit';
+  if (isThrottling(code))
+    return "STS is throttling this account: this node's STS rate is cut and regained slowly, pods' own requests go first; on a large fleet widen --prefetch-window or lower --sts-rate-limit (README: Sizing for a fleet)";
   switch (code) {
     case 'RegionMissing':
       return 'no region: set AWS_REGION in the DaemonSet, or let the proxy read placement/region from the metadata service';

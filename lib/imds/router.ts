@@ -90,6 +90,8 @@ export interface RouterDependencies {
   credentialsUnready: () => string | null;
   callers: CallerResolver;
   podRoles: PodRoles;
+  /** A pod asked and its credentials are not there: fetch them first (the store's `demand`). */
+  demand: (entry: CredentialEntry) => Promise<void> | null;
   upstream: MetadataUpstream;
   /** The IMDSv2 tokens issued here. */
   tokens: TokenRegistry;
@@ -157,7 +159,7 @@ export function passThroughRefusal(path: string): PreparedResponse | null {
 }
 
 export function createRouter(deps: RouterDependencies, options: RouterOptions): Handler {
-  const { callers, podRoles, upstream, tokens, stats } = deps;
+  const { callers, podRoles, demand, upstream, tokens, stats } = deps;
   const answers = new PreparedAnswers();
 
   /** `roleAt`: where the requested role name starts in the path (credential requests). */
@@ -188,15 +190,17 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       return;
     }
     stats.misses++;
-    if (entry.fetching !== null) {
-      // The first fetch (or a renewal after expiry) is under way: wait for it, briefly.
-      const timer = new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref());
-      Promise.race([entry.fetching, timer])
-        .then(() => request.send(answerNow(entry)))
-        .catch((error: unknown) => request.fail(error));
+    // Not fetched yet (still in the start-up window, waiting for a token, or throttled),
+    // or a renewal after expiry: fetched now, ahead of the rest, and waited for, briefly.
+    const outcome = demand(entry);
+    if (outcome === null) {
+      request.send(answerNow(entry));
       return;
     }
-    request.send(answerNow(entry));
+    const timer = new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref());
+    Promise.race([outcome, timer])
+      .then(() => request.send(answerNow(entry)))
+      .catch((error: unknown) => request.fail(error));
   };
 
   /** The entry's credentials, else its last STS error (the code only), else not yet. */

@@ -4,21 +4,28 @@
 // - delay: the request is held for `delayMs`, then passed (a slow STS);
 // - throttle: answered at once with STS's own throttling error (HTTP 400, `Throttling`
 //   in an ErrorResponse), as STS answers a caller over its request rate.
-// When moto is down, the client's connection is reset, as a load balancer with no
-// backend would. With `lifetimeSeconds`, the Expiration moto grants is cut to that
+// With `accountLimit`, passing calls also take a token from one account-wide bucket
+// and are throttled when there is none, as STS limits an account's call rate over all
+// its callers (the fleet simulation's account). When moto is down, the client's
+// connection is reset, as a load balancer with no backend would. With `lifetimeSeconds`, the Expiration moto grants is cut to that
 // (STS granting less than asked), so renewals and expiry happen within a test run;
 // everything else in the answer is moto's.
 
 import { createServer, request, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { TokenBucket } from '../../lib/rate-limit.js';
 
 export type StsMode = 'pass' | 'delay' | 'throttle';
 export type StsOutcome = 'passed' | 'delayed' | 'throttled' | 'unreachable';
 
-/** One call that reached the injector: which role, signed for which region, and what the fault did to it. */
+/** One call that reached the injector: when, which role and session, signed by which key for which region, and what the fault did to it. */
 export interface StsCall {
+  /** When the call arrived. */
   at: number;
   roleArn: string;
+  sessionName: string;
+  /** The access key the call was signed with (each simulated node has its own). */
+  accessKeyId: string;
   /** The region of the SigV4 credential scope (`Credential=<key>/<date>/<region>/sts/aws4_request`). */
   region: string;
   outcome: StsOutcome;
@@ -39,14 +46,25 @@ export class StsFaultInjector {
   private readonly target: { host: string; port: number };
   private readonly server: Server;
 
-  private constructor(target: { host: string; port: number }, lifetimeSeconds: number | null) {
+  private readonly accountLimit: TokenBucket | null;
+
+  private constructor(target: { host: string; port: number }, lifetimeSeconds: number | null, accountLimit: TokenBucket | null) {
     this.target = target;
     this.lifetimeSeconds = lifetimeSeconds;
+    this.accountLimit = accountLimit;
     this.server = createServer((req, res) => void this.handle(req, res));
   }
 
-  static async start(target: { host: string; port: number }, options: { lifetimeSeconds?: number } = {}): Promise<StsFaultInjector> {
-    const injector = new StsFaultInjector(target, options.lifetimeSeconds ?? null);
+  static async start(
+    target: { host: string; port: number },
+    options: { lifetimeSeconds?: number; accountLimit?: { perSecond: number; burst: number } } = {},
+  ): Promise<StsFaultInjector> {
+    const limit = options.accountLimit;
+    const injector = new StsFaultInjector(
+      target,
+      options.lifetimeSeconds ?? null,
+      limit === undefined ? null : new TokenBucket(limit.perSecond, limit.burst, Date.now()),
+    );
     await new Promise<void>((resolve) => injector.server.listen(0, '127.0.0.1', resolve));
     return injector;
   }
@@ -56,16 +74,25 @@ export class StsFaultInjector {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const at = Date.now();
     const chunks: Buffer[] = [];
     for await (const chunk of req) chunks.push(chunk as Buffer);
     const body = Buffer.concat(chunks);
     const call = (outcome: StsOutcome): void => {
       this.counts[outcome]++;
-      const region = /Credential=[^/,]+\/\d{8}\/([^/,]+)\/sts\//.exec(req.headers.authorization ?? '')?.[1] ?? '';
-      this.calls.push({ at: Date.now(), roleArn: new URLSearchParams(body.toString('utf8')).get('RoleArn') ?? '', region, outcome });
+      const scope = /Credential=([^/,]+)\/\d{8}\/([^/,]+)\/sts\//.exec(req.headers.authorization ?? '');
+      const form = new URLSearchParams(body.toString('utf8'));
+      this.calls.push({
+        at,
+        roleArn: form.get('RoleArn') ?? '',
+        sessionName: form.get('RoleSessionName') ?? '',
+        accessKeyId: scope?.[1] ?? '',
+        region: scope?.[2] ?? '',
+        outcome,
+      });
     };
     // The mode when the request arrived decides, as it would at a real endpoint.
-    const mode = this.mode;
+    const mode = this.mode === 'pass' && this.accountLimit !== null && !this.accountLimit.take(Date.now()) ? 'throttle' : this.mode;
     if (mode === 'throttle') {
       call('throttled');
       res.writeHead(400, { 'Content-Type': 'text/xml', 'x-amzn-RequestId': '00000000-0000-4000-8000-000000000000' });

@@ -79,6 +79,7 @@ const router = createRouter(
     credentialsUnready: () => null,
     callers: new CallerResolver(index, { waitMs: 200, liveClaims: null, resolveDuplicates: false }),
     podRoles: assignment,
+    demand: (entry) => store.demand(entry),
     upstream,
     tokens: new TokenRegistry(),
     stats: new CredentialAnswerStats(),

@@ -1,0 +1,485 @@
+// The fleet simulation: many real proxy processes on this machine, one per simulated
+// node, each with its own pods file, all calling one STS (moto) through the fault
+// injector in its account-limit mode: one token bucket for the whole account, and STS's
+// own `Throttling` answer past it (a named fault injector: moto does not throttle).
+//
+// Scale. The account limit is 100 calls/s for a 5,000-node fleet, scaled to the
+// simulated fleet (N/5,000 of it) and run `speedup` times faster: credentials are
+// granted for `lifetimeSeconds` (the injector cuts STS's Expiration), so a renewal
+// period of 90 s stands for kube2iam's 15 minutes, and the start-up window is given in
+// the same time. The proxy's own constants (back-off, the rate's doubling time, a pod's
+// 1 s wait) are not scaled: the simulation is stricter than the fleet it stands for.
+//
+// Each design runs the same timeline on a fresh fleet, with the same seeded pods and
+// the same pod requests:
+// 1. all nodes start together; every pod asks for credentials within 10 s of its node;
+// 2. the renewal steady state, one renewal period, with each pod asking once;
+// 3. a new Deployment of 1,000 replicas lands across the fleet, each replica asking;
+// 4. a rolling restart, 10% of the nodes at a time, the next batch when the last is
+//    ready (/readyz), as the DaemonSet controller does; the restarted nodes' pods keep
+//    running and ask at the times their SDKs refresh (over one renewal period).
+// Pods ask as SDKs do: a new connection per request, 1 s timeout, again 1 s after a
+// failure. "Waited past 1 s" counts pods whose first answer with credentials came more
+// than 1 s after they first asked.
+
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { once } from 'node:events';
+import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { IMAGE_NODE_OPTIONS, REPO } from '../test/harness/environment.js';
+import { MotoServer } from '../test/harness/moto.js';
+import { type FilePod, podsFile } from '../test/harness/pods-file.js';
+import { freePort } from '../test/harness/ports.js';
+import { Random } from '../test/harness/random.js';
+import { type StsCall, StsFaultInjector } from '../test/harness/sts-faults.js';
+import type { Section } from './harness.js';
+
+/** The proxy as it was before this design (issue 18): every key at once, a fixed 20/s per node, the SDK retrying throttled calls. */
+const BEFORE_COMMIT = '0f1638a';
+const MODEL_NODES = 5000;
+const BASE_ARN = 'arn:aws:iam::123456789012:role/';
+const LISTING = '/latest/meta-data/iam/security-credentials/';
+const DAEMONSETS = ['logs', 'metrics', 'csi'];
+const DEPLOYMENTS = 40;
+const NEW_REPLICAS = 1000;
+const ASK_TIMEOUT_MS = 1000;
+
+export interface FleetOptions {
+  nodes: number;
+  /** The account's limit for a 5,000-node fleet, calls/s (scaled to the simulated fleet). */
+  accountLimit: number;
+  speedup: number;
+  /** STS grants credentials for this long (renewed at half). */
+  lifetimeSeconds: number;
+  /** Pods' SDKs refresh their credentials once over this long (the steady phase's length); half the lifetime, a renewal period, unless shortened (the smoke run). */
+  refreshSeconds: number;
+  /** Longest a phase may take (a design that never serves every pod still ends). */
+  phaseCapSeconds: number;
+  /** Also measure the build before this design (built from git in the run). */
+  before: boolean;
+}
+
+interface Design {
+  name: string;
+  program: string;
+  flags: string[];
+}
+
+interface SimNode {
+  index: number;
+  port: number;
+  accessKeyId: string;
+  pods: FilePod[];
+  file: string;
+  proxy: ChildProcess | null;
+}
+
+interface Ask {
+  node: SimNode;
+  pod: FilePod;
+  at: number;
+}
+
+interface AskOutcome {
+  askedAt: number;
+  servedAt: number | null;
+  failures: number;
+}
+
+interface PhaseResult {
+  phase: string;
+  design: string;
+  seconds: number;
+  calls: number;
+  throttled: number;
+  peakPerSecond: number;
+  /** The peak from 10 s after the phase began. */
+  peakAfter10s: number;
+  meanPerSecond: number;
+  pods: number;
+  failed: number;
+  waitedPast1s: number;
+  /** Seconds from the phase's start until every pod that asked had credentials. */
+  allServedSeconds: number | null;
+  keysPerNode: number;
+}
+
+/**
+ * Node `n`'s pods: three DaemonSet pods and a node-local agent (a role of its own), then
+ * replicas of one to six Deployments (a few popular across the fleet, many rare) and
+ * pods with no role: about 7.5 credential keys per node.
+ */
+export function nodePods(n: number, random: Random): FilePod[] {
+  const ip = (k: number): string => `127.${20 + (n >> 8)}.${n & 0xff}.${k + 1}`;
+  const pods: FilePod[] = DAEMONSETS.map((ds, k) => ({ name: `${ds}-n${n}`, namespace: 'kube-system', role: `ds-${ds}`, ip: ip(k), deployment: `ds-${ds}` }));
+  pods.push({ name: `agent-n${n}`, namespace: 'node-local', role: `agent-n${n}`, ip: ip(pods.length) });
+  const hosted = Array.from({ length: 1 + random.int(6) }, () => Math.floor(DEPLOYMENTS * random.next() ** 2));
+  const count = 20 + random.int(91);
+  while (pods.length < count) {
+    const k = pods.length;
+    if (random.next() < 0.6) pods.push({ name: `system-${n}-${k}`, namespace: 'kube-system', ip: ip(k) });
+    else {
+      const d = random.pick(hosted);
+      pods.push({ name: `svc${d}-${n}-${k}`, namespace: `team${d % 8}`, role: `svc-${d}`, ip: ip(k), deployment: `svc-${d}` });
+    }
+  }
+  return pods;
+}
+
+/** The distinct credential keys (role, session) a node's pods use. */
+export function keysOf(pods: FilePod[]): number {
+  return new Set(pods.filter((p) => p.role !== undefined).map((p) => `${p.role}|${p.namespace}.${p.deployment ?? p.name}`)).size;
+}
+
+/** Builds commit `commit` of this repository into a temporary folder; returns its program. */
+function buildCommit(commit: string): string {
+  const dir = mkdtempSync(join(tmpdir(), `k2i-bench-${commit}-`));
+  const archive = spawnSync('bash', ['-c', `git -C '${REPO}' archive ${commit} | tar -x -C '${dir}'`], { encoding: 'utf8' });
+  if (archive.status !== 0) throw new Error(`cannot check out ${commit}: ${archive.stderr}`);
+  symlinkSync(join(REPO, 'node_modules'), join(dir, 'node_modules'));
+  const build = spawnSync(process.execPath, [join(REPO, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', dir], { encoding: 'utf8' });
+  if (build.status !== 0) throw new Error(`cannot build ${commit}: ${build.stdout}${build.stderr}`);
+  return join(dir, 'dist', 'bin', 'kube2iam.js');
+}
+
+function get(port: number, localAddress: string, path: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path, localAddress, agent: false, timeout: ASK_TIMEOUT_MS }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+      res.on('error', () => resolve(0));
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
+class Fleet {
+  readonly nodes: SimNode[];
+  private readonly design: Design;
+  private readonly injector: StsFaultInjector;
+  private readonly dir: string;
+
+  constructor(nodes: SimNode[], design: Design, injector: StsFaultInjector, dir: string) {
+    this.nodes = nodes;
+    this.design = design;
+    this.injector = injector;
+    this.dir = dir;
+  }
+
+  /** Starts node `node`'s proxy; resolves once it accepts connections. */
+  async start(node: SimNode): Promise<void> {
+    const log = openSync(join(this.dir, `node-${node.index}.log`), 'a');
+    node.proxy = spawn(
+      process.execPath,
+      [
+        ...IMAGE_NODE_OPTIONS,
+        this.design.program,
+        '--pods-file',
+        node.file,
+        '--app-port',
+        String(node.port),
+        '--base-role-arn',
+        BASE_ARN,
+        '--metadata-addr',
+        '127.0.0.1:9',
+        '--stats-interval',
+        '0',
+        ...this.design.flags,
+      ],
+      {
+        stdio: ['ignore', log, log],
+        env: {
+          ...process.env,
+          AWS_REGION: 'us-east-1',
+          AWS_ENDPOINT_URL_STS: this.injector.endpoint,
+          AWS_ACCESS_KEY_ID: node.accessKeyId,
+          AWS_SECRET_ACCESS_KEY: 'fleet',
+          AWS_EC2_METADATA_DISABLED: 'true',
+        },
+      },
+    );
+    closeSync(log);
+    const deadline = Date.now() + 60_000;
+    while ((await get(node.port, '127.0.0.1', '/healthz')) !== 200) {
+      if (node.proxy.exitCode !== null || Date.now() > deadline) throw new Error(`node ${node.index}'s proxy did not start (log in ${this.dir})`);
+      await sleep(50);
+    }
+  }
+
+  async ready(node: SimNode): Promise<void> {
+    while ((await get(node.port, '127.0.0.1', '/readyz')) !== 200) await sleep(100);
+  }
+
+  /** As the kubelet stops a pod: SIGTERM, then SIGKILL after a grace period. */
+  async stop(node: SimNode, graceMs = 0): Promise<void> {
+    const proxy = node.proxy;
+    node.proxy = null;
+    if (proxy === null || proxy.exitCode !== null) return;
+    proxy.kill(graceMs > 0 ? 'SIGTERM' : 'SIGKILL');
+    const kill = setTimeout(() => proxy.kill('SIGKILL'), graceMs);
+    await once(proxy, 'exit');
+    clearTimeout(kill);
+  }
+
+  async stopAll(): Promise<void> {
+    await Promise.all(this.nodes.map((node) => this.stop(node)));
+  }
+}
+
+/** Each pod asks until it has credentials (or the deadline passes). */
+async function askUntilServed(ask: Ask, deadline: number): Promise<AskOutcome> {
+  const wait = ask.at - Date.now();
+  if (wait > 0) await sleep(wait);
+  const outcome: AskOutcome = { askedAt: Date.now(), servedAt: null, failures: 0 };
+  const path = `${LISTING}${ask.pod.role}`;
+  while (Date.now() < deadline) {
+    if ((await get(ask.node.port, ask.pod.ip, path)) === 200) {
+      outcome.servedAt = Date.now();
+      return outcome;
+    }
+    outcome.failures++;
+    await sleep(1000);
+  }
+  return outcome;
+}
+
+function phaseResult(
+  phase: string,
+  design: string,
+  started: number,
+  ended: number,
+  calls: StsCall[],
+  outcomes: AskOutcome[],
+  keysPerNode: number,
+): PhaseResult {
+  const inPhase = calls.filter((c) => c.at >= started && c.at < ended);
+  const seconds = Math.max(1, Math.ceil((ended - started) / 1000));
+  const perSecond = new Array<number>(seconds).fill(0);
+  for (const c of inPhase) {
+    const bin = Math.floor((c.at - started) / 1000);
+    perSecond[bin] = (perSecond[bin] as number) + 1;
+  }
+  const served = outcomes.filter((o) => o.servedAt !== null);
+  return {
+    phase,
+    design,
+    seconds: (ended - started) / 1000,
+    calls: inPhase.length,
+    throttled: inPhase.filter((c) => c.outcome === 'throttled').length,
+    peakPerSecond: Math.max(0, ...perSecond),
+    peakAfter10s: Math.max(0, ...perSecond.slice(10)),
+    meanPerSecond: inPhase.length / ((ended - started) / 1000),
+    pods: outcomes.length,
+    failed: outcomes.reduce((sum, o) => sum + o.failures, 0),
+    waitedPast1s: outcomes.filter((o) => o.servedAt === null || o.servedAt - o.askedAt > 1000).length,
+    allServedSeconds: served.length === outcomes.length ? (Math.max(...served.map((o) => o.servedAt as number)) - started) / 1000 : null,
+    keysPerNode,
+  };
+}
+
+/** When each pod asks, in each phase: drawn once, the same for every design. */
+interface AskPlan {
+  start: number[][];
+  steady: number[][];
+  replicas: number[];
+  rolling: number[][];
+}
+
+function askPlan(fleet: FilePod[][], random: Random, refreshMs: number): AskPlan {
+  const each = (spread: number, offset = 0): number[][] => fleet.map((pods) => pods.map(() => offset + random.next() * spread));
+  return {
+    start: each(10_000),
+    steady: each(refreshMs),
+    replicas: Array.from({ length: NEW_REPLICAS }, () => 500 + random.next() * 4500),
+    rolling: each(refreshMs),
+  };
+}
+
+/** A fleet's pods, drawn from a fixed seed: the same for every design. */
+function fleetPods(nodes: number): { pods: FilePod[][]; random: Random } {
+  const random = new Random(18);
+  return { pods: Array.from({ length: nodes }, (_, n) => nodePods(n, random)), random };
+}
+
+/** Runs the four phases on a fresh fleet for one design. */
+async function runDesign(design: Design, options: FleetOptions, moto: MotoServer, limitPerSecond: number): Promise<PhaseResult[]> {
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-bench-fleet-'));
+  const injector = await StsFaultInjector.start(
+    { host: '127.0.0.1', port: moto.port },
+    { lifetimeSeconds: options.lifetimeSeconds, accountLimit: { perSecond: limitPerSecond, burst: limitPerSecond } },
+  );
+  const { pods: drawn, random } = fleetPods(options.nodes);
+  const plan = askPlan(drawn, random, options.refreshSeconds * 1000);
+  const nodes: SimNode[] = [];
+  for (const [n, pods] of drawn.entries()) {
+    nodes.push({
+      index: n,
+      port: await freePort(),
+      accessKeyId: `AKIDNODE${String(n).padStart(4, '0')}`,
+      pods,
+      file: podsFile(dir, `node-${n}`, pods),
+      proxy: null,
+    });
+  }
+  const fleet = new Fleet(nodes, design, injector, dir);
+  const replicas = Math.min(NEW_REPLICAS, 250 * nodes.length);
+  const results: PhaseResult[] = [];
+  const keys = nodes.reduce((sum, node) => sum + keysOf(node.pods), 0) / nodes.length;
+  const asksOf = (node: SimNode, offsets: number[][], from: number): Ask[] =>
+    node.pods.flatMap((pod, k) => (pod.role === undefined ? [] : [{ node, pod, at: from + (offsets[node.index]?.[k] as number) }]));
+  const record = (phase: string, started: number, ended: number, outcomes: AskOutcome[]): void => {
+    const r = phaseResult(phase, design.name, started, ended, injector.calls, outcomes, keys);
+    results.push(r);
+    process.stderr.write(
+      `  fleet, ${design.name}, ${phase}: ${r.calls} STS calls (${r.throttled} throttled), peak ${r.peakPerSecond}/s, ${r.failed} failed asks, ${r.waitedPast1s} waited past 1 s, all served after ${r.allServedSeconds ?? 'never'} s\n`,
+    );
+  };
+  /** The phase's pods ask until served; it lasts at least `minimumMs`, at most the cap. */
+  const measure = async (phase: string, started: number, asks: Array<Promise<AskOutcome>>, minimumMs: number): Promise<void> => {
+    const outcomes = await Promise.all(asks);
+    const end = Math.min(started + options.phaseCapSeconds * 1000, Math.max(started + minimumMs, Date.now()));
+    if (end > Date.now()) await sleep(end - Date.now());
+    record(phase, started, end, outcomes);
+  };
+  const capFrom = (started: number): number => started + options.phaseCapSeconds * 1000;
+  try {
+    // 1. Every node starts together; each pod asks within 10 s of its node.
+    let started = Date.now();
+    const starting: Array<Promise<AskOutcome>> = [];
+    await Promise.all(
+      nodes.map(async (node) => {
+        await fleet.start(node);
+        for (const ask of asksOf(node, plan.start, Date.now())) starting.push(askUntilServed(ask, capFrom(started)));
+      }),
+    );
+    await measure('all nodes start', started, starting, 0);
+
+    // 2. The renewal steady state; each pod's SDK refreshes once.
+    started = Date.now();
+    const steady = nodes.flatMap((node) => asksOf(node, plan.steady, started).map((ask) => askUntilServed(ask, capFrom(started))));
+    await measure('renewal steady state', started, steady, options.refreshSeconds * 1000);
+
+    // 3. A new Deployment's replicas land across the fleet at once.
+    started = Date.now();
+    const landing: Array<Promise<AskOutcome>> = [];
+    for (let r = 0; r < replicas; r++) {
+      const node = nodes[r % nodes.length] as SimNode;
+      // A block of its own: a small fleet (the smoke run) has up to 250 replicas a node.
+      const ip = `127.${120 + (node.index >> 8)}.${node.index & 0xff}.${1 + Math.floor(r / nodes.length)}`;
+      const pod: FilePod = { name: `checkout-${r}`, namespace: 'shop', role: 'checkout', ip, deployment: 'checkout' };
+      node.pods.push(pod);
+      landing.push(askUntilServed({ node, pod, at: started + (plan.replicas[r] as number) }, capFrom(started)));
+    }
+    for (const node of nodes) podsFile(dir, `node-${node.index}`, node.pods);
+    await measure(`a Deployment of ${replicas.toLocaleString('en-US')} replicas lands`, started, landing, 0);
+
+    // 4. A rolling restart, 10% at a time, the next batch when the last is ready.
+    started = Date.now();
+    const batch = Math.max(1, Math.round(nodes.length / 10));
+    const rolling: Array<Promise<AskOutcome>> = [];
+    for (let first = 0; first < nodes.length; first += batch) {
+      const restarted = nodes.slice(first, first + batch);
+      await Promise.all(restarted.map((node) => fleet.stop(node, 5000)));
+      await Promise.all(restarted.map((node) => fleet.start(node)));
+      for (const node of restarted) for (const ask of asksOf(node, plan.rolling, Date.now())) rolling.push(askUntilServed(ask, capFrom(started)));
+      await Promise.all(restarted.map((node) => fleet.ready(node)));
+    }
+    await measure('rolling restart, 10% at a time', started, rolling, 0);
+  } finally {
+    await fleet.stopAll();
+    await injector.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return results;
+}
+
+/**
+ * The README's rule for --prefetch-window: after a rollout every key of the fleet is
+ * fetched once more, spread over the window, on top of the renewals, all within 80% of
+ * the account's limit (the rest for pods' own requests and new pods).
+ */
+export function windowFor(fleet: { nodes: number; keysPerNode: number; limitPerSecond: number; renewalSeconds: number }): number {
+  const keys = fleet.nodes * fleet.keysPerNode;
+  const room = 0.8 * fleet.limitPerSecond - keys / fleet.renewalSeconds;
+  return room <= 0 ? Infinity : Math.ceil(keys / room);
+}
+
+/**
+ * The 5,000-node figures, from per-node behaviour measured in the simulation: the keys
+ * a node holds, the calls a restarted node makes, and the spread its design gives them
+ * (none before; the window now). Renewals are every 15 minutes per key.
+ */
+export function fleetModel(input: { keysPerNode: number; callsPerRestart: Record<string, number>; windowSeconds: number; accountLimits: number[] }): string {
+  const batch = MODEL_NODES / 10;
+  const renewalRate = (MODEL_NODES * input.keysPerNode) / 900;
+  const rows = Object.entries(input.callsPerRestart).map(([design, calls]) => {
+    const burst = batch * calls;
+    const spread = design.startsWith('this design') ? input.windowSeconds : 1;
+    const perSecond = burst / spread + renewalRate;
+    const cells = input.accountLimits.map((limit) => `${perSecond.toFixed(0)}/s, ${perSecond <= limit ? 'under' : `${(perSecond / limit).toFixed(1)}x over`}`);
+    return `| ${design} | ${burst.toFixed(0)} | ${spread} s | ${cells.join(' | ')} |`;
+  });
+  return [
+    `Scaled to ${MODEL_NODES.toLocaleString('en-US')} nodes by a model (not measured): a 10% batch restarts ${batch} nodes, each making the STS calls a restarted node made in the simulation; renewals add ${renewalRate.toFixed(0)}/s (${input.keysPerNode.toFixed(1)} keys per node, each renewed every 15 minutes).`,
+    '',
+    `| Design | STS calls a batch makes | spread over | ${input.accountLimits.map((l) => `rate against ${l}/s`).join(' | ')} |`,
+    `|---|---:|---:|${input.accountLimits.map(() => '---|').join('')}`,
+    ...rows,
+  ].join('\n');
+}
+
+export async function fleetScenario(options: FleetOptions): Promise<Section> {
+  const limitPerSecond = (options.accountLimit * options.nodes * options.speedup) / MODEL_NODES;
+  const current = join(REPO, 'dist', 'bin', 'kube2iam.js');
+  const drawn = fleetPods(options.nodes).pods;
+  const keysPerNode = drawn.reduce((sum, pods) => sum + keysOf(pods), 0) / drawn.length;
+  const windowSeconds = windowFor({ nodes: options.nodes, keysPerNode, limitPerSecond, renewalSeconds: options.lifetimeSeconds / 2 });
+  if (!Number.isFinite(windowSeconds)) throw new Error('the simulated fleet cannot renew its keys under the account limit');
+  const designs: Design[] = [
+    ...(options.before ? [{ name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [] }] : []),
+    { name: 'on demand', program: current, flags: ['--prefetch-window', '24h'] },
+    { name: `this design, window ${windowSeconds} s`, program: current, flags: ['--prefetch-window', `${windowSeconds}s`] },
+  ];
+  const moto = await MotoServer.start();
+  const results: PhaseResult[] = [];
+  try {
+    for (const design of designs) results.push(...(await runDesign(design, options, moto, limitPerSecond)));
+  } finally {
+    await moto.stop();
+  }
+  const phases = [...new Set(results.map((r) => r.phase))];
+  const table = phases.flatMap((phase) => [
+    '',
+    `**${phase}**`,
+    '',
+    '| Design | STS calls | throttled | peak calls/s | peak after 10 s | mean calls/s | pods asking | failed asks | waited past 1 s | every pod served after |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    ...results
+      .filter((r) => r.phase === phase)
+      .map(
+        (r) =>
+          `| ${r.design} | ${r.calls} | ${r.throttled} | ${r.peakPerSecond} | ${r.peakAfter10s} | ${r.meanPerSecond.toFixed(1)} | ${r.pods} | ${r.failed} | ${r.waitedPast1s} | ${r.allServedSeconds === null ? 'not in the run' : `${r.allServedSeconds.toFixed(1)} s`} |`,
+      ),
+  ]);
+  const rolling = results.filter((r) => r.phase.startsWith('rolling'));
+  const model = fleetModel({
+    keysPerNode,
+    callsPerRestart: Object.fromEntries(rolling.map((r) => [r.design, r.calls / options.nodes])),
+    windowSeconds: windowSeconds * options.speedup,
+    accountLimits: [100, 600],
+  });
+  const markdown = [
+    `${options.nodes} proxy processes (one per simulated node, ${keysPerNode.toFixed(1)} credential keys per node on average, 20-110 pods each), one STS (moto) behind an account limit of ${limitPerSecond.toFixed(1)} calls/s: ${options.accountLimit}/s for ${MODEL_NODES.toLocaleString('en-US')} nodes scaled to ${options.nodes}, and time run ${options.speedup} times faster (a ${options.lifetimeSeconds / 2} s renewal period stands for 15 minutes, the window of ${windowSeconds} s for ${(windowSeconds * options.speedup) / 60} minutes).`,
+    '',
+    'Calls per second are counted at the account limit (throttled calls included) in 1 s bins. A failed ask is a pod request answered without credentials or not within 1 s; the pod asks again 1 s later.',
+    ...table,
+    '',
+    model,
+  ].join('\n');
+  return { id: 'fleet', title: 'Fleet: STS load of a DaemonSet rollout against one account limit', markdown, raw: { options, limitPerSecond, results } };
+}

@@ -1,0 +1,121 @@
+// How one node keeps its share of an account's STS rate: the start-up prefetch window, a
+// pod's own request going first, and the rate cut while STS throttles. Against moto
+// through the throttling fault injector (a named fault: moto does not throttle).
+
+import t, { type Test } from 'tap';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CredentialStore, type CredentialEntry, type CredentialStoreOptions } from '../../lib/credentials/store.js';
+import { StsRoleAssumer } from '../../lib/credentials/sts.js';
+import { MotoServer } from '../harness/moto.js';
+import { StsFaultInjector } from '../harness/sts-faults.js';
+import { eventually } from '../harness/wait.js';
+
+const role = (name: string): string => `arn:aws:iam::123456789012:role/${name}`;
+const KEYS = { accessKeyId: 'AKIDNODE', secretAccessKey: 'node-secret' };
+
+async function storeBehindInjector(
+  t: Test,
+  options: Partial<CredentialStoreOptions>,
+  maxAttempts = 1,
+): Promise<{ store: CredentialStore; injector: StsFaultInjector; moto: MotoServer }> {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const injector = await StsFaultInjector.start({ host: '127.0.0.1', port: moto.port });
+  t.teardown(() => injector.close());
+  const sts = new StsRoleAssumer({ region: 'us-east-1', endpoint: injector.endpoint, credentials: KEYS, maxAttempts });
+  const store = new CredentialStore(sts, { sessionTtlMs: 15 * 60_000, errorTtlMs: 0, ...options });
+  t.teardown(() => store.close());
+  return { store, injector, moto };
+}
+
+const acquireMany = (store: CredentialStore, n: number): CredentialEntry[] =>
+  Array.from({ length: n }, (_, i) => store.acquire(`pod-${i}`, { roleArn: role(`r${i}`), sessionName: `ns.w${i}`, externalId: null }));
+
+t.test('keys listed at start are fetched over the prefetch window, the first at once', async (t) => {
+  const { store, injector } = await storeBehindInjector(t, { prefetchWindowMs: 1500 });
+  const started = Date.now();
+  const entries = acquireMany(store, 12);
+  t.not(entries[0]?.fetching, null, 'the first key is fetched at once (readiness shows STS works)');
+  t.equal(entries.slice(1).filter((e) => e.fetching !== null).length, 0, 'the others wait for their point in the window');
+  t.ok(await eventually(() => entries.every((e) => e.credentials !== null), 5000));
+  const offsets = injector.calls.map((c) => c.at - started).sort((a, b) => a - b);
+  t.ok((offsets.at(-1) as number) <= 1700, `the last call ${offsets.at(-1)} ms after start, within the window`);
+  t.ok((offsets[6] as number) >= 150, `spread over the window, not one burst: the 7th call after ${offsets[6]} ms`);
+});
+
+t.test('a new pod after the start-up listing is fetched at once, within the window too', async (t) => {
+  const { store } = await storeBehindInjector(t, { prefetchWindowMs: 60_000 });
+  acquireMany(store, 2);
+  store.listed();
+  const late = store.acquire('late-pod', { roleArn: role('late'), sessionName: 'ns.late', externalId: null });
+  t.not(late.fetching, null);
+});
+
+t.test('a key listed after the window has passed is fetched at once', async (t) => {
+  const { store } = await storeBehindInjector(t, { prefetchWindowMs: 200 });
+  acquireMany(store, 2);
+  await sleep(250);
+  const late = store.acquire('late-pod', { roleArn: role('late'), sessionName: 'ns.late', externalId: null });
+  t.not(late.fetching, null);
+});
+
+t.test("a pod's own request goes ahead of the prefetch window", async (t) => {
+  const { store, injector } = await storeBehindInjector(t, { prefetchWindowMs: 60_000 });
+  const entries = acquireMany(store, 5);
+  const asked = entries[4] as CredentialEntry;
+  t.equal(asked.fetching, null, 'scheduled later in the window');
+  const outcome = store.demand(asked);
+  t.not(outcome, null);
+  await outcome;
+  t.not(asked.current(Date.now()), null, 'served after one STS call');
+  await entries[0]?.fetching;
+  t.same(injector.calls.map((c) => c.roleArn).sort(), [role('r0'), role('r4')], 'only the readiness key and the one asked for');
+  t.equal(store.stats.demanded, 1);
+});
+
+t.test("a pod's own request goes ahead of prefetches waiting for a token", async (t) => {
+  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 5, stsBurst: 1 });
+  const entries = acquireMany(store, 8);
+  const asked = entries[7] as CredentialEntry;
+  t.ok(asked.queued, 'the last key waits behind six others');
+  await store.demand(asked);
+  t.equal(injector.calls[1]?.roleArn, role('r7'), 'the key asked for is the next STS call');
+  t.not(asked.current(Date.now()), null);
+  t.ok(await eventually(() => entries.every((e) => e.credentials !== null), 5000));
+  t.equal(injector.calls.length, 8, 'every key fetched once: the one asked for is not fetched again from its old place');
+});
+
+t.test("throttling cuts the node's STS rate, and successes regain it", async (t) => {
+  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40 });
+  injector.mode = 'throttle';
+  const entries = acquireMany(store, 3);
+  t.ok(await eventually(() => store.stats.throttled >= 3, 5000));
+  t.equal(store.stsRate, 10, 'three throttled calls sent together are one cut: 20/s to 10/s');
+  t.equal(injector.counts.throttled, store.stats.throttled, 'the SDK did not retry a throttled call behind the pacing');
+  injector.mode = 'pass';
+  t.ok(await eventually(() => entries.every((e) => e.credentials !== null), 10_000));
+  t.ok(store.stsRate > 10 && store.stsRate < 11, `regained slowly on success: ${store.stsRate.toFixed(3)}/s`);
+});
+
+t.test('a throttled key is fetched again as soon as its pod asks, without waiting out its back-off', async (t) => {
+  const { store, injector } = await storeBehindInjector(t, { backoffBaseMs: 30_000, backoffMaxMs: 60_000 });
+  injector.mode = 'throttle';
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'ns.app', externalId: null });
+  t.ok(await eventually(() => entry.errorCode === 'Throttling', 5000));
+  injector.mode = 'pass';
+  const outcome = store.demand(entry);
+  t.not(outcome, null, 'throttling is the account’s state, not the role’s: the pod’s request retries it');
+  await outcome;
+  t.not(entry.current(Date.now()), null);
+});
+
+t.test('another error keeps its back-off: the pod is answered with the error, STS is not called again', async (t) => {
+  const { store, injector, moto } = await storeBehindInjector(t, { backoffBaseMs: 30_000, backoffMaxMs: 60_000 });
+  await moto.stop(); // STS unreachable: the injector resets the connection
+  const entry = store.acquire('pod-a', { roleArn: role('app'), sessionName: 'ns.app', externalId: null });
+  t.ok(await eventually(() => entry.errorCode !== null, 5000));
+  t.notOk(entry.errorCode === 'Throttling', `failed with ${entry.errorCode}`);
+  const calls = injector.calls.length;
+  t.equal(store.demand(entry), null);
+  t.equal(injector.calls.length, calls);
+});
