@@ -50,9 +50,11 @@ export class TokenBucket {
 /**
  * How a node's STS rate follows the account's throttling, with no coordinator: every
  * node of a fleet shares one account-wide STS limit that none of them knows.
- * - Cut on `Throttling`: halved, at most once per `holdMs` (the throttling of calls
- *   already sent is one signal, not many). A fleet over the limit halves until it is
- *   under it, so it ends between half the limit and the limit, never above.
+ * - Cut on `Throttling`: halved, then not again until calls sent at the new rate can
+ *   have come back (`holdMs`, or the time between two calls at the new rate, whichever
+ *   is longer): the throttling of calls already sent is the same signal, and taking it
+ *   again would sink a slow node to the minimum. A fleet over the limit halves until it
+ *   is under it, so it ends between half the limit and the limit.
  * - Regained on success, slowly: the rate doubles every `doublingMs` of calls that
  *   succeed, up to the maximum. Growth in proportion to the rate keeps the fleet's pace
  *   the same whatever its size (a fixed step per node would grow a 5,000-node fleet
@@ -86,7 +88,7 @@ export function initialRate(policy: AdaptiveRatePolicy, now: number): AdaptiveRa
 }
 
 export function afterThrottling(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
-  if (now - state.throttledAt < policy.holdMs) return state;
+  if (now - state.throttledAt < Math.max(policy.holdMs, 1000 / state.rate)) return state;
   return { rate: Math.max(policy.minPerSecond, state.rate * policy.decrease), changedAt: now, throttledAt: now };
 }
 

@@ -11,14 +11,16 @@ t.test('a node starts at its maximum rate', async (t) => {
   t.same(initialRate(POLICY, 7), state(20, 7, -Infinity));
 });
 
-t.test('throttling halves the rate, once per hold, never under the minimum', async (t) => {
+t.test('throttling halves the rate, once per hold or call interval, never under the minimum', async (t) => {
   // state before, when, state after
   const cases: Array<[string, AdaptiveRateState, number, AdaptiveRateState]> = [
     ['first throttling', state(20, 0, -Infinity), 1000, state(10, 1000, 1000)],
     ['within the hold: the same signal', state(10, 1000, 1000), 1400, state(10, 1000, 1000)],
     ['after the hold: cut again', state(10, 1000, 1000), 1500, state(5, 1500, 1500)],
-    ['never under the minimum', state(0.015, 0, 0), 10_000, state(0.01, 10_000, 10_000)],
-    ['the minimum holds', state(0.01, 0, 0), 10_000, state(0.01, 10_000, 10_000)],
+    ['a slow node: not before its next call at the new rate can come back', state(0.5, 1000, 1000), 2900, state(0.5, 1000, 1000)],
+    ['a slow node, after that', state(0.5, 1000, 1000), 3000, state(0.25, 3000, 3000)],
+    ['never under the minimum', state(0.015, 0, 0), 100_000, state(0.01, 100_000, 100_000)],
+    ['the minimum holds', state(0.01, 0, 0), 100_000, state(0.01, 100_000, 100_000)],
   ];
   for (const [name, before, now, after] of cases) t.same(afterThrottling(before, now, POLICY), after, name);
 });
@@ -42,7 +44,7 @@ t.test('a fleet of nodes each halving on throttling ends between half the limit 
   let nodes = Array.from({ length: 5000 }, () => initialRate(POLICY, 0));
   let now = 0;
   const total = (): number => nodes.reduce((sum, n) => sum + n.rate, 0);
-  while (total() > limit && now < 60_000) {
+  while (total() > limit && now < 120_000) {
     now += POLICY.holdMs;
     nodes = nodes.map((n) => afterThrottling(n, now, POLICY));
   }
