@@ -66,6 +66,8 @@ interface Design {
   name: string;
   program: string;
   flags: string[];
+  /** Over how long a restarted node's fetches are spread, in real seconds; null: over the pods' refresh (on demand). */
+  spreadSeconds: number | null;
 }
 
 interface SimNode {
@@ -104,7 +106,42 @@ interface PhaseResult {
   waitedPast1s: number;
   /** Seconds from the phase's start until every pod that asked had credentials. */
   allServedSeconds: number | null;
-  keysPerNode: number;
+  /** Restarted nodes (the rolling restart): STS calls each made until it held all its keys again, and how long that took. */
+  refill?: Refill;
+}
+
+interface Refill {
+  callsPerNode: number;
+  medianSeconds: number;
+  maxSeconds: number;
+}
+
+/** How the restarted nodes refilled: calls (throttled included) until each held every key it held before, and the time it took. */
+function refillOf(nodes: SimNode[], restartedAt: Map<number, number>, calls: StsCall[]): Refill {
+  const counts: number[] = [];
+  const times: number[] = [];
+  for (const node of nodes) {
+    const from = restartedAt.get(node.index) as number;
+    const wanted = keysOf(node.pods);
+    const held = new Set<string>();
+    let made = 0;
+    for (const call of calls) {
+      if (call.accessKeyId !== node.accessKeyId || call.at < from) continue;
+      made++;
+      if (call.outcome === 'passed') held.add(`${call.roleArn}|${call.sessionName}`);
+      if (held.size === wanted) {
+        times.push((call.at - from) / 1000);
+        break;
+      }
+    }
+    counts.push(made);
+  }
+  const sorted = [...times].sort((a, b) => a - b);
+  return {
+    callsPerNode: counts.reduce((sum, n) => sum + n, 0) / nodes.length,
+    medianSeconds: sorted[sorted.length >> 1] ?? NaN,
+    maxSeconds: times.length === nodes.length ? (sorted.at(-1) as number) : NaN,
+  };
 }
 
 /**
@@ -248,15 +285,7 @@ async function askUntilServed(ask: Ask, deadline: number): Promise<AskOutcome> {
   return outcome;
 }
 
-function phaseResult(
-  phase: string,
-  design: string,
-  started: number,
-  ended: number,
-  calls: StsCall[],
-  outcomes: AskOutcome[],
-  keysPerNode: number,
-): PhaseResult {
+function phaseResult(phase: string, design: string, started: number, ended: number, calls: StsCall[], outcomes: AskOutcome[]): PhaseResult {
   const inPhase = calls.filter((c) => c.at >= started && c.at < ended);
   const seconds = Math.max(1, Math.ceil((ended - started) / 1000));
   const perSecond = new Array<number>(seconds).fill(0);
@@ -278,7 +307,6 @@ function phaseResult(
     failed: outcomes.reduce((sum, o) => sum + o.failures, 0),
     waitedPast1s: outcomes.filter((o) => o.servedAt === null || o.servedAt - o.askedAt > 1000).length,
     allServedSeconds: served.length === outcomes.length ? (Math.max(...served.map((o) => o.servedAt as number)) - started) / 1000 : null,
-    keysPerNode,
   };
 }
 
@@ -329,11 +357,10 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
   const fleet = new Fleet(nodes, design, injector, dir);
   const replicas = Math.min(NEW_REPLICAS, 250 * nodes.length);
   const results: PhaseResult[] = [];
-  const keys = nodes.reduce((sum, node) => sum + keysOf(node.pods), 0) / nodes.length;
   const asksOf = (node: SimNode, offsets: number[][], from: number): Ask[] =>
     node.pods.flatMap((pod, k) => (pod.role === undefined ? [] : [{ node, pod, at: from + (offsets[node.index]?.[k] as number) }]));
   const record = (phase: string, started: number, ended: number, outcomes: AskOutcome[]): void => {
-    const r = phaseResult(phase, design.name, started, ended, injector.calls, outcomes, keys);
+    const r = phaseResult(phase, design.name, started, ended, injector.calls, outcomes);
     results.push(r);
     process.stderr.write(
       `  fleet, ${design.name}, ${phase}: ${r.calls} STS calls (${r.throttled} throttled), peak ${r.peakPerSecond}/s, ${r.failed} failed asks, ${r.waitedPast1s} waited past 1 s, all served after ${r.allServedSeconds ?? 'never'} s\n`,
@@ -382,14 +409,17 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
     started = Date.now();
     const batch = Math.max(1, Math.round(nodes.length / 10));
     const rolling: Array<Promise<AskOutcome>> = [];
+    const restartedAt = new Map<number, number>();
     for (let first = 0; first < nodes.length; first += batch) {
       const restarted = nodes.slice(first, first + batch);
       await Promise.all(restarted.map((node) => fleet.stop(node, 5000)));
+      for (const node of restarted) restartedAt.set(node.index, Date.now());
       await Promise.all(restarted.map((node) => fleet.start(node)));
       for (const node of restarted) for (const ask of asksOf(node, plan.rolling, Date.now())) rolling.push(askUntilServed(ask, capFrom(started)));
       await Promise.all(restarted.map((node) => fleet.ready(node)));
     }
     await measure('rolling restart, 10% at a time', started, rolling, 0);
+    (results.at(-1) as PhaseResult).refill = refillOf(nodes, restartedAt, injector.calls);
   } finally {
     await fleet.stopAll();
     await injector.close();
@@ -409,27 +439,39 @@ export function windowFor(fleet: { nodes: number; keysPerNode: number; limitPerS
   return room <= 0 ? Infinity : Math.ceil(keys / room);
 }
 
+/** A design's part of the model: what a restarted node does, measured, and over how long its design spreads it. */
+export interface ModelRow {
+  design: string;
+  /** STS calls a restarted node made until it held every key again (measured). */
+  refillCalls: number;
+  /** Over how long a node's refill is spread, in real seconds: at once before; the window now; the pods' refresh period on demand. */
+  spreadSeconds: number;
+  /** Renewal calls per node per real second (measured in the steady phase, time scaled back). */
+  renewalPerNode: number;
+}
+
 /**
- * The 5,000-node figures, from per-node behaviour measured in the simulation: the keys
- * a node holds, the calls a restarted node makes, and the spread its design gives them
- * (none before; the window now). Renewals are every 15 minutes per key.
+ * The 5,000-node figures, by a model whose inputs are per-node behaviour measured in
+ * the simulation. A 10% rolling restart restarts 500 nodes every `batchSeconds` (their
+ * pods restarting and turning ready); the refills of every node restarted within one
+ * spread overlap, and renewals go on beside them.
  */
-export function fleetModel(input: { keysPerNode: number; callsPerRestart: Record<string, number>; windowSeconds: number; accountLimits: number[] }): string {
+export function fleetModel(rows: ModelRow[], limits: number[], batchSeconds = 30): string {
   const batch = MODEL_NODES / 10;
-  const renewalRate = (MODEL_NODES * input.keysPerNode) / 900;
-  const rows = Object.entries(input.callsPerRestart).map(([design, calls]) => {
-    const burst = batch * calls;
-    const spread = design.startsWith('this design') ? input.windowSeconds : 1;
-    const perSecond = burst / spread + renewalRate;
-    const cells = input.accountLimits.map((limit) => `${perSecond.toFixed(0)}/s, ${perSecond <= limit ? 'under' : `${(perSecond / limit).toFixed(1)}x over`}`);
-    return `| ${design} | ${burst.toFixed(0)} | ${spread} s | ${cells.join(' | ')} |`;
+  const lines = rows.map((row) => {
+    const overlapping = Math.min(MODEL_NODES, batch * Math.ceil(row.spreadSeconds / batchSeconds));
+    const refill = (overlapping * row.refillCalls) / row.spreadSeconds;
+    const renewals = MODEL_NODES * row.renewalPerNode;
+    const total = refill + renewals;
+    const against = limits.map((limit) => (total <= limit ? `under (${Math.round((100 * total) / limit)}%)` : `${(total / limit).toFixed(1)}x over`));
+    return `| ${row.design} | ${row.refillCalls.toFixed(1)} | ${row.spreadSeconds.toLocaleString('en-US')} s | ${refill.toFixed(0)} + ${renewals.toFixed(0)} = ${total.toFixed(0)}/s | ${against.join(' | ')} |`;
   });
   return [
-    `Scaled to ${MODEL_NODES.toLocaleString('en-US')} nodes by a model (not measured): a 10% batch restarts ${batch} nodes, each making the STS calls a restarted node made in the simulation; renewals add ${renewalRate.toFixed(0)}/s (${input.keysPerNode.toFixed(1)} keys per node, each renewed every 15 minutes).`,
+    `**Scaled to ${MODEL_NODES.toLocaleString('en-US')} nodes** by a model, not measured: a rolling restart of 10% at a time restarts ${batch} nodes every ${batchSeconds} s; each makes the refill calls a restarted node made in the simulation, spread as its design spreads them, and renewals go on at the rate measured per node in the steady phase.`,
     '',
-    `| Design | STS calls a batch makes | spread over | ${input.accountLimits.map((l) => `rate against ${l}/s`).join(' | ')} |`,
-    `|---|---:|---:|${input.accountLimits.map(() => '---|').join('')}`,
-    ...rows,
+    `| Design | refill calls per restarted node (measured) | spread over | STS calls/s during the rollout: refills + renewals | ${limits.map((l) => `against ${l}/s`).join(' | ')} |`,
+    `|---|---:|---:|---:|${limits.map(() => '---|').join('')}`,
+    ...lines,
   ].join('\n');
 }
 
@@ -441,9 +483,14 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
   const windowSeconds = windowFor({ nodes: options.nodes, keysPerNode, limitPerSecond, renewalSeconds: options.lifetimeSeconds / 2 });
   if (!Number.isFinite(windowSeconds)) throw new Error('the simulated fleet cannot renew its keys under the account limit');
   const designs: Design[] = [
-    ...(options.before ? [{ name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [] }] : []),
-    { name: 'on demand', program: current, flags: ['--prefetch-window', '24h'] },
-    { name: `this design, window ${windowSeconds} s`, program: current, flags: ['--prefetch-window', `${windowSeconds}s`] },
+    ...(options.before ? [{ name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [], spreadSeconds: 1 }] : []),
+    { name: 'on demand', program: current, flags: ['--prefetch-window', '24h'], spreadSeconds: null },
+    {
+      name: `this design, window ${windowSeconds} s`,
+      program: current,
+      flags: ['--prefetch-window', `${windowSeconds}s`],
+      spreadSeconds: windowSeconds * options.speedup,
+    },
   ];
   const moto = await MotoServer.start();
   const results: PhaseResult[] = [];
@@ -466,18 +513,38 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
           `| ${r.design} | ${r.calls} | ${r.throttled} | ${r.peakPerSecond} | ${r.peakAfter10s} | ${r.meanPerSecond.toFixed(1)} | ${r.pods} | ${r.failed} | ${r.waitedPast1s} | ${r.allServedSeconds === null ? 'not in the run' : `${r.allServedSeconds.toFixed(1)} s`} |`,
       ),
   ]);
-  const rolling = results.filter((r) => r.phase.startsWith('rolling'));
-  const model = fleetModel({
-    keysPerNode,
-    callsPerRestart: Object.fromEntries(rolling.map((r) => [r.design, r.calls / options.nodes])),
-    windowSeconds: windowSeconds * options.speedup,
-    accountLimits: [100, 600],
-  });
+  const refills = results.filter((r) => r.refill !== undefined);
+  const refillTable = [
+    '',
+    'The restarted nodes, until each held every key it held before its restart:',
+    '',
+    '| Design | STS calls per restarted node (throttled included) | median time | slowest node |',
+    '|---|---:|---:|---:|',
+    ...refills.map((r) => {
+      const refill = r.refill as Refill;
+      return `| ${r.design} | ${refill.callsPerNode.toFixed(1)} | ${refill.medianSeconds.toFixed(1)} s | ${Number.isNaN(refill.maxSeconds) ? 'not in the run' : `${refill.maxSeconds.toFixed(1)} s`} |`;
+    }),
+  ];
+  const refreshSeconds = (options.lifetimeSeconds / 2) * options.speedup;
+  const model = fleetModel(
+    designs.map((design) => {
+      const of = (phase: string): PhaseResult | undefined => results.find((r) => r.design === design.name && r.phase.startsWith(phase));
+      const steady = of('renewal');
+      return {
+        design: design.name,
+        refillCalls: of('rolling')?.refill?.callsPerNode ?? NaN,
+        spreadSeconds: design.spreadSeconds ?? refreshSeconds,
+        renewalPerNode: steady === undefined ? NaN : steady.calls / options.nodes / (steady.seconds * options.speedup),
+      };
+    }),
+    [100, 600],
+  );
   const markdown = [
     `${options.nodes} proxy processes (one per simulated node, ${keysPerNode.toFixed(1)} credential keys per node on average, 20-110 pods each), one STS (moto) behind an account limit of ${limitPerSecond.toFixed(1)} calls/s: ${options.accountLimit}/s for ${MODEL_NODES.toLocaleString('en-US')} nodes scaled to ${options.nodes}, and time run ${options.speedup} times faster (a ${options.lifetimeSeconds / 2} s renewal period stands for 15 minutes, the window of ${windowSeconds} s for ${(windowSeconds * options.speedup) / 60} minutes).`,
     '',
     'Calls per second are counted at the account limit (throttled calls included) in 1 s bins. A failed ask is a pod request answered without credentials or not within 1 s; the pod asks again 1 s later.',
     ...table,
+    ...refillTable,
     '',
     model,
   ].join('\n');

@@ -69,7 +69,16 @@ export interface AdaptiveRatePolicy {
   doublingMs: number;
 }
 
-export const DEFAULT_ADAPTIVE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
+/** Calls a pod is waiting for: the load kube2iam would make; regained within seconds. */
+export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
+  minPerSecond: 0.05,
+  decrease: 0.5,
+  holdMs: 500,
+  doublingMs: 10_000,
+};
+
+/** Calls no pod waits for (prefetches, renewals, retries): the load this proxy adds; it yields to any throttling and comes back over minutes. */
+export const BACKGROUND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   minPerSecond: 0.01,
   decrease: 0.5,
   holdMs: 500,
@@ -101,4 +110,46 @@ export function afterSuccess(state: AdaptiveRateState, now: number, policy: Adap
 export function backoffDelay(failures: number, baseMs: number, maxMs: number, random: () => number): number {
   const step = Math.min(maxMs, baseMs * 2 ** Math.max(0, failures - 1));
   return Math.round(step / 2 + (random() * step) / 2);
+}
+
+/** A token bucket whose rate follows throttling by an AdaptiveRatePolicy (the burst keeps its share of the rate). */
+export class AdaptiveBucket {
+  private readonly policy: AdaptiveRatePolicy;
+  private readonly burstSeconds: number;
+  private readonly bucket: TokenBucket;
+  private state: AdaptiveRateState;
+
+  constructor(policy: AdaptiveRatePolicy, burstSeconds: number, now: number) {
+    this.policy = policy;
+    this.burstSeconds = burstSeconds;
+    this.state = initialRate(policy, now);
+    this.bucket = new TokenBucket(policy.maxPerSecond, policy.maxPerSecond * burstSeconds, now);
+  }
+
+  get rate(): number {
+    return this.state.rate;
+  }
+
+  /** When a token is there; `take` after it succeeds. */
+  nextAt(now: number): number {
+    return this.bucket.nextAt(now);
+  }
+
+  take(now: number): boolean {
+    return this.bucket.take(now);
+  }
+
+  throttled(now: number): void {
+    this.adapt(afterThrottling(this.state, now, this.policy), now);
+  }
+
+  succeeded(now: number): void {
+    this.adapt(afterSuccess(this.state, now, this.policy), now);
+  }
+
+  private adapt(state: AdaptiveRateState, now: number): void {
+    if (state === this.state) return;
+    this.state = state;
+    this.bucket.setRate(state.rate, state.rate * this.burstSeconds, now);
+  }
 }

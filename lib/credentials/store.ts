@@ -10,26 +10,20 @@
 // - Failures: per-key exponential back-off with jitter, errors remembered for the error
 //   TTL. While STS fails, the last good credentials are served until `staleMarginMs`
 //   before they expire; never after.
-// - Fleet load: one token bucket for all STS calls of the node, its rate cut when STS
-//   throttles the account and regained slowly (AdaptiveRatePolicy); keys the first pod
-//   listing brings are fetched over `prefetchWindowMs`, not in one burst, so a rollout
-//   restarting hundreds of nodes does not land on STS at once; and a pod's own request
-//   (`demand`) goes ahead of every prefetch and renewal waiting for a token.
+// - Fleet load: the node's STS calls are paced in two classes, each by a token bucket
+//   whose rate is cut when STS throttles the account (AdaptiveRatePolicy), under one
+//   fixed bucket (`stsRatePerSecond`) for both. Calls a pod waits for (`demand`) go first
+//   and come back within seconds; calls no pod waits for (prefetches, renewals) yield to
+//   any throttling and come back over minutes, so the load this proxy adds to pods' own
+//   gives way first. Keys the first pod listing brings are fetched over
+//   `prefetchWindowMs`, not in one burst, so a rollout restarting hundreds of nodes does
+//   not land on STS at once.
 // - An entry whose last pod leaves keeps its credentials, not renewed, until its renewal
 //   point (the next pod of the same workload, a Job's retry or a Recreate rollout's, is
 //   answered at once, with no STS call, even while STS is slow); then it is dropped. At
 //   most `retainedMax` such entries are kept, the oldest dropped first.
 
-import {
-  type AdaptiveRatePolicy,
-  type AdaptiveRateState,
-  afterSuccess,
-  afterThrottling,
-  backoffDelay,
-  DEFAULT_ADAPTIVE_POLICY,
-  initialRate,
-  TokenBucket,
-} from '../rate-limit.js';
+import { AdaptiveBucket, type AdaptiveRatePolicy, BACKGROUND_RATE_POLICY, backoffDelay, DEMAND_RATE_POLICY, TokenBucket } from '../rate-limit.js';
 import { renewalAt, servableUntil } from './renewal.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
 import { AssumeRoleError, type AssumedCredentials, type AssumeRoleRequest, isThrottling, type RoleAssumer } from './sts.js';
@@ -46,8 +40,9 @@ export interface CredentialStoreOptions {
   /** STS calls per second for the whole node at most, and the burst allowed (its share of the rate is kept when the rate adapts). */
   stsRatePerSecond: number;
   stsBurst: number;
-  /** How the rate follows throttling, up to `stsRatePerSecond`. */
-  adaptive: Omit<AdaptiveRatePolicy, 'maxPerSecond'>;
+  /** How the rate of calls pods wait for, and of the others, follow throttling, each up to `stsRatePerSecond`. */
+  demandRate: Omit<AdaptiveRatePolicy, 'maxPerSecond'>;
+  backgroundRate: Omit<AdaptiveRatePolicy, 'maxPerSecond'>;
   /** Keys of the pods listed at start are fetched at random points of this window from the store's start (one at once, for readiness). */
   prefetchWindowMs: number;
   backoffBaseMs: number;
@@ -78,7 +73,8 @@ export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' 
   staleMarginMs: 60_000,
   stsRatePerSecond: 20,
   stsBurst: 40,
-  adaptive: DEFAULT_ADAPTIVE_POLICY,
+  demandRate: DEMAND_RATE_POLICY,
+  backgroundRate: BACKGROUND_RATE_POLICY,
   prefetchWindowMs: 0,
   backoffBaseMs: 1_000,
   backoffMaxMs: 60_000,
@@ -215,9 +211,10 @@ export class CredentialStore {
   /** Entries no pod uses, with credentials still good, oldest first (a Map keeps insertion order). */
   private readonly retained = new Map<string, CredentialEntry>();
   private readonly scheduler: RefreshScheduler<CredentialEntry>;
+  /** Every call takes a token here and one from its class's bucket. */
   private readonly bucket: TokenBucket;
-  private readonly ratePolicy: AdaptiveRatePolicy;
-  private rate: AdaptiveRateState;
+  private readonly demandPace: AdaptiveBucket;
+  private readonly backgroundPace: AdaptiveBucket;
   /** Due entries waiting for a token: those pods asked for first; drained by one timer. */
   private readonly demandQueue = new EntryQueue();
   private readonly queue = new EntryQueue();
@@ -233,14 +230,16 @@ export class CredentialStore {
     this.assumer = assumer;
     this.options = { ...DEFAULT_STORE_OPTIONS, ...options };
     this.scheduler = new RefreshScheduler((entry, now) => this.renewalDue(entry, now));
-    this.bucket = new TokenBucket(this.options.stsRatePerSecond, this.options.stsBurst, this.startedAt);
-    this.ratePolicy = { ...this.options.adaptive, maxPerSecond: this.options.stsRatePerSecond };
-    this.rate = initialRate(this.ratePolicy, this.startedAt);
+    const o = this.options;
+    this.bucket = new TokenBucket(o.stsRatePerSecond, o.stsBurst, this.startedAt);
+    const burstSeconds = o.stsBurst / o.stsRatePerSecond;
+    this.demandPace = new AdaptiveBucket({ ...o.demandRate, maxPerSecond: o.stsRatePerSecond }, burstSeconds, this.startedAt);
+    this.backgroundPace = new AdaptiveBucket({ ...o.backgroundRate, maxPerSecond: o.stsRatePerSecond }, burstSeconds, this.startedAt);
   }
 
-  /** The node's STS rate now, calls per second: `stsRatePerSecond`, less while STS throttles. */
-  get stsRate(): number {
-    return this.rate.rate;
+  /** The node's STS rates now, calls per second: `stsRatePerSecond`, less while STS throttles. */
+  get stsRates(): { demand: number; background: number } {
+    return { demand: this.demandPace.rate, background: this.backgroundPace.rate };
   }
 
   get size(): number {
@@ -402,7 +401,7 @@ export class CredentialStore {
       this.scheduler.schedule(entry, entry.errorUntil);
       return;
     }
-    if (this.queue.length === 0 && this.demandQueue.length === 0 && this.bucket.take(now)) {
+    if (this.queue.length === 0 && this.demandQueue.length === 0 && this.takeToken(entry.demanded, now)) {
       this.fetch(entry, now);
       return;
     }
@@ -413,9 +412,17 @@ export class CredentialStore {
     this.armDrain(now);
   }
 
+  /** A token from the node's bucket and from the class's, or neither. */
+  private takeToken(demanded: boolean, now: number): boolean {
+    const pace = demanded ? this.demandPace : this.backgroundPace;
+    if (this.bucket.nextAt(now) > now || pace.nextAt(now) > now) return false;
+    return this.bucket.take(now) && pace.take(now);
+  }
+
   private armDrain(now: number): void {
     if (this.drainTimer !== null || this.closed) return;
-    this.drainTimer = setTimeout(this.drain, Math.max(1, this.bucket.nextAt(now) - now));
+    const pace = this.demandQueue.length > 0 ? this.demandPace : this.backgroundPace;
+    this.drainTimer = setTimeout(this.drain, Math.max(1, Math.max(this.bucket.nextAt(now), pace.nextAt(now)) - now));
     this.drainTimer.unref();
   }
 
@@ -431,7 +438,7 @@ export class CredentialStore {
     for (let entry = queue.peek(); entry !== undefined; entry = queue.peek()) {
       // An entry pods asked for is in both queues: the first to reach it starts it.
       const wanted = entry.queued && !entry.dropped && entry.users > 0;
-      if (wanted && !this.bucket.take(now)) return false;
+      if (wanted && !this.takeToken(queue === this.demandQueue, now)) return false;
       queue.shift();
       if (!entry.queued) continue;
       entry.queued = false;
@@ -444,6 +451,7 @@ export class CredentialStore {
   private fetch(entry: CredentialEntry, started: number): void {
     const o = this.options;
     const renewal = entry.credentials !== null;
+    const pace = entry.demanded ? this.demandPace : this.backgroundPace;
     entry.demanded = false;
     this.stats.stsCalls++;
     if (renewal) this.stats.renewals++;
@@ -461,7 +469,7 @@ export class CredentialStore {
           entry.errorCode = null;
           entry.errorUntil = 0;
           entry.failures = 0;
-          this.adapt(afterSuccess(this.rate, now, this.ratePolicy), now);
+          pace.succeeded(now);
           this.scheduler.schedule(
             entry,
             renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()),
@@ -475,8 +483,10 @@ export class CredentialStore {
           entry.failures++;
           const code = error instanceof AssumeRoleError ? error.code : 'Error';
           if (isThrottling(code)) {
+            // Any throttling makes the calls no pod waits for give way.
             this.stats.throttled++;
-            this.adapt(afterThrottling(this.rate, now, this.ratePolicy), now);
+            pace.throttled(now);
+            if (pace !== this.backgroundPace) this.backgroundPace.throttled(now);
           }
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
           entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;
@@ -494,12 +504,6 @@ export class CredentialStore {
         entry.settled = null;
         settle?.();
       });
-  }
-
-  private adapt(state: AdaptiveRateState, now: number): void {
-    if (state === this.rate) return;
-    this.rate = state;
-    this.bucket.setRate(state.rate, (state.rate * this.options.stsBurst) / this.options.stsRatePerSecond, now);
   }
 
   private recordLatency(ms: number): void {

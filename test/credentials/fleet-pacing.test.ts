@@ -85,16 +85,32 @@ t.test("a pod's own request goes ahead of prefetches waiting for a token", async
   t.equal(injector.calls.length, 8, 'every key fetched once: the one asked for is not fetched again from its old place');
 });
 
-t.test("throttling cuts the node's STS rate, and successes regain it", async (t) => {
+t.test('throttled prefetches cut the rate of calls no pod waits for, not of those pods wait for; successes regain it slowly', async (t) => {
   const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40 });
   injector.mode = 'throttle';
   const entries = acquireMany(store, 3);
   t.ok(await eventually(() => store.stats.throttled >= 3, 5000));
-  t.equal(store.stsRate, 10, 'three throttled calls sent together are one cut: 20/s to 10/s');
+  t.same(store.stsRates, { demand: 20, background: 10 }, 'three throttled calls sent together are one cut: 20/s to 10/s');
   t.equal(injector.counts.throttled, store.stats.throttled, 'the SDK did not retry a throttled call behind the pacing');
   injector.mode = 'pass';
   t.ok(await eventually(() => entries.every((e) => e.credentials !== null), 10_000));
-  t.ok(store.stsRate > 10 && store.stsRate < 11, `regained slowly on success: ${store.stsRate.toFixed(3)}/s`);
+  const { background } = store.stsRates;
+  t.ok(background > 10 && background < 11, `regained slowly on success: ${background.toFixed(3)}/s`);
+});
+
+t.test('a throttled call a pod waits for cuts both rates; the rate for pods comes back within seconds', async (t) => {
+  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40, prefetchWindowMs: 60_000 });
+  const entries = acquireMany(store, 3);
+  await entries[0]?.fetching;
+  injector.mode = 'throttle';
+  await store.demand(entries[1] as CredentialEntry);
+  t.same(store.stsRates, { demand: 10, background: 10 });
+  injector.mode = 'pass';
+  await sleep(2000);
+  await store.demand(entries[1] as CredentialEntry);
+  t.not(entries[1]?.current(Date.now()), null);
+  const { demand } = store.stsRates;
+  t.ok(demand > 11 && demand < 12, `two seconds later: ${demand.toFixed(2)}/s (doubling every 10 s)`);
 });
 
 t.test('a throttled key is fetched again as soon as its pod asks, without waiting out its back-off', async (t) => {
