@@ -100,6 +100,8 @@ interface PhaseResult {
   peakPerSecond: number;
   /** The peak from 10 s after the phase began. */
   peakAfter10s: number;
+  /** Calls (throttled included) in each second of the phase. */
+  perSecond: number[];
   meanPerSecond: number;
   pods: number;
   failed: number;
@@ -302,6 +304,7 @@ function phaseResult(phase: string, design: string, started: number, ended: numb
     throttled: inPhase.filter((c) => c.outcome === 'throttled').length,
     peakPerSecond: Math.max(0, ...perSecond),
     peakAfter10s: Math.max(0, ...perSecond.slice(10)),
+    perSecond,
     meanPerSecond: inPhase.length / ((ended - started) / 1000),
     pods: outcomes.length,
     failed: outcomes.reduce((sum, o) => sum + o.failures, 0),
@@ -363,7 +366,7 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
     const r = phaseResult(phase, design.name, started, ended, injector.calls, outcomes);
     results.push(r);
     process.stderr.write(
-      `  fleet, ${design.name}, ${phase}: ${r.calls} STS calls (${r.throttled} throttled), peak ${r.peakPerSecond}/s, ${r.failed} failed asks, ${r.waitedPast1s} waited past 1 s, all served after ${r.allServedSeconds ?? 'never'} s\n`,
+      `  fleet, ${design.name}, ${phase}: ${r.calls} STS calls (${r.throttled} throttled), peak ${r.peakPerSecond}/s, ${r.failed} failed asks, ${r.waitedPast1s} waited past 1 s, all served after ${r.allServedSeconds ?? 'never'} s\n    calls/s: ${r.perSecond.join(' ')}\n`,
     );
   };
   /** The phase's pods ask until served; it lasts at least `minimumMs`, at most the cap. */

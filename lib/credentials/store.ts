@@ -69,6 +69,10 @@ export interface StsFailure {
   retryInMs: number;
 }
 
+/** A throttled call a pod waits for is tried again this many times within its wait, 50..100 ms apart. */
+const QUICK_RETRIES = 2;
+const QUICK_RETRY_MS = 100;
+
 export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'> = {
   staleMarginMs: 60_000,
   stsRatePerSecond: 20,
@@ -145,6 +149,8 @@ export class CredentialEntry implements Scheduled {
   queued = false;
   /** A pod asked while there was nothing to serve: goes ahead of prefetches and renewals. */
   demanded = false;
+  /** Throttled calls tried again at once for the pod waiting (at most QUICK_RETRIES). */
+  quickRetries = 0;
   /** Settles the promises `CredentialStore.demand` gave out, at the next outcome. */
   settle: (() => void) | null = null;
   settled: Promise<void> | null = null;
@@ -451,8 +457,10 @@ export class CredentialStore {
   private fetch(entry: CredentialEntry, started: number): void {
     const o = this.options;
     const renewal = entry.credentials !== null;
-    const pace = entry.demanded ? this.demandPace : this.backgroundPace;
+    const demanded = entry.demanded;
+    const pace = demanded ? this.demandPace : this.backgroundPace;
     entry.demanded = false;
+    let retrying = false;
     this.stats.stsCalls++;
     if (renewal) this.stats.renewals++;
     entry.fetching = this.assumer
@@ -469,6 +477,7 @@ export class CredentialStore {
           entry.errorCode = null;
           entry.errorUntil = 0;
           entry.failures = 0;
+          entry.quickRetries = 0;
           pace.succeeded(now);
           this.scheduler.schedule(
             entry,
@@ -492,13 +501,24 @@ export class CredentialStore {
           entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;
           entry.errorCode = code;
           entry.errorUntil = now + o.errorTtlMs;
-          const delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
+          let delay = Math.max(o.errorTtlMs, backoffDelay(entry.failures, o.backoffBaseMs, o.backoffMaxMs, o.random));
+          // A pod is waiting: a throttled call is tried again within its wait (STS frees
+          // a share of the account's limit every moment), paced as a pod's call.
+          retrying = demanded && isThrottling(code) && entry.settle !== null && entry.quickRetries < QUICK_RETRIES;
+          if (retrying) {
+            entry.quickRetries++;
+            entry.demanded = true;
+            entry.errorUntil = 0;
+            delay = Math.round(QUICK_RETRY_MS / 2 + (o.random() * QUICK_RETRY_MS) / 2);
+          }
           this.scheduler.schedule(entry, now + delay);
           o.onFailure({ key: entry.key, parameters: entry.parameters, pods: entry.users, code, message, failures: entry.failures, retryInMs: delay });
         },
       )
       .finally(() => {
         entry.fetching = null;
+        if (retrying) return;
+        entry.quickRetries = 0;
         const settle = entry.settle;
         entry.settle = null;
         entry.settled = null;

@@ -113,6 +113,27 @@ t.test('a throttled call a pod waits for cuts both rates; the rate for pods come
   t.ok(demand > 11 && demand < 12, `two seconds later: ${demand.toFixed(2)}/s (doubling every 10 s)`);
 });
 
+t.test('a throttled call a pod waits for is tried again within the wait, and the pod is served', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  // The account allows one call now and ten a second: the readiness key takes it.
+  const injector = await StsFaultInjector.start({ host: '127.0.0.1', port: moto.port }, { accountLimit: { perSecond: 10, burst: 1 } });
+  t.teardown(() => injector.close());
+  const sts = new StsRoleAssumer({ region: 'us-east-1', endpoint: injector.endpoint, credentials: KEYS, maxAttempts: 1 });
+  const store = new CredentialStore(sts, { sessionTtlMs: 15 * 60_000, errorTtlMs: 0, prefetchWindowMs: 60_000 });
+  t.teardown(() => store.close());
+  const entries = acquireMany(store, 2);
+  const asked = entries[1] as CredentialEntry;
+  const started = Date.now();
+  await store.demand(asked);
+  const waited = Date.now() - started;
+  t.not(asked.current(Date.now()), null, `served after ${waited} ms`);
+  t.ok(waited < 800, 'within the 800 ms a request waits');
+  const calls = injector.calls.filter((c) => c.roleArn === role('r1')).map((c) => c.outcome);
+  t.equal(calls[0], 'throttled');
+  t.equal(calls.at(-1), 'passed');
+});
+
 t.test('a throttled key is fetched again as soon as its pod asks, without waiting out its back-off', async (t) => {
   const { store, injector } = await storeBehindInjector(t, { backoffBaseMs: 30_000, backoffMaxMs: 60_000 });
   injector.mode = 'throttle';
