@@ -13,6 +13,9 @@
 // Each design runs the same timeline on a fresh fleet, with the same seeded pods and
 // the same pod requests:
 // 1. all nodes start together; every pod asks for credentials within 10 s of its node;
+//    then the fleet is started again, one node at a time over a renewal period (as a
+//    fleet grows), so that what follows runs in steady state, not in the cold start's
+//    echo (its renewals come bunched as its fetches were);
 // 2. the renewal steady state, one renewal period, with each pod asking once;
 // 3. a new Deployment of 1,000 replicas lands across the fleet, each replica asking;
 // 4. a rolling restart, 10% of the nodes at a time, the next batch when the last is
@@ -388,6 +391,17 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
       }),
     );
     await measure('all nodes start', started, starting, 0);
+
+    // The cold start leaves its renewals bunched as its fetches were. A fleet in steady
+    // state grew node by node: started again, one node at a time over a renewal period.
+    await fleet.stopAll();
+    const warmUp = Date.now();
+    for (const node of nodes) {
+      const slot = warmUp + (node.index * options.refreshSeconds * 1000) / nodes.length;
+      if (slot > Date.now()) await sleep(slot - Date.now());
+      await fleet.start(node);
+    }
+    await sleep(Math.max(0, warmUp + options.refreshSeconds * 1000 - Date.now()));
 
     // 2. The renewal steady state; each pod's SDK refreshes once.
     started = Date.now();

@@ -140,18 +140,22 @@ function writeCharts(dir: string, sections: Section[]): void {
     );
 }
 
-/** Replaces these sections (by title, and by id in the JSON) in the table a full run wrote, noting when they were measured. */
+/** Replaces these sections (by title, and by id in the JSON) in the table a full run wrote, or adds them at its end, noting when they were measured. */
 function merge(dir: string, sections: Section[], started: Date): void {
   let markdown = readFileSync(`${dir}RESULTS.md`, 'utf8');
   const json = JSON.parse(readFileSync(`${dir}results.json`, 'utf8')) as { sections: Array<{ id: string; raw: unknown; date?: string }> };
   for (const section of sections) {
     const heading = `## ${section.title}\n`;
-    const at = markdown.indexOf(heading);
-    if (at === -1) throw new Error(`no section "${section.title}" in ${dir}RESULTS.md to replace`);
-    const next = markdown.indexOf('\n## ', at + heading.length);
     const block = `${heading}\n(Measured ${started.toISOString().slice(0, 10)} in a run of this scenario alone.)\n\n${section.markdown}\n`;
-    markdown = markdown.slice(0, at) + block + (next === -1 ? '' : markdown.slice(next));
-    json.sections = json.sections.map((s) => (s.id === section.id ? { id: s.id, raw: section.raw, date: started.toISOString() } : s));
+    const at = markdown.indexOf(heading);
+    if (at === -1) markdown = `${markdown.trimEnd()}\n\n${block}`;
+    else {
+      const next = markdown.indexOf('\n## ', at + heading.length);
+      markdown = markdown.slice(0, at) + block + (next === -1 ? '' : markdown.slice(next));
+    }
+    const stored = { id: section.id, raw: section.raw, date: started.toISOString() };
+    if (json.sections.some((s) => s.id === section.id)) json.sections = json.sections.map((s) => (s.id === section.id ? stored : s));
+    else json.sections.push(stored);
   }
   writeFileSync(`${dir}RESULTS.md`, markdown);
   writeFileSync(`${dir}results.json`, `${JSON.stringify(json, null, 2)}\n`);
