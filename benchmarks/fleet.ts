@@ -393,15 +393,20 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
     await measure('all nodes start', started, starting, 0);
 
     // The cold start leaves its renewals bunched as its fetches were. A fleet in steady
-    // state grew node by node: started again, one node at a time over a renewal period.
+    // state grew node by node: started again, one node at a time over a renewal period,
+    // its pods asking as they start (so that fetching on demand has its keys too).
     await fleet.stopAll();
     const warmUp = Date.now();
+    const warmUpEnd = warmUp + options.refreshSeconds * 1000;
+    const warming: Array<Promise<AskOutcome>> = [];
     for (const node of nodes) {
       const slot = warmUp + (node.index * options.refreshSeconds * 1000) / nodes.length;
       if (slot > Date.now()) await sleep(slot - Date.now());
       await fleet.start(node);
+      for (const ask of asksOf(node, plan.start, Date.now())) warming.push(askUntilServed(ask, warmUpEnd + 30_000));
     }
-    await sleep(Math.max(0, warmUp + options.refreshSeconds * 1000 - Date.now()));
+    await Promise.all(warming);
+    await sleep(Math.max(0, warmUpEnd - Date.now()));
 
     // 2. The renewal steady state; each pod's SDK refreshes once.
     started = Date.now();
