@@ -225,6 +225,7 @@ export class CredentialStore {
   private readonly demandQueue = new EntryQueue();
   private readonly queue = new EntryQueue();
   private drainTimer: NodeJS.Timeout | null = null;
+  private drainAt = Infinity;
   private readonly startedAt = Date.now();
   /** A key has been fetched without waiting for the window (the first shows STS works). */
   private fetchedFirst = false;
@@ -299,8 +300,10 @@ export class CredentialStore {
       if (!entry.demanded) {
         this.stats.demanded++;
         entry.demanded = true;
-        if (entry.queued) this.demandQueue.push(entry);
-        else {
+        if (entry.queued) {
+          this.demandQueue.push(entry);
+          this.armDrain(now);
+        } else {
           this.scheduler.cancel(entry);
           entry.errorUntil = 0;
           this.renewalDue(entry, now);
@@ -425,15 +428,23 @@ export class CredentialStore {
     return this.bucket.take(now) && pace.take(now);
   }
 
+  /** Arms the drain for the first queued call's token; earlier when a pod's call joins behind a slow background one. */
   private armDrain(now: number): void {
-    if (this.drainTimer !== null || this.closed) return;
+    if (this.closed) return;
     const pace = this.demandQueue.length > 0 ? this.demandPace : this.backgroundPace;
-    this.drainTimer = setTimeout(this.drain, Math.max(1, Math.max(this.bucket.nextAt(now), pace.nextAt(now)) - now));
+    const at = Math.max(now + 1, this.bucket.nextAt(now), pace.nextAt(now));
+    if (this.drainTimer !== null) {
+      if (at >= this.drainAt) return;
+      clearTimeout(this.drainTimer);
+    }
+    this.drainAt = at;
+    this.drainTimer = setTimeout(this.drain, at - now);
     this.drainTimer.unref();
   }
 
   private readonly drain = (): void => {
     this.drainTimer = null;
+    this.drainAt = Infinity;
     const now = Date.now();
     if (this.drainQueue(this.demandQueue, now)) this.drainQueue(this.queue, now);
     if (this.queue.length + this.demandQueue.length > 0) this.armDrain(now);

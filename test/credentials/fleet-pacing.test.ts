@@ -113,6 +113,25 @@ t.test('a throttled call a pod waits for cuts both rates; the rate for pods come
   t.ok(demand > 11 && demand < 12, `two seconds later: ${demand.toFixed(2)}/s (doubling every 10 s)`);
 });
 
+t.test("a pod's call is not held behind a background call waiting a minute for its token", async (t) => {
+  // One throttling cuts the background rate to 0.02/s: a token every 50 s.
+  const backgroundRate = { minPerSecond: 0.01, decrease: 0.001, holdMs: 500, doublingMs: 600_000 };
+  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40, backgroundRate });
+  injector.mode = 'throttle';
+  acquireMany(store, 1);
+  t.ok(await eventually(() => store.stats.throttled >= 1, 5000));
+  t.equal(store.stsRates.background, 0.02);
+  injector.mode = 'pass';
+  const entries = acquireMany(store, 4);
+  const asked = entries[3] as CredentialEntry;
+  t.ok(asked.queued, 'the last new key waits for a background token');
+  const started = Date.now();
+  await store.demand(asked);
+  const waited = Date.now() - started;
+  t.not(asked.current(Date.now()), null, `served after ${waited} ms`);
+  t.ok(waited < 800, "the pod's call did not wait for the background's token");
+});
+
 t.test('a throttled call a pod waits for is tried again within the wait, and the pod is served', async (t) => {
   const moto = await MotoServer.start();
   t.teardown(() => moto.stop());
