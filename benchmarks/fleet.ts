@@ -562,7 +562,7 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
     [100, 600],
   );
   const markdown = [
-    `${options.nodes} proxy processes (one per simulated node, ${keysPerNode.toFixed(1)} credential keys per node on average, 20-110 pods each), one STS (moto) behind an account limit of ${limitPerSecond.toFixed(1)} calls/s: ${options.accountLimit}/s for ${MODEL_NODES.toLocaleString('en-US')} nodes scaled to ${options.nodes}, and time run ${options.speedup} times faster (a ${options.lifetimeSeconds / 2} s renewal period stands for 15 minutes, the window of ${windowSeconds} s for ${(windowSeconds * options.speedup) / 60} minutes).`,
+    `${options.nodes} proxy processes (one per simulated node, ${keysPerNode.toFixed(1)} credential keys per node on average, 20-110 pods each), one STS (moto) behind an account limit of ${limitPerSecond.toFixed(1)} calls/s: ${options.accountLimit}/s for ${MODEL_NODES.toLocaleString('en-US')} nodes scaled to ${options.nodes}, and time run ${options.speedup} times faster (a ${options.lifetimeSeconds / 2} s renewal period stands for 15 minutes, the window of ${windowSeconds} s for ${((windowSeconds * options.speedup) / 60).toFixed(1)} minutes).`,
     '',
     'Calls per second are counted at the account limit (throttled calls included) in 1 s bins. A failed ask is a pod request answered without credentials or not within 1 s; the pod asks again 1 s later.',
     ...table,
