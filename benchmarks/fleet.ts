@@ -27,7 +27,7 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,9 +63,15 @@ export interface FleetOptions {
   phaseCapSeconds: number;
   /** Also measure the build before this design (built from git in the run). */
   before: boolean;
+  /** Only these designs (`before`, `demand`, `window`); all when empty. */
+  designs: string[];
+  /** Writes every STS call and pod ask of each design to `<trace>-<design>.json` (to see why a figure is what it is). */
+  trace: string | null;
 }
 
 interface Design {
+  /** `before`, `demand` or `window` (BENCH_FLEET_DESIGNS). */
+  id: string;
   name: string;
   program: string;
   flags: string[];
@@ -89,6 +95,8 @@ interface Ask {
 }
 
 interface AskOutcome {
+  node: number;
+  key: string;
   askedAt: number;
   servedAt: number | null;
   failures: number;
@@ -101,8 +109,11 @@ interface PhaseResult {
   calls: number;
   throttled: number;
   peakPerSecond: number;
-  /** The peak from 10 s after the phase began. */
-  peakAfter10s: number;
+  /** The storm: from the first second over the account's limit; the peak from 10 s after it, and how long calls stayed over (null: never over). */
+  stormPeakAfter10s: number | null;
+  /** The same over 5 s: the highest mean of 5 seconds in a row from 10 s into the storm (the rate, without the noise of single seconds that the account's 1 s burst absorbs). */
+  stormRateAfter10s: number | null;
+  secondsOver: number;
   /** Calls (throttled included) in each second of the phase. */
   perSecond: number[];
   meanPerSecond: number;
@@ -174,6 +185,14 @@ export function nodePods(n: number, random: Random): FilePod[] {
 /** The distinct credential keys (role, session) a node's pods use. */
 export function keysOf(pods: FilePod[]): number {
   return new Set(pods.filter((p) => p.role !== undefined).map((p) => `${p.role}|${p.namespace}.${p.deployment ?? p.name}`)).size;
+}
+
+/** A free port none of `taken` is: the kernel may hand a just-freed port out again, and two proxies on one port leave one node answered by another's proxy. */
+async function distinctPort(taken: number[]): Promise<number> {
+  for (;;) {
+    const port = await freePort();
+    if (!taken.includes(port)) return port;
+  }
 }
 
 /** Builds commit `commit` of this repository into a temporary folder; returns its program. */
@@ -251,6 +270,8 @@ class Fleet {
       if (node.proxy.exitCode !== null || Date.now() > deadline) throw new Error(`node ${node.index}'s proxy did not start (log in ${this.dir})`);
       await sleep(50);
     }
+    await sleep(200);
+    if (node.proxy.exitCode !== null) throw new Error(`node ${node.index}'s proxy exited after it started (log in ${this.dir})`);
   }
 
   async ready(node: SimNode): Promise<void> {
@@ -277,7 +298,13 @@ class Fleet {
 async function askUntilServed(ask: Ask, deadline: number): Promise<AskOutcome> {
   const wait = ask.at - Date.now();
   if (wait > 0) await sleep(wait);
-  const outcome: AskOutcome = { askedAt: Date.now(), servedAt: null, failures: 0 };
+  const outcome: AskOutcome = {
+    node: ask.node.index,
+    key: `${ask.pod.role}|${ask.pod.namespace}.${ask.pod.deployment ?? ask.pod.name}`,
+    askedAt: Date.now(),
+    servedAt: null,
+    failures: 0,
+  };
   const path = `${LISTING}${ask.pod.role}`;
   while (Date.now() < deadline) {
     if ((await get(ask.node.port, ask.pod.ip, path)) === 200) {
@@ -290,7 +317,15 @@ async function askUntilServed(ask: Ask, deadline: number): Promise<AskOutcome> {
   return outcome;
 }
 
-function phaseResult(phase: string, design: string, started: number, ended: number, calls: StsCall[], outcomes: AskOutcome[]): PhaseResult {
+function phaseResult(
+  phase: string,
+  design: string,
+  started: number,
+  ended: number,
+  calls: StsCall[],
+  outcomes: AskOutcome[],
+  limitPerSecond: number,
+): PhaseResult {
   const inPhase = calls.filter((c) => c.at >= started && c.at < ended);
   const seconds = Math.max(1, Math.ceil((ended - started) / 1000));
   const perSecond = new Array<number>(seconds).fill(0);
@@ -299,6 +334,7 @@ function phaseResult(phase: string, design: string, started: number, ended: numb
     perSecond[bin] = (perSecond[bin] as number) + 1;
   }
   const served = outcomes.filter((o) => o.servedAt !== null);
+  const stormStart = perSecond.findIndex((n) => n > limitPerSecond);
   return {
     phase,
     design,
@@ -306,7 +342,9 @@ function phaseResult(phase: string, design: string, started: number, ended: numb
     calls: inPhase.length,
     throttled: inPhase.filter((c) => c.outcome === 'throttled').length,
     peakPerSecond: Math.max(0, ...perSecond),
-    peakAfter10s: Math.max(0, ...perSecond.slice(10)),
+    stormPeakAfter10s: stormStart < 0 ? null : Math.max(0, ...perSecond.slice(stormStart + 10)),
+    stormRateAfter10s: stormStart < 0 ? null : peakMean(perSecond.slice(stormStart + 10), 5),
+    secondsOver: perSecond.filter((n) => n > limitPerSecond).length,
     perSecond,
     meanPerSecond: inPhase.length / ((ended - started) / 1000),
     pods: outcomes.length,
@@ -316,12 +354,26 @@ function phaseResult(phase: string, design: string, started: number, ended: numb
   };
 }
 
+/** The highest mean of `width` values in a row (of all of them when fewer). */
+export function peakMean(values: number[], width: number): number {
+  if (values.length <= width) return values.reduce((sum, v) => sum + v, 0) / Math.max(1, values.length);
+  let sum = values.slice(0, width).reduce((a, v) => a + v, 0);
+  let peak = sum;
+  for (let i = width; i < values.length; i++) {
+    sum += (values[i] as number) - (values[i - width] as number);
+    peak = Math.max(peak, sum);
+  }
+  return peak / width;
+}
+
 /** When each pod asks, in each phase: drawn once, the same for every design. */
 interface AskPlan {
   start: number[][];
   steady: number[][];
   replicas: number[];
   rolling: number[][];
+  /** The new Deployment's replicas in the rolling restart, by replica. */
+  replicasRolling: number[];
 }
 
 function askPlan(fleet: FilePod[][], random: Random, refreshMs: number): AskPlan {
@@ -331,6 +383,7 @@ function askPlan(fleet: FilePod[][], random: Random, refreshMs: number): AskPlan
     steady: each(refreshMs),
     replicas: Array.from({ length: NEW_REPLICAS }, () => 500 + random.next() * 4500),
     rolling: each(refreshMs),
+    replicasRolling: Array.from({ length: NEW_REPLICAS }, () => random.next() * refreshMs),
   };
 }
 
@@ -353,7 +406,7 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
   for (const [n, pods] of drawn.entries()) {
     nodes.push({
       index: n,
-      port: await freePort(),
+      port: await distinctPort(nodes.map((n) => n.port)),
       accessKeyId: `AKIDNODE${String(n).padStart(4, '0')}`,
       pods,
       file: podsFile(dir, `node-${n}`, pods),
@@ -363,11 +416,18 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
   const fleet = new Fleet(nodes, design, injector, dir);
   const replicas = Math.min(NEW_REPLICAS, 250 * nodes.length);
   const results: PhaseResult[] = [];
+  // A node's pods, then the Deployment's replicas r = node, node + N, ... (in the rolling restart).
   const asksOf = (node: SimNode, offsets: number[][], from: number): Ask[] =>
-    node.pods.flatMap((pod, k) => (pod.role === undefined ? [] : [{ node, pod, at: from + (offsets[node.index]?.[k] as number) }]));
+    node.pods.flatMap((pod, k) => {
+      const own = offsets[node.index] as number[];
+      const offset = k < own.length ? own[k] : plan.replicasRolling[node.index + (k - own.length) * nodes.length];
+      return pod.role === undefined ? [] : [{ node, pod, at: from + (offset as number) }];
+    });
+  const traced: Array<{ phase: string; started: number; ended: number; asks: AskOutcome[] }> = [];
   const record = (phase: string, started: number, ended: number, outcomes: AskOutcome[]): void => {
-    const r = phaseResult(phase, design.name, started, ended, injector.calls, outcomes);
+    const r = phaseResult(phase, design.name, started, ended, injector.calls, outcomes, limitPerSecond);
     results.push(r);
+    traced.push({ phase, started, ended, asks: outcomes });
     process.stderr.write(
       `  fleet, ${design.name}, ${phase}: ${r.calls} STS calls (${r.throttled} throttled), peak ${r.peakPerSecond}/s, ${r.failed} failed asks, ${r.waitedPast1s} waited past 1 s, all served after ${r.allServedSeconds ?? 'never'} s\n    calls/s: ${r.perSecond.join(' ')}\n`,
     );
@@ -442,6 +502,11 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
     }
     await measure('rolling restart, 10% at a time', started, rolling, 0);
     (results.at(-1) as PhaseResult).refill = refillOf(nodes, restartedAt, injector.calls);
+    if (options.trace !== null)
+      writeFileSync(
+        `${options.trace}-${design.id}.json`,
+        JSON.stringify({ design: design.name, nodes: nodes.map((n) => n.accessKeyId), restartedAt: [...restartedAt], phases: traced, calls: injector.calls }),
+      );
   } finally {
     await fleet.stopAll();
     await injector.close();
@@ -504,16 +569,20 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
   const keysPerNode = drawn.reduce((sum, pods) => sum + keysOf(pods), 0) / drawn.length;
   const windowSeconds = windowFor({ nodes: options.nodes, keysPerNode, limitPerSecond, renewalSeconds: options.lifetimeSeconds / 2 });
   if (!Number.isFinite(windowSeconds)) throw new Error('the simulated fleet cannot renew its keys under the account limit');
+  const wanted = (id: string): boolean => options.designs.length === 0 || options.designs.includes(id);
   const designs: Design[] = [
-    ...(options.before ? [{ name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [], spreadSeconds: 1 }] : []),
-    { name: 'on demand', program: current, flags: ['--prefetch-window', '24h'], spreadSeconds: null },
+    ...(options.before && wanted('before')
+      ? [{ id: 'before', name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [], spreadSeconds: 1 }]
+      : []),
+    { id: 'demand', name: 'on demand', program: current, flags: ['--prefetch-window', '24h'], spreadSeconds: null },
     {
+      id: 'window',
       name: `this design, window ${windowSeconds} s`,
       program: current,
       flags: ['--prefetch-window', `${windowSeconds}s`],
       spreadSeconds: windowSeconds * options.speedup,
     },
-  ];
+  ].filter((design) => wanted(design.id));
   const moto = await MotoServer.start();
   const results: PhaseResult[] = [];
   try {
@@ -526,13 +595,13 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
     '',
     `**${phase}**`,
     '',
-    '| Design | STS calls | throttled | peak calls/s | peak after 10 s | mean calls/s | pods asking | failed asks | waited past 1 s | every pod served after |',
-    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
+    '| Design | STS calls | throttled | peak calls/s | peak second, from 10 s into the storm | peak 5 s mean, from 10 s into the storm | seconds over the limit | mean calls/s | pods asking | failed asks | waited past 1 s | every pod served after |',
+    '|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|',
     ...results
       .filter((r) => r.phase === phase)
       .map(
         (r) =>
-          `| ${r.design} | ${r.calls} | ${r.throttled} | ${r.peakPerSecond} | ${r.peakAfter10s} | ${r.meanPerSecond.toFixed(1)} | ${r.pods} | ${r.failed} | ${r.waitedPast1s} | ${r.allServedSeconds === null ? 'not in the run' : `${r.allServedSeconds.toFixed(1)} s`} |`,
+          `| ${r.design} | ${r.calls} | ${r.throttled} | ${r.peakPerSecond} | ${r.stormPeakAfter10s ?? 'no storm'} | ${r.stormRateAfter10s === null ? 'no storm' : r.stormRateAfter10s.toFixed(1)} | ${r.secondsOver} | ${r.meanPerSecond.toFixed(1)} | ${r.pods} | ${r.failed} | ${r.waitedPast1s} | ${r.allServedSeconds === null ? 'not in the run' : `${r.allServedSeconds.toFixed(1)} s`} |`,
       ),
   ]);
   const refills = results.filter((r) => r.refill !== undefined);
@@ -564,7 +633,7 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
   const markdown = [
     `${options.nodes} proxy processes (one per simulated node, ${keysPerNode.toFixed(1)} credential keys per node on average, 20-110 pods each), one STS (moto) behind an account limit of ${limitPerSecond.toFixed(1)} calls/s: ${options.accountLimit}/s for ${MODEL_NODES.toLocaleString('en-US')} nodes scaled to ${options.nodes}, and time run ${options.speedup} times faster (a ${options.lifetimeSeconds / 2} s renewal period stands for 15 minutes, the window of ${windowSeconds} s for ${((windowSeconds * options.speedup) / 60).toFixed(1)} minutes).`,
     '',
-    'Calls per second are counted at the account limit (throttled calls included) in 1 s bins. A failed ask is a pod request answered without credentials or not within 1 s; the pod asks again 1 s later.',
+    `Calls per second are counted at the account limit (throttled calls included) in 1 s bins. A storm starts in the first second over the limit (${limitPerSecond.toFixed(1)} calls/s); from 10 s into it the table shows the busiest second and the busiest 5 s (their mean). A failed ask is a pod request answered without credentials or not within 1 s; the pod asks again 1 s later.`,
     ...table,
     ...refillTable,
     '',

@@ -32,12 +32,12 @@ export class TokenBucket {
     return true;
   }
 
-  /** A new rate and burst from `now` on; tokens above the new burst are given up. */
-  setRate(perSecond: number, burst: number, now: number): void {
+  /** A new rate and burst from `now` on; tokens above the new burst are given up, or all but `tokens`. */
+  setRate(perSecond: number, burst: number, now: number, tokens = Infinity): void {
     this.refill(now);
     this.perMs = perSecond / 1000;
     this.capacity = Math.max(1, burst);
-    this.tokens = Math.min(this.tokens, this.capacity);
+    this.tokens = Math.min(this.tokens, this.capacity, tokens);
   }
 
   /** When the next token will be there. */
@@ -50,11 +50,18 @@ export class TokenBucket {
 /**
  * How a node's STS rate follows the account's throttling, with no coordinator: every
  * node of a fleet shares one account-wide STS limit that none of them knows.
- * - Cut on `Throttling`: halved, then not again until calls sent at the new rate can
- *   have come back (`holdMs`, or the time between two calls at the new rate, whichever
- *   is longer): the throttling of calls already sent is the same signal, and taking it
- *   again would sink a slow node to the minimum. A fleet over the limit halves until it
- *   is under it, so it ends between half the limit and the limit.
+ * - Cut on `Throttling`: halved. What is halved is the allowance, unless the node sends
+ *   less than it may and the cut would not slow it at all: then the rate it was sending
+ *   at (measured over about `measureMs`). Calls no pod waits for are always cut from
+ *   what was sent (a node prefetching a few keys at random points of a window sends far
+ *   under its allowance). Calls pods wait for are cut from what was sent only in a storm,
+ *   when most of them were throttled (`stormShare`, of at least `stormCalls` calls): a
+ *   node that sent a few in one busy second and halved from its sending rate would make
+ *   its other pods wait seconds.
+ * - Only a call sent after the last cut can cut again: the throttling of calls already
+ *   sent is the same signal, and taking it again would sink a slow node to the minimum.
+ *   A fleet over the limit halves until it is under it, so it ends between half the
+ *   limit and the limit.
  * - Regained on success, slowly: the rate doubles every `doublingMs` of calls that
  *   succeed, up to the maximum. Growth in proportion to the rate keeps the fleet's pace
  *   the same whatever its size (a fixed step per node would grow a 5,000-node fleet
@@ -65,40 +72,82 @@ export interface AdaptiveRatePolicy {
   minPerSecond: number;
   /** The rate after a throttling, as a share of the rate before. */
   decrease: number;
-  holdMs: number;
   doublingMs: number;
+  /** The time constant of the measured sending rate: calls this long ago count 1/e. */
+  measureMs: number;
+  /** Cut from the measured sending rate when it is under the allowance. */
+  cutFromSending: boolean;
+  /** At least this share of the measured calls throttled, and at least `stormCalls` of them (fewer say little of a share): a storm, cut from what was sent. */
+  stormShare: number;
+  stormCalls: number;
 }
 
 /** Calls a pod is waiting for: the load kube2iam would make; regained within seconds. */
 export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   minPerSecond: 0.05,
   decrease: 0.5,
-  holdMs: 500,
   doublingMs: 10_000,
+  measureMs: 5_000,
+  cutFromSending: false,
+  stormShare: 0.5,
+  // A pod's call and its two quick retries, throttled in one busy second, are no storm.
+  stormCalls: 8,
 };
 
 /** Calls no pod waits for (prefetches, renewals, retries): the load this proxy adds; it yields to any throttling and comes back over minutes. */
 export const BACKGROUND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   minPerSecond: 0.01,
   decrease: 0.5,
-  holdMs: 500,
   doublingMs: 60_000,
+  // Background calls are sparse by design (spread over a window, renewals over a period).
+  measureMs: 10_000,
+  cutFromSending: true,
+  stormShare: 0.5,
+  stormCalls: 8,
 };
 
 export interface AdaptiveRateState {
   rate: number;
   /** When the rate last changed. */
   changedAt: number;
+  /** When it was last cut: calls sent before then are the same signal. */
   throttledAt: number;
+  /** Calls sent, and of them throttled, each weighted by e^(-age / measureMs), as of `countedAt`. */
+  sent: number;
+  refused: number;
+  countedAt: number;
 }
 
 export function initialRate(policy: AdaptiveRatePolicy, now: number): AdaptiveRateState {
-  return { rate: policy.maxPerSecond, changedAt: now, throttledAt: -Infinity };
+  return { rate: policy.maxPerSecond, changedAt: now, throttledAt: -Infinity, sent: 0, refused: 0, countedAt: now };
 }
 
-export function afterThrottling(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
-  if (now - state.throttledAt < Math.max(policy.holdMs, 1000 / state.rate)) return state;
-  return { rate: Math.max(policy.minPerSecond, state.rate * policy.decrease), changedAt: now, throttledAt: now };
+/** The rate the node has been sending at, calls per second (a steady rate r reads r). */
+export function sendingRate(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): number {
+  return (state.sent * decay(state, now, policy) * 1000) / policy.measureMs;
+}
+
+function decay(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): number {
+  return now > state.countedAt ? Math.exp((state.countedAt - now) / policy.measureMs) : 1;
+}
+
+function counted(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy, sent: number, refused: number): AdaptiveRateState {
+  const d = decay(state, now, policy);
+  return { ...state, sent: state.sent * d + sent, refused: state.refused * d + refused, countedAt: Math.max(now, state.countedAt) };
+}
+
+export function afterCall(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
+  return counted(state, now, policy, 1, 0);
+}
+
+/** A call sent at `sentAt` was throttled at `now`. */
+export function afterThrottling(state: AdaptiveRateState, sentAt: number, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
+  const next = counted(state, now, policy, 0, 1);
+  if (sentAt < state.throttledAt) return next;
+  const sending = sendingRate(next, now, policy);
+  const storm = next.refused >= policy.stormCalls && next.refused >= policy.stormShare * next.sent;
+  const from = policy.cutFromSending || storm ? Math.min(state.rate, sending) : state.rate;
+  return { ...next, rate: Math.max(policy.minPerSecond, from * policy.decrease), changedAt: now, throttledAt: now };
 }
 
 export function afterSuccess(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
@@ -112,16 +161,23 @@ export function backoffDelay(failures: number, baseMs: number, maxMs: number, ra
   return Math.round(step / 2 + (random() * step) / 2);
 }
 
-/** A token bucket whose rate follows throttling by an AdaptiveRatePolicy (the burst keeps its share of the rate). */
+/**
+ * A token bucket whose rate follows throttling by an AdaptiveRatePolicy (the burst keeps
+ * its share of the rate). After a cut the next token comes at a random point of the new
+ * call interval: nodes throttled in the same second would otherwise all call again in
+ * the same later second, and be throttled together again.
+ */
 export class AdaptiveBucket {
   private readonly policy: AdaptiveRatePolicy;
   private readonly burstSeconds: number;
+  private readonly random: () => number;
   private readonly bucket: TokenBucket;
   private state: AdaptiveRateState;
 
-  constructor(policy: AdaptiveRatePolicy, burstSeconds: number, now: number) {
+  constructor(policy: AdaptiveRatePolicy, burstSeconds: number, now: number, random: () => number) {
     this.policy = policy;
     this.burstSeconds = burstSeconds;
+    this.random = random;
     this.state = initialRate(policy, now);
     this.bucket = new TokenBucket(policy.maxPerSecond, policy.maxPerSecond * burstSeconds, now);
   }
@@ -136,18 +192,21 @@ export class AdaptiveBucket {
   }
 
   take(now: number): boolean {
-    return this.bucket.take(now);
+    if (!this.bucket.take(now)) return false;
+    this.state = afterCall(this.state, now, this.policy);
+    return true;
   }
 
-  throttled(now: number): void {
-    this.adapt(afterThrottling(this.state, now, this.policy), now);
+  /** A call sent at `sentAt` was throttled. */
+  throttled(sentAt: number, now: number): void {
+    const state = afterThrottling(this.state, sentAt, now, this.policy);
+    const cut = state.throttledAt !== this.state.throttledAt;
+    this.state = state;
+    if (cut) this.bucket.setRate(state.rate, state.rate * this.burstSeconds, now, this.random());
   }
 
   succeeded(now: number): void {
-    this.adapt(afterSuccess(this.state, now, this.policy), now);
-  }
-
-  private adapt(state: AdaptiveRateState, now: number): void {
+    const state = afterSuccess(this.state, now, this.policy);
     if (state === this.state) return;
     this.state = state;
     this.bucket.setRate(state.rate, state.rate * this.burstSeconds, now);

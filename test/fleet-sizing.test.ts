@@ -3,7 +3,7 @@
 
 import t from 'tap';
 import { readFileSync } from 'node:fs';
-import { windowFor } from '../benchmarks/fleet.js';
+import { peakMean, windowFor } from '../benchmarks/fleet.js';
 
 const README = readFileSync(new URL('../README.md', import.meta.url), 'utf8');
 
@@ -24,4 +24,15 @@ t.test('the README’s window sizing table follows the rule the simulation uses'
 
 t.test('a fleet whose renewals alone fill the limit has no window that fits', async (t) => {
   t.equal(windowFor({ nodes: 5000, keysPerNode: 20, limitPerSecond: 100, renewalSeconds: 900 }), Infinity);
+});
+
+t.test('the simulation’s storm rate is the busiest run of seconds, not the busiest second', async (t) => {
+  // values, width, the peak mean
+  const cases: Array<[number[], number, number]> = [
+    [[0, 30, 0, 0, 0, 0, 10], 5, 6],
+    [[12, 12, 12, 12, 12, 13], 5, 12.2],
+    [[4, 8], 5, 6],
+    [[], 5, 0],
+  ];
+  for (const [values, width, mean] of cases) t.ok(Math.abs(peakMean(values, width) - mean) < 1e-9, `${values.join(' ')}: ${mean}`);
 });

@@ -69,9 +69,9 @@ export interface StsFailure {
   retryInMs: number;
 }
 
-/** A throttled call a pod waits for is tried again this many times within its wait, 50..100 ms apart. */
+/** A throttled call a pod waits for is tried again this many times within its wait, 150..300 ms apart (paced as a pod's call). */
 const QUICK_RETRIES = 2;
-const QUICK_RETRY_MS = 100;
+const QUICK_RETRY_MS = 300;
 
 export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'> = {
   staleMarginMs: 60_000,
@@ -240,8 +240,8 @@ export class CredentialStore {
     const o = this.options;
     this.bucket = new TokenBucket(o.stsRatePerSecond, o.stsBurst, this.startedAt);
     const burstSeconds = o.stsBurst / o.stsRatePerSecond;
-    this.demandPace = new AdaptiveBucket({ ...o.demandRate, maxPerSecond: o.stsRatePerSecond }, burstSeconds, this.startedAt);
-    this.backgroundPace = new AdaptiveBucket({ ...o.backgroundRate, maxPerSecond: o.stsRatePerSecond }, burstSeconds, this.startedAt);
+    this.demandPace = new AdaptiveBucket({ ...o.demandRate, maxPerSecond: o.stsRatePerSecond }, burstSeconds, this.startedAt, o.random);
+    this.backgroundPace = new AdaptiveBucket({ ...o.backgroundRate, maxPerSecond: o.stsRatePerSecond }, burstSeconds, this.startedAt, o.random);
   }
 
   /** The node's STS rates now, calls per second: `stsRatePerSecond`, less while STS throttles. */
@@ -490,6 +490,8 @@ export class CredentialStore {
           entry.failures = 0;
           entry.quickRetries = 0;
           pace.succeeded(now);
+          // A regained rate brings queued calls' tokens nearer than the drain armed at the lower one.
+          if (this.queue.length + this.demandQueue.length > 0) this.armDrain(now);
           this.scheduler.schedule(
             entry,
             renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()),
@@ -505,8 +507,8 @@ export class CredentialStore {
           if (isThrottling(code)) {
             // Any throttling makes the calls no pod waits for give way.
             this.stats.throttled++;
-            pace.throttled(now);
-            if (pace !== this.backgroundPace) this.backgroundPace.throttled(now);
+            pace.throttled(started, now);
+            if (pace !== this.backgroundPace) this.backgroundPace.throttled(started, now);
           }
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
           entry.lastError = `assume role ${entry.parameters.roleArn}: ${message}`;

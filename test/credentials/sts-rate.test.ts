@@ -1,28 +1,93 @@
 // How a node's STS rate follows the account's throttling: pure functions, table tests.
 
 import t from 'tap';
-import { type AdaptiveRatePolicy, type AdaptiveRateState, afterSuccess, afterThrottling, initialRate, TokenBucket } from '../../lib/rate-limit.js';
+import {
+  AdaptiveBucket,
+  type AdaptiveRatePolicy,
+  type AdaptiveRateState,
+  afterCall,
+  afterSuccess,
+  afterThrottling,
+  initialRate,
+  sendingRate,
+  TokenBucket,
+} from '../../lib/rate-limit.js';
 
-const POLICY: AdaptiveRatePolicy = { maxPerSecond: 20, minPerSecond: 0.01, decrease: 0.5, holdMs: 500, doublingMs: 60_000 };
-const state = (rate: number, changedAt: number, throttledAt: number): AdaptiveRateState => ({ rate, changedAt, throttledAt });
+const POLICY: AdaptiveRatePolicy = {
+  maxPerSecond: 20,
+  minPerSecond: 0.01,
+  decrease: 0.5,
+  doublingMs: 60_000,
+  measureMs: 10_000,
+  cutFromSending: true,
+  stormShare: 0.5,
+  stormCalls: 8,
+};
+/** A node allowed `rate`, last changed and throttled then, that was sending `sending` calls/s (`refused` of them throttled) at `countedAt`. */
+const state = (rate: number, changedAt: number, throttledAt: number, sending = rate, countedAt = changedAt, refused = 0): AdaptiveRateState => ({
+  rate,
+  changedAt,
+  throttledAt,
+  sent: (sending * POLICY.measureMs) / 1000,
+  refused: (refused * POLICY.measureMs) / 1000,
+  countedAt,
+});
 const near = (a: number, b: number): boolean => Math.abs(a - b) < 1e-9;
 
-t.test('a node starts at its maximum rate', async (t) => {
-  t.same(initialRate(POLICY, 7), state(20, 7, -Infinity));
+t.test('a node starts at its maximum rate, having sent nothing', async (t) => {
+  t.same(initialRate(POLICY, 7), state(20, 7, -Infinity, 0));
 });
 
-t.test('throttling halves the rate, once per hold or call interval, never under the minimum', async (t) => {
-  // state before, when, state after
-  const cases: Array<[string, AdaptiveRateState, number, AdaptiveRateState]> = [
-    ['first throttling', state(20, 0, -Infinity), 1000, state(10, 1000, 1000)],
-    ['within the hold: the same signal', state(10, 1000, 1000), 1400, state(10, 1000, 1000)],
-    ['after the hold: cut again', state(10, 1000, 1000), 1500, state(5, 1500, 1500)],
-    ['a slow node: not before its next call at the new rate can come back', state(0.5, 1000, 1000), 2900, state(0.5, 1000, 1000)],
-    ['a slow node, after that', state(0.5, 1000, 1000), 3000, state(0.25, 3000, 3000)],
-    ['never under the minimum', state(0.015, 0, 0), 100_000, state(0.01, 100_000, 100_000)],
-    ['the minimum holds', state(0.01, 0, 0), 100_000, state(0.01, 100_000, 100_000)],
+t.test('the sending rate: a steady rate reads as itself, and fades when the node stops', async (t) => {
+  // calls per second, for how long, then quiet for how long; the rate read
+  const cases: Array<[string, number, number, number, number]> = [
+    ['4/s for a minute', 4, 60_000, 0, 4],
+    ['0.5/s for two minutes', 0.5, 120_000, 0, 0.5],
+    ['4/s, then quiet for one time constant: 4/e', 4, 60_000, 10_000, 4 / Math.E],
+    ['quiet for a minute: next to nothing', 4, 60_000, 60_000, 4 * Math.exp(-6)],
   ];
-  for (const [name, before, now, after] of cases) t.same(afterThrottling(before, now, POLICY), after, name);
+  for (const [name, perSecond, forMs, quietMs, reads] of cases) {
+    let s = initialRate(POLICY, 0);
+    const every = 1000 / perSecond;
+    for (let at = every; at <= forMs; at += every) s = afterCall(s, at, POLICY);
+    const rate = sendingRate(s, forMs + quietMs, POLICY);
+    // Read just after a call, which counts in full: one call's weight over.
+    t.ok(Math.abs(rate - reads) < reads * 0.03 + 1000 / POLICY.measureMs, `${name}: reads ${rate.toFixed(3)}, expected ${reads.toFixed(3)}`);
+  }
+});
+
+t.test('throttling halves what the node was sending (calls no pod waits for), once per signal, never under the minimum', async (t) => {
+  // state before, when the throttled call was sent, when it came back, state after
+  const cases: Array<[string, AdaptiveRateState, number, number, AdaptiveRateState]> = [
+    ['sending at its allowance: halved', state(20, 0, -Infinity, 20, 1000), 990, 1000, state(10, 1000, 1000)],
+    ['sending a tenth of it: half of what it sent', state(20, 0, -Infinity, 2, 1000), 990, 1000, state(1, 1000, 1000)],
+    ['what it sent a while ago counts less', state(20, 0, -Infinity, 2, 0), 9990, 10_000, state(1 / Math.E, 10_000, 10_000)],
+    ['a call sent before the last cut: the same signal', state(10, 1000, 1000), 990, 1400, state(10, 1000, 1000)],
+    ['a call sent after it: cut again', state(10, 1000, 1000, 10, 1100), 1050, 1100, state(5, 1100, 1100)],
+    ['a slow node sent before its cut, seconds ago: the same signal', state(0.5, 1000, 1000), 900, 2900, state(0.5, 1000, 1000)],
+    ['never under the minimum', state(0.015, 0, 0, 0.015, 100_000), 99_990, 100_000, state(0.01, 100_000, 100_000)],
+    ['a node that sent nothing: the minimum', state(20, 0, -Infinity, 0), 990, 1000, state(0.01, 1000, 1000)],
+  ];
+  for (const [name, before, sentAt, now, after] of cases) {
+    const got = afterThrottling(before, sentAt, now, POLICY);
+    t.ok(near(got.rate, after.rate), `${name}: rate ${got.rate}, expected ${after.rate}`);
+    t.same([got.changedAt, got.throttledAt], [after.changedAt, after.throttledAt], `${name}: times`);
+  }
+});
+
+t.test('for calls pods wait for, throttling halves the allowance, and in a storm what the node sent', async (t) => {
+  const policy = { ...POLICY, cutFromSending: false };
+  // allowed, sending, throttled of it (calls/s over the 10 s measured), the rate after
+  const cases: Array<[string, number, number, number, number]> = [
+    ['sending a tenth of the allowance', 20, 2, 0, 10],
+    ['sending nothing', 20, 0, 0, 10],
+    ['sending at the allowance', 4, 4, 0, 2],
+    ['a storm: 91 of 100 calls throttled, halved from what was sent', 20, 10, 9, 5],
+    ['fewer than half throttled: the allowance halved', 20, 10, 4, 10],
+    ['a few calls, all throttled: too few to tell a storm, the allowance halved', 20, 0.3, 0.3, 10],
+  ];
+  for (const [name, allowed, sending, refused, after] of cases)
+    t.ok(near(afterThrottling(state(allowed, 0, -Infinity, sending, 1000, refused), 990, 1000, policy).rate, after), `${name}: ${after}/s`);
 });
 
 t.test('success regains the rate slowly: doubling every period, up to the maximum', async (t) => {
@@ -45,13 +110,33 @@ t.test('a fleet of nodes each halving on throttling ends between half the limit 
   let now = 0;
   const total = (): number => nodes.reduce((sum, n) => sum + n.rate, 0);
   while (total() > limit && now < 120_000) {
-    now += POLICY.holdMs;
-    nodes = nodes.map((n) => afterThrottling(n, now, POLICY));
+    now += 500;
+    // Each node sends all its rate allows, and a call sent after its last cut is throttled.
+    nodes = nodes.map((n) => afterThrottling({ ...n, sent: (n.rate * POLICY.measureMs) / 1000, refused: 0, countedAt: now }, now - 10, now, POLICY));
   }
   t.ok(total() <= limit && total() > limit / 2, `${total().toFixed(1)}/s after ${now / 1000} s of cuts`);
   // A second of successes later the fleet has grown by about 1%, not past the limit at once.
   nodes = nodes.map((n) => afterSuccess(n, now + 1000, POLICY));
   t.ok(total() <= limit * 1.02, `one second on: ${total().toFixed(1)}/s`);
+});
+
+t.test('after a cut the next call may go at a random point of the new call interval, so nodes throttled together do not call again together', async (t) => {
+  const policy = { ...POLICY, cutFromSending: false };
+  // the random draw, when the next token is there after a cut from 20/s to 10/s at 1000
+  const cases: Array<[number, number]> = [
+    [0, 1100],
+    [0.25, 1075],
+    [0.9, 1010],
+  ];
+  for (const [draw, at] of cases) {
+    const bucket = new AdaptiveBucket(policy, 2, 0, () => draw);
+    bucket.throttled(990, 1000);
+    t.equal(bucket.rate, 10);
+    t.equal(bucket.nextAt(1000), at, `drawn ${draw}: the next token at ${at}`);
+  }
+  const bucket = new AdaptiveBucket(policy, 2, 0, () => 0);
+  bucket.succeeded(1000);
+  t.equal(bucket.nextAt(1000), 1000, 'a success at the maximum keeps the burst');
 });
 
 t.test('a new rate keeps the tokens under the new burst only', async (t) => {
