@@ -6,6 +6,7 @@ import t, { type Test } from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { CredentialStore, type CredentialEntry, type CredentialStoreOptions } from '../../lib/credentials/store.js';
 import { StsRoleAssumer } from '../../lib/credentials/sts.js';
+import { BACKGROUND_RATE_POLICY } from '../../lib/rate-limit.js';
 import { MotoServer } from '../harness/moto.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
 import { eventually } from '../harness/wait.js';
@@ -27,6 +28,9 @@ async function storeBehindInjector(
   t.teardown(() => store.close());
   return { store, injector, moto };
 }
+
+/** The background policy, but one throttling cuts it to its minimum (0.01/s). */
+const steepBackground = (doublingMs: number) => ({ ...BACKGROUND_RATE_POLICY, decrease: 0.001, doublingMs });
 
 const acquireMany = (store: CredentialStore, n: number): CredentialEntry[] =>
   Array.from({ length: n }, (_, i) => store.acquire(`pod-${i}`, { roleArn: role(`r${i}`), sessionName: `ns.w${i}`, externalId: null }));
@@ -125,15 +129,7 @@ t.test('a throttled call a pod waits for halves the allowance for pods, and cuts
 
 t.test("a pod's call is not held behind a background call waiting a minute for its token", async (t) => {
   // One throttling cuts the background rate to its minimum, 0.01/s: a token every 100 s.
-  const backgroundRate = {
-    minPerSecond: 0.01,
-    decrease: 0.001,
-    doublingMs: 600_000,
-    measureMs: 10_000,
-    cutFromSending: true,
-    stormShare: 0.5,
-    stormCalls: 8,
-  };
+  const backgroundRate = steepBackground(600_000);
   const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40, backgroundRate });
   injector.mode = 'throttle';
   acquireMany(store, 1);
@@ -152,15 +148,7 @@ t.test("a pod's call is not held behind a background call waiting a minute for i
 
 t.test('a call queued at a cut rate goes when a success regains the rate, not when the drain armed at the cut rate fires', async (t) => {
   // Cut to 0.01/s (a token every 100 s); regained 32 times over after 5 s of quiet.
-  const backgroundRate = {
-    minPerSecond: 0.01,
-    decrease: 0.001,
-    doublingMs: 1000,
-    measureMs: 10_000,
-    cutFromSending: true,
-    stormShare: 0.5,
-    stormCalls: 8,
-  };
+  const backgroundRate = steepBackground(1000);
   // random 0.999: the token after the cut is all but there; back-off of the throttled key far away.
   const { store, injector } = await storeBehindInjector(t, { backgroundRate, random: () => 0.999, backoffBaseMs: 60_000, backoffMaxMs: 60_000 });
   injector.mode = 'throttle';

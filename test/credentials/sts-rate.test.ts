@@ -4,6 +4,7 @@ import t from 'tap';
 import {
   AdaptiveBucket,
   type AdaptiveRatePolicy,
+  BACKGROUND_RATE_POLICY,
   type AdaptiveRateState,
   afterCall,
   afterSuccess,
@@ -13,16 +14,8 @@ import {
   TokenBucket,
 } from '../../lib/rate-limit.js';
 
-const POLICY: AdaptiveRatePolicy = {
-  maxPerSecond: 20,
-  minPerSecond: 0.01,
-  decrease: 0.5,
-  doublingMs: 60_000,
-  measureMs: 10_000,
-  cutFromSending: true,
-  stormShare: 0.5,
-  stormCalls: 8,
-};
+// The background policy at 20/s: halved from what was sent, 10 s measured, doubling every minute.
+const POLICY: AdaptiveRatePolicy = { ...BACKGROUND_RATE_POLICY, maxPerSecond: 20 };
 /** A node allowed `rate`, last changed and throttled then, that was sending `sending` calls/s (`refused` of them throttled) at `countedAt`. */
 const state = (rate: number, changedAt: number, throttledAt: number, sending = rate, countedAt = changedAt, refused = 0): AdaptiveRateState => ({
   rate,
