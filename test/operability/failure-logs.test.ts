@@ -146,7 +146,12 @@ t.test('throttling: a warning with the rate remedy, and the repeats folded, not 
   t.equal(failed.level, 'warn', 'throttling is a warning: it clears by itself');
   t.equal(failed.code, 'Throttling');
   t.match(failed.remedy, /--sts-rate-limit/);
+  // The pod keeps asking, as its SDK would: each request tries STS again, paced (prefetch
+  // retries alone give way to the throttling, seconds apart).
+  const asking = setInterval(() => void get(app.port, '127.0.0.2', '/latest/meta-data/iam/security-credentials/data-etl', 1000), 300);
+  t.teardown(() => clearInterval(asking));
   t.ok(await eventually(() => app.store.stats.stsErrors >= 3, 20_000), 'failures keep coming');
+  clearInterval(asking);
   t.equal(log.find('AssumeRole failed').length, 1, `one line for ${app.store.stats.stsErrors} failures in the interval`);
   sts.mode = 'pass';
 });
