@@ -109,10 +109,11 @@ interface PhaseResult {
   calls: number;
   throttled: number;
   peakPerSecond: number;
-  /** The storm: from the first second over the account's limit; the peak from 10 s after it, and how long calls stayed over (null: never over). */
+  /** A storm starts in the first second over the account's limit: the busiest second from 10 s after it (null: never over). */
   stormPeakAfter10s: number | null;
   /** The same over 5 s: the highest mean of 5 seconds in a row from 10 s into the storm (the rate, without the noise of single seconds that the account's 1 s burst absorbs). */
   stormRateAfter10s: number | null;
+  /** Seconds of the phase over the account's limit. */
   secondsOver: number;
   /** Calls (throttled included) in each second of the phase. */
   perSecond: number[];
@@ -182,9 +183,14 @@ export function nodePods(n: number, random: Random): FilePod[] {
   return pods;
 }
 
+/** A pod's credential key as the proxy forms it: role and session name (namespace and workload). */
+function keyOf(pod: FilePod): string {
+  return `${pod.role}|${pod.namespace}.${pod.deployment ?? pod.name}`;
+}
+
 /** The distinct credential keys (role, session) a node's pods use. */
 export function keysOf(pods: FilePod[]): number {
-  return new Set(pods.filter((p) => p.role !== undefined).map((p) => `${p.role}|${p.namespace}.${p.deployment ?? p.name}`)).size;
+  return new Set(pods.filter((p) => p.role !== undefined).map(keyOf)).size;
 }
 
 /** A free port none of `taken` is: the kernel may hand a just-freed port out again, and two proxies on one port leave one node answered by another's proxy. */
@@ -300,7 +306,7 @@ async function askUntilServed(ask: Ask, deadline: number): Promise<AskOutcome> {
   if (wait > 0) await sleep(wait);
   const outcome: AskOutcome = {
     node: ask.node.index,
-    key: `${ask.pod.role}|${ask.pod.namespace}.${ask.pod.deployment ?? ask.pod.name}`,
+    key: keyOf(ask.pod),
     askedAt: Date.now(),
     servedAt: null,
     failures: 0,

@@ -55,7 +55,7 @@ export class TokenBucket {
  *   at (measured over about `measureMs`). Calls no pod waits for are always cut from
  *   what was sent (a node prefetching a few keys at random points of a window sends far
  *   under its allowance). Calls pods wait for are cut from what was sent only in a storm,
- *   when most of them were throttled (`stormShare`, of at least `stormCalls` calls): a
+ *   when most of them were throttled (`fromSendingShare` of at least `fromSendingCalls`): a
  *   node that sent a few in one busy second and halved from its sending rate would make
  *   its other pods wait seconds.
  * - Only a call sent after the last cut can cut again: the throttling of calls already
@@ -75,11 +75,13 @@ export interface AdaptiveRatePolicy {
   doublingMs: number;
   /** The time constant of the measured sending rate: calls this long ago count 1/e. */
   measureMs: number;
-  /** Cut from the measured sending rate when it is under the allowance. */
-  cutFromSending: boolean;
-  /** At least this share of the measured calls throttled, and at least `stormCalls` of them (fewer say little of a share): a storm, cut from what was sent. */
-  stormShare: number;
-  stormCalls: number;
+  /**
+   * Cut from the measured sending rate (when under the allowance) once at least this
+   * share of the measured calls, and at least this many, were throttled: a storm (fewer
+   * calls say little of a share). 0 and 0: on every throttling.
+   */
+  fromSendingShare: number;
+  fromSendingCalls: number;
 }
 
 /** Calls a pod is waiting for: the load kube2iam would make; regained within seconds. */
@@ -88,10 +90,9 @@ export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   decrease: 0.5,
   doublingMs: 10_000,
   measureMs: 5_000,
-  cutFromSending: false,
-  stormShare: 0.5,
+  fromSendingShare: 0.5,
   // A pod's call and its two quick retries, throttled in one busy second, are no storm.
-  stormCalls: 8,
+  fromSendingCalls: 8,
 };
 
 /** Calls no pod waits for (prefetches, renewals, retries): the load this proxy adds; it yields to any throttling and comes back over minutes. */
@@ -101,9 +102,9 @@ export const BACKGROUND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = 
   doublingMs: 60_000,
   // Background calls are sparse by design (spread over a window, renewals over a period).
   measureMs: 10_000,
-  cutFromSending: true,
-  stormShare: 0.5,
-  stormCalls: 8,
+  // Any throttling: a node prefetching at random points of a window sends far under its allowance.
+  fromSendingShare: 0,
+  fromSendingCalls: 0,
 };
 
 export interface AdaptiveRateState {
@@ -145,8 +146,8 @@ export function afterThrottling(state: AdaptiveRateState, sentAt: number, now: n
   const next = counted(state, now, policy, 0, 1);
   if (sentAt < state.throttledAt) return next;
   const sending = sendingRate(next, now, policy);
-  const storm = next.refused >= policy.stormCalls && next.refused >= policy.stormShare * next.sent;
-  const from = policy.cutFromSending || storm ? Math.min(state.rate, sending) : state.rate;
+  const fromSending = next.refused >= policy.fromSendingCalls && next.refused >= policy.fromSendingShare * next.sent;
+  const from = fromSending ? Math.min(state.rate, sending) : state.rate;
   return { ...next, rate: Math.max(policy.minPerSecond, from * policy.decrease), changedAt: now, throttledAt: now };
 }
 

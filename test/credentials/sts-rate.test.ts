@@ -5,6 +5,7 @@ import {
   AdaptiveBucket,
   type AdaptiveRatePolicy,
   BACKGROUND_RATE_POLICY,
+  DEMAND_RATE_POLICY,
   type AdaptiveRateState,
   afterCall,
   afterSuccess,
@@ -16,6 +17,12 @@ import {
 
 // The background policy at 20/s: halved from what was sent, 10 s measured, doubling every minute.
 const POLICY: AdaptiveRatePolicy = { ...BACKGROUND_RATE_POLICY, maxPerSecond: 20 };
+/** The same, cut as calls pods wait for are: from the allowance, and from what was sent only in a storm. */
+const DEMAND_CUTS: AdaptiveRatePolicy = {
+  ...POLICY,
+  fromSendingShare: DEMAND_RATE_POLICY.fromSendingShare,
+  fromSendingCalls: DEMAND_RATE_POLICY.fromSendingCalls,
+};
 /** A node allowed `rate`, last changed and throttled then, that was sending `sending` calls/s (`refused` of them throttled) at `countedAt`. */
 const state = (rate: number, changedAt: number, throttledAt: number, sending = rate, countedAt = changedAt, refused = 0): AdaptiveRateState => ({
   rate,
@@ -69,7 +76,7 @@ t.test('throttling halves what the node was sending (calls no pod waits for), on
 });
 
 t.test('for calls pods wait for, throttling halves the allowance, and in a storm what the node sent', async (t) => {
-  const policy = { ...POLICY, cutFromSending: false };
+  const policy = DEMAND_CUTS;
   // allowed, sending, throttled of it (calls/s over the 10 s measured), the rate after
   const cases: Array<[string, number, number, number, number]> = [
     ['sending a tenth of the allowance', 20, 2, 0, 10],
@@ -114,7 +121,7 @@ t.test('a fleet of nodes each halving on throttling ends between half the limit 
 });
 
 t.test('after a cut the next call may go at a random point of the new call interval, so nodes throttled together do not call again together', async (t) => {
-  const policy = { ...POLICY, cutFromSending: false };
+  const policy = DEMAND_CUTS;
   // the random draw, when the next token is there after a cut from 20/s to 10/s at 1000
   const cases: Array<[number, number]> = [
     [0, 1100],
