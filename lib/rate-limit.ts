@@ -32,12 +32,12 @@ export class TokenBucket {
     return true;
   }
 
-  /** A new rate and burst from `now` on; tokens above the new burst are given up, or all but `tokens`. */
-  setRate(perSecond: number, burst: number, now: number, tokens = Infinity): void {
+  /** A new rate and burst from `now` on: tokens above the new burst are given up, or all but `share` of one (where in the new interval the next token comes). */
+  setRate(perSecond: number, burst: number, now: number, share?: number): void {
     this.refill(now);
     this.perMs = perSecond / 1000;
     this.capacity = Math.max(1, burst);
-    this.tokens = Math.min(this.tokens, this.capacity, tokens);
+    this.tokens = share ?? Math.min(this.tokens, this.capacity);
   }
 
   /** When the next token will be there. */
@@ -62,10 +62,15 @@ export class TokenBucket {
  *   sent is the same signal, and taking it again would sink a slow node to the minimum.
  *   A fleet over the limit halves until it is under it, so it ends between half the
  *   limit and the limit.
- * - Regained on success, slowly: the rate doubles every `doublingMs` of calls that
- *   succeed, up to the maximum. Growth in proportion to the rate keeps the fleet's pace
- *   the same whatever its size (a fixed step per node would grow a 5,000-node fleet
- *   5,000 times as fast), and slow enough that probing the limit again costs little.
+ * - Regained on success, slowly: the rate doubles every `doublingMs`, up to the maximum.
+ *   Growth in proportion to the rate keeps the fleet's pace the same whatever its size (a
+ *   fixed step per node would grow a 5,000-node fleet 5,000 times as fast).
+ * - But not while more than `quietShare` of the node's measured calls were throttled. A
+ *   node hears of the account only through its own calls, so one growing between them
+ *   keeps a fleet that still asks over the limit by about N·2·ln2/doubling calls/s (8/s
+ *   for 60 nodes doubling every 10 s, as the simulation's all-nodes start showed). The
+ *   hold narrows that; it cannot close it without slowing the node that is left asking
+ *   once the others are served.
  */
 export interface AdaptiveRatePolicy {
   maxPerSecond: number;
@@ -73,6 +78,8 @@ export interface AdaptiveRatePolicy {
   /** The rate after a throttling, as a share of the rate before. */
   decrease: number;
   doublingMs: number;
+  /** The rate grows only while at most this share of the measured calls were throttled. */
+  quietShare: number;
   /** The time constant of the measured sending rate: calls this long ago count 1/e. */
   measureMs: number;
   /**
@@ -89,6 +96,7 @@ export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   minPerSecond: 0.05,
   decrease: 0.5,
   doublingMs: 10_000,
+  quietShare: 0.2,
   measureMs: 5_000,
   fromSendingShare: 0.5,
   // A pod's call and its two quick retries, throttled in one busy second, are no storm.
@@ -100,6 +108,7 @@ export const BACKGROUND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = 
   minPerSecond: 0.01,
   decrease: 0.5,
   doublingMs: 60_000,
+  quietShare: 0.2,
   // Background calls are sparse by design (spread over a window, renewals over a period).
   measureMs: 10_000,
   // Any throttling: a node prefetching at random points of a window sends far under its allowance.
@@ -152,7 +161,11 @@ export function afterThrottling(state: AdaptiveRateState, sentAt: number, now: n
 }
 
 export function afterSuccess(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
-  if (state.rate >= policy.maxPerSecond || now <= state.changedAt) return state;
+  if (state.rate >= policy.maxPerSecond) return state;
+  const measured = counted(state, now, policy, 0, 0);
+  // Still busy: growth starts from here once it is not.
+  if (measured.refused > policy.quietShare * measured.sent) return { ...state, changedAt: Math.max(now, state.changedAt) };
+  if (now <= state.changedAt) return state;
   return { ...state, rate: Math.min(policy.maxPerSecond, state.rate * 2 ** ((now - state.changedAt) / policy.doublingMs)), changedAt: now };
 }
 

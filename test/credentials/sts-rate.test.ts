@@ -103,6 +103,25 @@ t.test('success regains the rate slowly: doubling every period, up to the maximu
   for (const [name, before, now, rate] of cases) t.ok(near(afterSuccess(before, now, POLICY).rate, rate), `${name}: ${rate}`);
 });
 
+t.test('while a fifth or more of the measured calls were throttled, success holds the rate, and growth counts from then', async (t) => {
+  // sending, throttled of it (calls/s), when the call succeeded; the rate after, and from when it grows
+  const cases: Array<[string, number, number, number, number, number]> = [
+    ['half throttled: held', 2, 1, 30_000, 2, 30_000],
+    ['a fifth throttled: held', 2, 0.4 + 1e-9, 30_000, 2, 30_000],
+    ['a tenth throttled: grown by the half period since the cut', 2, 0.2, 30_000, 2 * Math.SQRT2, 30_000],
+    ['none throttled: grown', 2, 0, 60_000, 4, 60_000],
+  ];
+  for (const [name, sending, refused, now, rate, changedAt] of cases) {
+    const got = afterSuccess(state(2, 0, 0, sending, 0, refused), now, POLICY);
+    t.ok(near(got.rate, rate), `${name}: ${got.rate}, expected ${rate}`);
+    t.equal(got.changedAt, changedAt, `${name}: grows from ${changedAt}`);
+  }
+  // Held at 30 s, then quiet: a period later it has doubled from the held rate, not from the cut.
+  const held = afterSuccess(state(2, 0, 0, 2, 0, 1), 30_000, POLICY);
+  const quiet = { ...held, sent: 100, refused: 0, countedAt: 30_000 };
+  t.ok(near(afterSuccess(quiet, 90_000, POLICY).rate, 4), 'doubled over the period after it was held');
+});
+
 t.test('a fleet of nodes each halving on throttling ends between half the limit and the limit, none of them knowing it', async (t) => {
   // 5,000 nodes at 20/s against 100/s: while the fleet asks more, every node is throttled.
   const limit = 100;
@@ -133,6 +152,11 @@ t.test('after a cut the next call may go at a random point of the new call inter
     bucket.throttled(990, 1000);
     t.equal(bucket.rate, 10);
     t.equal(bucket.nextAt(1000), at, `drawn ${draw}: the next token at ${at}`);
+    // A node sending all its tokens allow (the storm's case) is spread the same way, not held a whole interval.
+    const spent = new AdaptiveBucket(policy, 2, 0, () => draw);
+    while (spent.take(1000));
+    spent.throttled(990, 1000);
+    t.equal(spent.nextAt(1000), at, `drawn ${draw}, every token spent: the next at ${at}`);
   }
   const bucket = new AdaptiveBucket(policy, 2, 0, () => 0);
   bucket.succeeded(1000);
