@@ -29,8 +29,10 @@ const PASS_THROUGH_DEADLINE_MS = 3_000 + 1_500;
  * metadata socket not yet expired); RSS may exceed it by what V8 keeps after a burst
  * (young generation and heap headroom it returns lazily). The program runs with the
  * image's heap limits; the largest step measured was 15 MB (a flood of refused
- * pass-through requests). Growth that adds up over the run is checked against the first
- * footprint at the end.
+ * pass-through requests). Growth that adds up over the run is checked at the end against
+ * the footprint after the first fault: that fault loads and compiles the error paths
+ * (the SDK's retry and error parsing, the log's error serializers) once, about 11 MB
+ * that never comes back and is not a leak.
  */
 const FD_SLACK = 8;
 const rssSlackKb = (before: number): number => Math.max(32 * 1024, Math.round(before * 0.25));
@@ -54,6 +56,8 @@ const rig = await FaultRig.start({ lifetimeSeconds: LIFETIME_S, loadPods: LOAD_P
 t.teardown(() => rig.stop());
 rig.load.start();
 let firstFootprint = rig.footprint();
+/** The footprint once the first fault has settled: the baseline for growth over the run. */
+let warmFootprint: ProcessFootprint | undefined;
 
 t.test('before any fault, every pod is served its own role', async (t) => {
   // So that what fails later is the fault's doing.
@@ -79,6 +83,7 @@ async function underLoad(t: Test, name: string, fault: (context: FaultContext) =
   const context: FaultContext = { recoveryMs: null, extra: {} };
   await fault(context);
   const after = await settle(before);
+  warmFootprint ??= after;
   const tally = rig.checker.startWindow();
   const summary = {
     name,
@@ -337,16 +342,17 @@ t.test('upstream metadata service stalled: pass-through answers 502 within its d
   });
 });
 
-t.test('after every fault, the program’s footprint is back near where it started', async (t) => {
-  const after = await settle(firstFootprint);
+t.test('after every fault, the program’s footprint is back near where the first fault left it', async (t) => {
+  const warm = warmFootprint ?? firstFootprint;
+  const after = await settle(warm);
   const total = rig.checker.total;
   console.log(
-    `# fault: ${JSON.stringify({ name: 'all', lifetimeS: LIFETIME_S, keys: rig.checker.keys, requests: total.requests, failures: total.failures, leaks: total.leaks, expired: total.expired, excused: total.excused, slow: total.slow, maxMs: Math.round(total.maxMs), minRemainingS: total.minRemainingS, rssKb: { before: firstFootprint.rssKb, after: after.rssKb }, fds: { before: firstFootprint.fds, after: after.fds } })}`,
+    `# fault: ${JSON.stringify({ name: 'all', lifetimeS: LIFETIME_S, keys: rig.checker.keys, requests: total.requests, failures: total.failures, leaks: total.leaks, expired: total.expired, excused: total.excused, slow: total.slow, maxMs: Math.round(total.maxMs), minRemainingS: total.minRemainingS, rssKb: { first: firstFootprint.rssKb, before: warm.rssKb, after: after.rssKb }, fds: { first: firstFootprint.fds, before: warm.fds, after: after.fds } })}`,
   );
   // One key per role (the 4 load roles and 9 the faults add) without renewals: more means renewals ran during the run.
   t.ok(rig.checker.keys > LOAD_PODS.length + 9, `${rig.checker.keys} distinct keys seen: credentials were renewed during the run`);
   t.equal(total.leaks, 0, 'no leak in the whole run');
   t.equal(total.expired, 0, 'no expired credentials in the whole run');
-  t.ok(after.fds <= firstFootprint.fds + FD_SLACK, `open fds ${after.fds}, first ${firstFootprint.fds}`);
-  t.ok(after.rssKb <= firstFootprint.rssKb + rssSlackKb(firstFootprint.rssKb), `RSS ${after.rssKb} kB, first ${firstFootprint.rssKb} kB`);
+  t.ok(after.fds <= warm.fds + FD_SLACK, `open fds ${after.fds}, after the first fault ${warm.fds}`);
+  t.ok(after.rssKb <= warm.rssKb + rssSlackKb(warm.rssKb), `RSS ${after.rssKb} kB, after the first fault ${warm.rssKb} kB`);
 });
