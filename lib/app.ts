@@ -5,7 +5,8 @@ import { CredentialStore, credentialsUnready } from './credentials/store.js';
 import { StsRoleAssumer } from './credentials/sts.js';
 import { HttpServer, type Request } from './http/index.js';
 import { FailureLog } from './failure-log.js';
-import { reportPodsFileFailure, reportStsFailure, reportUpstreamFailure, reportWatchFailure, PODS_NAMED } from './failures.js';
+import { reportPodsFileFailure, reportStsFailure, reportTokenReviewFailure, reportUpstreamFailure, reportWatchFailure, PODS_NAMED } from './failures.js';
+import { CONTAINER_ROUTE_NAMES, ContainerRoute, createContainerRouter, CREDENTIALS_PATH, endpointHosts } from './container-credentials/router.js';
 import { requestLogger } from './imds/request-log.js';
 import { CredentialAnswerStats, createRouter, Route, ROUTE_NAMES } from './imds/router.js';
 import { TokenRegistry } from './imds/tokens.js';
@@ -14,10 +15,11 @@ import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
 import { PodIndex } from './pods/pod-index.js';
-import { connectKubernetes, liveClaims, type KubernetesApi } from './pods/kubernetes.js';
+import { connectKubernetes, liveClaims, tokenReviews, type KubernetesApi } from './pods/kubernetes.js';
+import { DEFAULT_TOKEN_REVIEWER_OPTIONS, TokenReviewer } from './pods/token-review.js';
 import { PodRoles } from './pods/pod-roles.js';
 import { ClusterSource, type PodSource } from './pods/sources.js';
-import { EventLoopDelay, RequestStats, StatsReporter, statsLine } from './stats.js';
+import { type ContainerCredentialsStats, EventLoopDelay, RequestStats, StatsReporter, statsLine } from './stats.js';
 import { MetadataUpstream } from './upstream/metadata.js';
 import { BUILD_DATE, COMMIT, VERSION } from './version.js';
 
@@ -41,7 +43,12 @@ export interface AppOptions {
   statsOut?: NodeJS.WritableStream;
   /** Where the logger writes, for the request log's lines (stderr). */
   logSink?: LogSink;
+  /** Where /v1/credentials listens (--container-credentials); its link-local addresses when omitted. */
+  containerCredentialsAddresses?: string[];
 }
+
+/** The container-credentials endpoint's addresses, as the EKS Pod Identity Agent's and the SDKs' allow-lists have them. */
+export const CONTAINER_CREDENTIALS_ADDRESSES = ['169.254.170.23', 'fd00:ec2::23'];
 
 /** How often a failure that keeps repeating is written again, when the stats line is off. */
 const FAILURE_FOLD_MS = 60_000;
@@ -152,14 +159,15 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       { allowRoute: serve.allowRoute, imdsv2Required: serve.imdsv2Required, hostIp: serve.hostIp, debug: serve.debug, version: VERSION },
     );
     const count = (request: Request, status: number, ms: number): void => requestStats.record(request.route, status, ms);
+    const onHandlerError = (error: unknown, request: Request): void =>
+      failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) }));
     // The request log is a different hook, not a test on every request.
     const logRequest = log.isLevelEnabled('debug') ? requestLogger(config.logFormat, options.logSink ?? process.stderr, index, podRoles) : null;
     const http = new HttpServer(
       router,
       {},
       {
-        onHandlerError: (error, request) =>
-          failures.report('handler', 'error', 'request handler failed; the pod got 500', () => ({ error: errorText(error), path: request.path.slice(0, 200) })),
+        onHandlerError,
         onAnswered:
           logRequest === null
             ? count
@@ -183,10 +191,36 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       ruleInPlace = true;
       log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');
     }
+    let container: ContainerCredentialsStats | null = null;
+    if (config.containerCredentials !== null && api !== null) {
+      const { audience, port } = config.containerCredentials;
+      const reviewer = new TokenReviewer(tokenReviews(api), { audience, ...DEFAULT_TOKEN_REVIEWER_OPTIONS }, (error) =>
+        reportTokenReviewFailure(failures, error),
+      );
+      const addresses = options.containerCredentialsAddresses ?? CONTAINER_CREDENTIALS_ADDRESSES;
+      const containerRequests = new RequestStats(CONTAINER_ROUTE_NAMES, [ContainerRoute.Credentials]);
+      container = { requestStats: containerRequests, reviewer };
+      const router = createContainerRouter(
+        { unavailable, reviewer, index, podRoles, demand: (entry) => store.demand(entry) },
+        { hosts: endpointHosts(addresses, port), podWaitMs: pods.waitMs },
+      );
+      for (const address of addresses) {
+        const endpoint = new HttpServer(
+          router,
+          {},
+          { onHandlerError, onAnswered: (request, status, ms) => containerRequests.record(request.route, status, ms) },
+        );
+        await endpoint.listen(port, address).catch((error: NodeJS.ErrnoException) => {
+          throw new Error(`--container-credentials cannot listen on ${address} port ${port}: ${listenProblem(error)}`);
+        });
+        undo.add(() => endpoint.close(graceMs));
+      }
+      log.info({ addresses, port, audience }, `serving ${CREDENTIALS_PATH} on ${addresses.join(', ')} port ${port}`);
+    }
     const loopDelay = new EventLoopDelay();
     const stats = new StatsReporter(
       serve.statsIntervalMs,
-      statsLine({ store, answerStats, requestStats, index, source, watchRestarts, callers, upstream, http, tokens, loopDelay }),
+      statsLine({ store, answerStats, requestStats, index, source, watchRestarts, callers, upstream, http, tokens, loopDelay, container }),
       options.statsOut ?? process.stdout,
       config.logFormat,
     );
@@ -245,6 +279,13 @@ async function stsRegion(upstream: MetadataUpstream, log: Logger): Promise<strin
       `STS region ${region}`,
     );
   return region;
+}
+
+function listenProblem(error: NodeJS.ErrnoException): string {
+  if (error.code === 'EADDRINUSE') return 'the port is taken (the EKS Pod Identity Agent serves there: set --container-credentials-port)';
+  if (error.code === 'EADDRNOTAVAIL') return 'the address is not on this node';
+  if (error.code === 'EACCES') return 'a port under 1024 needs NET_BIND_SERVICE';
+  return error.message;
 }
 
 async function removeRule(rule: MetadataDnatRule, log: Logger): Promise<void> {

@@ -47,6 +47,12 @@ export interface ServeConfig {
   statsIntervalMs: number;
 }
 
+export interface ContainerCredentialsConfig {
+  /** The audience a pod's token must be issued for (TokenRequest's, the projected volume's). */
+  audience: string;
+  port: number;
+}
+
 export interface IptablesConfig {
   hostInterface: string;
   hostIp: string;
@@ -67,6 +73,8 @@ export interface Config {
   serve: ServeConfig;
   /** null unless --iptables. */
   iptables: IptablesConfig | null;
+  /** null unless --container-credentials. */
+  containerCredentials: ContainerCredentialsConfig | null;
   /** kube2iam flags given that do nothing here, each with what replaces it (logged once at start). */
   inertFlags: Array<{ flag: string; replacement: string }>;
 }
@@ -158,6 +166,22 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
     describe: 'Credential routes need an IMDSv2 token issued through this proxy to the same pod IP, else 401',
   },
   'allow-route-regexp': { type: 'string', default: '', describe: 'Pass through only paths matching this regexp (others get 404), the token PUT included' },
+  'container-credentials': {
+    type: 'boolean',
+    default: false,
+    describe:
+      "Also serve GET /v1/credentials on 169.254.170.23 (EKS Pod Identity's contract): a pod presents its projected service account token, the API server says whose it is",
+  },
+  'container-credentials-audience': {
+    type: 'string',
+    default: 'kube2iam',
+    describe: 'The audience the projected tokens pods present to /v1/credentials must carry; tokens for any other audience are refused',
+  },
+  'container-credentials-port': {
+    type: 'string',
+    default: '80',
+    describe: 'Port of the /v1/credentials endpoint (put it in AWS_CONTAINER_CREDENTIALS_FULL_URI when not 80)',
+  },
   'iptables-remove-on-exit': {
     type: 'boolean',
     default: false,
@@ -278,8 +302,8 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
     else args[key] = fromEnv === undefined || fromEnv === '' ? spec.default : goBool(fromEnv, envName(flag));
   }
 
-  const appPort = port(args.appPort, '--app-port');
-  port(args.metricsPort, '--metrics-port');
+  const appPort = portNumber(args.appPort, '--app-port');
+  portNumber(args.metricsPort, '--metrics-port');
   const level = args.verbose === true ? 'debug' : String(args.logLevel).toLowerCase();
   if (!(LOG_LEVELS as readonly string[]).includes(level)) {
     throw new ConfigError(`--log-level must be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(args.logLevel)}`);
@@ -308,12 +332,13 @@ export async function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process
       pods: podConfig(args),
       serve,
       iptables: iptablesConfig(args, serve, appPort),
+      containerCredentials: containerCredentialsConfig(args),
       inertFlags,
     },
   };
 }
 
-function port(value: unknown, flag: string): number {
+function portNumber(value: unknown, flag: string): number {
   const n = Number(value);
   if (!/^\d+$/.test(String(value)) || n < 1 || n > 65535) throw new ConfigError(`${flag} must be a port number (1-65535), got ${JSON.stringify(value)}`);
   return n;
@@ -353,6 +378,15 @@ function iptablesConfig(args: Record<string, unknown>, serve: ServeConfig, appPo
     throw error;
   }
   return { hostInterface, hostIp: serve.hostIp, removeOnExit: args.iptablesRemoveOnExit === true };
+}
+
+function containerCredentialsConfig(args: Record<string, unknown>): ContainerCredentialsConfig | null {
+  const port = portNumber(args.containerCredentialsPort, '--container-credentials-port');
+  if (args.containerCredentials !== true) return null;
+  if (String(args.podsFile).trim() !== '') throw new ConfigError('--container-credentials needs the API server to review tokens: drop --pods-file');
+  const audience = String(args.containerCredentialsAudience).trim();
+  if (audience === '') throw new ConfigError('--container-credentials-audience must not be empty');
+  return { audience, port };
 }
 
 function podConfig(args: Record<string, unknown>): PodConfig {

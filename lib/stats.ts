@@ -8,6 +8,7 @@ import type { CredentialStore } from './credentials/store.js';
 import type { HttpServer } from './http/index.js';
 import type { CredentialAnswerStats } from './imds/router.js';
 import type { TokenRegistry } from './imds/tokens.js';
+import type { TokenReviewer } from './pods/token-review.js';
 import { formatLine, type LogFormat } from './log.js';
 import type { CallerResolver } from './pods/callers.js';
 import type { PodIndex } from './pods/pod-index.js';
@@ -173,6 +174,13 @@ export interface StatsSources {
   http: HttpServer;
   tokens: TokenRegistry;
   loopDelay: EventLoopDelay;
+  /** With --container-credentials. */
+  container: ContainerCredentialsStats | null;
+}
+
+export interface ContainerCredentialsStats {
+  requestStats: RequestStats;
+  reviewer: TokenReviewer;
 }
 
 /** The stats line's shape: what happened since the last line, and where things stand (its type is what it builds). */
@@ -214,6 +222,14 @@ export function statsLine(s: StatsSources) {
       upstream: deltas.take('upstream', s.upstream.stats),
       http: { open: s.http.connectionCount, ...deltas.take('http', s.http.stats) },
       tokens: s.tokens.size,
+      ...(s.container === null
+        ? {}
+        : {
+            containerCredentials: {
+              requests: s.container.requestStats.take(),
+              reviews: { ...deltas.take('reviews', s.container.reviewer.stats), kept: s.container.reviewer.size },
+            },
+          }),
       loopDelayMs: s.loopDelay.take(),
       memoryMb: memoryMb(),
     };

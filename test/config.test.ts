@@ -150,6 +150,18 @@ t.test('pod flags', async (t) => {
   t.equal((await config(['--pods-file', 'pods.yaml'])).pods.podsFile, 'pods.yaml');
 });
 
+t.test('the container-credentials endpoint is off unless asked for, then on port 80 for audience kube2iam', async (t) => {
+  t.equal((await config([])).containerCredentials, null);
+  t.same((await config(['--container-credentials'])).containerCredentials, { audience: 'kube2iam', port: 80 });
+  t.same(
+    (await config(['--container-credentials', '--container-credentials-audience', 'sts.example', '--container-credentials-port', '8182'])).containerCredentials,
+    {
+      audience: 'sts.example',
+      port: 8182,
+    },
+  );
+});
+
 t.test('credential flags resolve and validate at start', async (t) => {
   const c = await config([
     '--base-role-arn',
@@ -190,6 +202,9 @@ for (const [args, pattern] of [
   [['--namespace-restriction-format', 'fuzzy'], /glob or regexp/],
   [['--api-token', 'x'], /--api-server and --api-token go together/],
   [['--pods-file', 'p.yaml', '--kubeconfig', 'k'], /--pods-file replaces the API server/],
+  [['--container-credentials', '--pods-file', 'p.yaml'], /--container-credentials needs the API server to review tokens: drop --pods-file/],
+  [['--container-credentials', '--container-credentials-audience', ' '], /--container-credentials-audience must not be empty/],
+  [['--container-credentials-port', '0'], /--container-credentials-port must be a port number/],
   [['--backoff-max-elapsed-time', 'long'], /--backoff-max-elapsed-time must be a duration/],
   [['--cache-resync-period', '30'], /--cache-resync-period must be a duration/],
   [['--iptables'], /--iptables needs --host-ip/],
@@ -275,7 +290,7 @@ const refusal = (args: string[]): Promise<unknown> =>
   );
 
 t.test('every boolean flag through the spellings kube2iam’s pflag accepts and refuses: nothing fails open', async (t) => {
-  t.equal(BOOLEANS.length, 11, `${BOOLEANS.length} boolean flags`);
+  t.equal(BOOLEANS.length, 12, `${BOOLEANS.length} boolean flags`);
   for (const flag of BOOLEANS) {
     const camel = flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
     for (const accepted of [`--${flag}`, `--${flag}=true`, `--${flag}=1`, `--${flag}=False`, `--${flag}=0`]) {

@@ -1,6 +1,7 @@
 // The architecture the folder list promises: the domain (credentials, pods) returns data
-// and knows nothing of HTTP; the metadata routes render it. Read from the sources' own
-// import lines, so a change that crosses the boundary fails here.
+// and knows nothing of HTTP; the metadata and container-credentials routes render it.
+// Read from the sources' own import lines, so a change that crosses the boundary fails
+// here.
 
 import t from 'tap';
 import { readdirSync, readFileSync } from 'node:fs';
@@ -16,11 +17,11 @@ function imports(dir: string): Array<[file: string, specifier: string]> {
 }
 
 for (const domain of ['lib/credentials', 'lib/pods']) {
-  t.test(`${domain} imports nothing from lib/http or lib/imds`, async (t) => {
+  t.test(`${domain} imports nothing from lib/http, lib/imds or lib/container-credentials`, async (t) => {
     const found = imports(domain);
     t.ok(found.length > 5, `${found.length} imports read`);
     t.same(
-      found.filter(([, specifier]) => /(^|\/)(http|imds)\//.test(specifier)),
+      found.filter(([, specifier]) => /(^|\/)(http|imds|container-credentials)\//.test(specifier)),
       [],
     );
   });

@@ -89,6 +89,14 @@ export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' 
 };
 
 /** The parameters as one string; the only identity an entry has. */
+/** How long a pod's request waits for a fetch of its credentials before it is answered with what there is. */
+export const FETCH_WAIT_MS = 800;
+
+/** Settles when a demanded fetch (`CredentialStore.demand`) does, or after FETCH_WAIT_MS. */
+export function fetchWait(outcome: Promise<void>): Promise<unknown> {
+  return Promise.race([outcome, new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref())]);
+}
+
 export function credentialKey(p: CredentialParameters): string {
   return JSON.stringify([p.roleArn, p.externalId, p.sessionName]);
 }

@@ -26,7 +26,7 @@ import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
 import type { PodRoles } from '../pods/pod-roles.js';
 import { TOKEN_HEADER, TOKEN_TTL_HEADER, type MetadataUpstream } from '../upstream/metadata.js';
-import type { CredentialEntry } from '../credentials/store.js';
+import { fetchWait, type CredentialEntry } from '../credentials/store.js';
 import { PreparedAnswers } from './documents.js';
 import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
@@ -66,9 +66,6 @@ const PUT_ONLY = textResponse(405, 'Method Not Allowed\n', [['Allow', 'PUT']]);
 const CREDENTIALS = '/meta-data/iam/security-credentials';
 const TOKEN_PATH = '/latest/api/token';
 const API_TOKEN = '/api/token';
-
-/** How long a credential request waits for a first fetch already under way. */
-const FETCH_WAIT_MS = 800;
 
 export interface RouterOptions {
   /** --allow-route-regexp: pass-through paths (the token PUT included) must match. */
@@ -197,8 +194,7 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
       request.send(answerNow(entry));
       return;
     }
-    const timer = new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref());
-    Promise.race([outcome, timer])
+    fetchWait(outcome)
       .then(() => request.send(answerNow(entry)))
       .catch((error: unknown) => request.fail(error));
   };

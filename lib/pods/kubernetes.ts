@@ -1,9 +1,9 @@
-// The Kubernetes API as the proxy uses it: paged lists and watches of pods and namespaces
-// over one undici pool, as raw JSON. Lean on purpose: in a cluster (the image's path)
-// nothing else is loaded, where @kubernetes/client-node's generated API would hold about
-// 30 MB of heap the proxy never uses (benchmarks/RESULTS.md, memory by component). A
-// kubeconfig still goes through client-node, imported only then, for its exec and
-// auth-provider plugins.
+// The Kubernetes API as the proxy uses it: paged lists and watches of pods, namespaces and
+// service accounts, and token reviews, over one undici pool, as raw JSON. Lean on
+// purpose: in a cluster (the image's path) nothing else is loaded, where
+// @kubernetes/client-node's generated API would hold about 30 MB of heap the proxy never
+// uses (benchmarks/RESULTS.md, memory by component). A kubeconfig still goes through
+// client-node, imported only then, for its exec and auth-provider plugins.
 //
 // The connection, as kube2iam makes it: --kubeconfig wins, then --api-server with
 // --api-token, else the in-cluster service account.
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { StringDecoder } from 'node:string_decoder';
 import { Pool } from '../undici.js';
 import type { LiveClaims } from './callers.js';
+import type { ReviewToken, TokenReviewStatus } from './token-review.js';
 import { podRecord, type AnnotationKeys, type PodObject } from './pod.js';
 
 export const SERVICE_ACCOUNT_DIR = '/var/run/secrets/kubernetes.io/serviceaccount';
@@ -163,8 +164,8 @@ export class KubernetesApi {
     this.endpoint = endpoint;
     const url = new URL(endpoint.server);
     this.basePath = url.pathname.replace(/\/+$/, '');
-    // Two watches, a list and the rate-limited live reads at once, at most.
-    this.pool = new Pool(url.origin, { connections: 6, connect: { ...endpoint.tls, timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 60_000 });
+    // Three watches, a list, the rate-limited live reads and token reviews at once, at most.
+    this.pool = new Pool(url.origin, { connections: 8, connect: { ...endpoint.tls, timeout: 10_000 }, headersTimeout: 30_000, bodyTimeout: 60_000 });
   }
 
   async list(path: string, query: Query): Promise<ListPage> {
@@ -196,17 +197,29 @@ export class KubernetesApi {
     }
   }
 
+  /**
+   * Creates an object and returns the server's answer (a review's status, for the
+   * TokenReview and SubjectAccessReview kinds, which are never stored).
+   */
+  async create(path: string, object: unknown, timeoutMs: number): Promise<unknown> {
+    const { body } = await this.request(path, {}, AbortSignal.timeout(timeoutMs), timeoutMs, JSON.stringify(object));
+    return JSON.parse(await body.text()) as unknown;
+  }
+
   close(): Promise<void> {
     return this.pool.destroy();
   }
 
-  private async request(path: string, query: Query, signal: AbortSignal | undefined, bodyTimeout: number) {
+  private async request(path: string, query: Query, signal: AbortSignal | undefined, bodyTimeout: number, body?: string) {
     const search = new URLSearchParams();
     for (const [name, value] of Object.entries(query)) if (value !== undefined && value !== '') search.set(name, String(value));
+    const headers: Record<string, string> = { ...(await this.endpoint.headers()), accept: 'application/json' };
+    if (body !== undefined) headers['content-type'] = 'application/json';
     const response = await this.pool.request({
-      method: 'GET',
+      method: body === undefined ? 'GET' : 'POST',
       path: `${this.basePath}${path}?${search.toString()}`,
-      headers: { ...(await this.endpoint.headers()), accept: 'application/json' },
+      headers,
+      body,
       signal,
       bodyTimeout,
     });
@@ -241,5 +254,20 @@ export function liveClaims(api: KubernetesApi, keys: AnnotationKeys): LiveClaims
   return async (ip) => {
     const pods = (await api.list('/api/v1/pods', { fieldSelector: `status.podIP=${ip}` })).items;
     return pods.flatMap((p) => podRecord(p as PodObject, keys) ?? []);
+  };
+}
+
+/** A TokenReview answers within this, or the pod is told to retry. */
+const TOKEN_REVIEW_TIMEOUT_MS = 2_000;
+
+/** Asks the API server who a token belongs to, for `audience` (never the server's own: spec.audiences is always set). */
+export function tokenReviews(api: KubernetesApi): ReviewToken {
+  return async (token, audience) => {
+    const review = (await api.create(
+      '/apis/authentication.k8s.io/v1/tokenreviews',
+      { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [audience] } },
+      TOKEN_REVIEW_TIMEOUT_MS,
+    )) as { status?: TokenReviewStatus } | null;
+    return review?.status;
   };
 }

@@ -29,6 +29,9 @@ export interface PodIndexObserver {
   podRemoved(pod: PodRecord): void;
 }
 
+/** Waits for a pod are kept beside waits for an IP, under a key no IP can be. */
+const POD_KEY = 'pod:';
+
 export class PodIndex {
   private readonly pods = new Map<string, PodRecord>();
   private readonly byIp = new Map<string, MutableSlot>();
@@ -73,6 +76,7 @@ export class PodIndex {
     for (const ip of before) if (!after.includes(ip)) this.unclaim(ip, pod.uid);
     for (const ip of after) this.claim(ip, pod);
     for (const observer of this.observers) observer.podUpdated(pod, previous);
+    if (this.waiters.size > 0) this.wake(`${POD_KEY}${pod.uid}`);
   }
 
   remove(uid: string): void {
@@ -93,18 +97,27 @@ export class PodIndex {
 
   /** Resolves when the pods claiming `ip` change, or after `timeoutMs`. */
   waitForChange(ip: string, timeoutMs: number): Promise<void> {
+    return this.waitFor(ip, timeoutMs);
+  }
+
+  /** Resolves when the pod with this UID is added or changes, or after `timeoutMs`. */
+  waitForPod(uid: string, timeoutMs: number): Promise<void> {
+    return this.waitFor(`${POD_KEY}${uid}`, timeoutMs);
+  }
+
+  private waitFor(key: string, timeoutMs: number): Promise<void> {
     return new Promise((resolve) => {
-      let list = this.waiters.get(ip);
+      let list = this.waiters.get(key);
       if (list === undefined) {
         list = [];
-        this.waiters.set(ip, list);
+        this.waiters.set(key, list);
       }
       const timer = setTimeout(() => {
-        const current = this.waiters.get(ip);
+        const current = this.waiters.get(key);
         const at = current?.indexOf(wake) ?? -1;
         if (current !== undefined && at !== -1) {
           current.splice(at, 1);
-          if (current.length === 0) this.waiters.delete(ip);
+          if (current.length === 0) this.waiters.delete(key);
         }
         resolve();
       }, timeoutMs);
@@ -141,10 +154,10 @@ export class PodIndex {
     this.wake(ip);
   }
 
-  private wake(ip: string): void {
-    const list = this.waiters.get(ip);
+  private wake(key: string): void {
+    const list = this.waiters.get(key);
     if (list === undefined) return;
-    this.waiters.delete(ip);
+    this.waiters.delete(key);
     for (const wake of list) wake();
   }
 }

@@ -3,7 +3,7 @@
 // ports, with a static admin token and a kubeconfig for kubectl and the client.
 
 import { CoreV1Api, KubeConfig } from '@kubernetes/client-node';
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, type KeyObject, sign } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
@@ -202,15 +202,29 @@ export class KubernetesControlPlane {
     );
   }
 
-  /** With kubectl, as a user would: applies an annotated pod, then reports it Running with `ip`, as its kubelet would. */
-  async kubectlRunningPod(namespace: string, name: string, annotations: Record<string, string>, ip: string): Promise<void> {
+  /**
+   * With kubectl, as a user would: applies an annotated pod, then reports it Running with
+   * `ip`, as its kubelet would. No ServiceAccount admission runs here, so a pod names its
+   * service account itself (`serviceAccount`, which must exist for its tokens).
+   */
+  async kubectlRunningPod(
+    namespace: string,
+    name: string,
+    annotations: Record<string, string>,
+    ip: string,
+    options: { serviceAccount?: string; node?: string } = {},
+  ): Promise<void> {
     await this.kubectl(
       ['apply', '-f', '-'],
       JSON.stringify({
         apiVersion: 'v1',
         kind: 'Pod',
         metadata: { name, namespace, annotations },
-        spec: { nodeName: 'node-1', containers: [{ name: 'c', image: 'busybox' }] },
+        spec: {
+          nodeName: options.node ?? 'node-1',
+          ...(options.serviceAccount === undefined ? {} : { serviceAccountName: options.serviceAccount }),
+          containers: [{ name: 'c', image: 'busybox' }],
+        },
       }),
     );
     await this.kubectl([
@@ -224,6 +238,33 @@ export class KubernetesControlPlane {
       '-p',
       JSON.stringify({ status: { phase: 'Running', podIP: ip, podIPs: [{ ip }] } }),
     ]);
+  }
+
+  /** A ServiceAccount, annotated (the IRSA role annotation, say). */
+  async serviceAccount(namespace: string, name: string, annotations: Record<string, string> = {}): Promise<void> {
+    await this.kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name, namespace, annotations } }));
+  }
+
+  /**
+   * A token the API server issues (TokenRequest, as the kubelet asks for a projected
+   * volume): bound to `pod` unless null, for `audience` (the API server's when omitted),
+   * valid 10 minutes (the shortest it issues).
+   */
+  async issueToken(namespace: string, serviceAccount: string, pod: string | null, audience?: string): Promise<string> {
+    const args = ['create', 'token', serviceAccount, '-n', namespace, '--duration', '10m'];
+    if (audience !== undefined) args.push('--audience', audience);
+    if (pod !== null) args.push('--bound-object-kind', 'Pod', '--bound-object-name', pod);
+    return (await this.kubectl(args)).trim();
+  }
+
+  /**
+   * A token signed here with the API server's own signing key (or `key`), with any
+   * claims: what TokenRequest will not issue (expired, for a pod that never was).
+   */
+  mintToken(claims: Record<string, unknown>, key: KeyObject | string = readFileSync(join(this.dir, 'sa.key'), 'utf8')): string {
+    const part = (value: object): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+    const unsigned = `${part({ alg: 'RS256', typ: 'JWT' })}.${part({ iss: 'https://kubernetes.default.svc', ...claims })}`;
+    return `${unsigned}.${sign('sha256', Buffer.from(unsigned), key).toString('base64url')}`;
   }
 
   /** Runs etcdctl (v3) against this control plane's etcd, e.g. to change state while the API server is down. */

@@ -1,0 +1,263 @@
+// The container-credentials endpoint against a real kube-apiserver, which issues the
+// projected tokens (TokenRequest bound to a pod) and reviews them (TokenReview), and
+// moto as STS. The endpoint listens on a loopback address here (both SDKs allow one in
+// AWS_CONTAINER_CREDENTIALS_FULL_URI): botocore, the aws CLI and the JavaScript SDK's
+// HTTP provider each get their own pod's role, and every token that is not a live pod's
+// of this node, for this audience, is refused.
+
+import t, { type Test } from 'tap';
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { startApp, type App } from '../../lib/app.js';
+import { parseArgs } from '../../lib/config.js';
+import { createLogger } from '../../lib/log.js';
+import { configOf } from '../harness/config.js';
+import { KubernetesControlPlane } from '../harness/kubernetes.js';
+import { LogCapture } from '../harness/log-lines.js';
+import { MotoServer } from '../harness/moto.js';
+import { freePort } from '../harness/ports.js';
+import { execute } from '../harness/processes.js';
+import { eventually } from '../harness/wait.js';
+
+const ACCOUNT = '123456789012';
+const BASE = `arn:aws:iam::${ACCOUNT}:role/`;
+const AUDIENCE = 'kube2iam';
+const ADDRESS = '127.0.0.41';
+const NS = 'shop';
+const CLIENTS = join(import.meta.dirname, '..', 'e2e', 'clients');
+const dir = mkdtempSync(join(tmpdir(), 'k2i-container-'));
+
+const plane = await KubernetesControlPlane.start();
+const moto = await MotoServer.start();
+t.teardown(async () => {
+  await plane.stop();
+  await moto.stop();
+});
+// The proxy's own STS client: explicit keys, moto's endpoint, no metadata service.
+const saved = { ...process.env };
+Object.assign(process.env, {
+  AWS_REGION: 'us-east-1',
+  AWS_ACCESS_KEY_ID: 'AKIDNODE',
+  AWS_SECRET_ACCESS_KEY: 'node',
+  AWS_ENDPOINT_URL_STS: moto.endpoint,
+  AWS_EC2_METADATA_DISABLED: 'true',
+});
+t.teardown(() => {
+  process.env = saved;
+});
+
+await plane.kubectl(['create', 'namespace', NS]);
+for (const sa of ['web', 'batch']) await plane.serviceAccount(NS, sa);
+await plane.kubectlRunningPod(NS, 'web', { 'iam.amazonaws.com/role': 'web-role' }, '10.0.0.1', { serviceAccount: 'web' });
+await plane.kubectlRunningPod(NS, 'batch', { 'iam.amazonaws.com/role': 'batch-role' }, '10.0.0.2', { serviceAccount: 'batch' });
+await plane.kubectlRunningPod(NS, 'elsewhere', { 'iam.amazonaws.com/role': 'web-role' }, '10.0.1.1', { serviceAccount: 'web', node: 'node-2' });
+await plane.kubectlRunningPod(NS, 'plain', {}, '10.0.0.3', { serviceAccount: 'web' });
+
+const port = await freePort();
+const statsOut = new LogCapture();
+const log = new LogCapture();
+const app: App = await startApp(
+  configOf(
+    await parseArgs([
+      ...plane.programConnection(),
+      '--app-port',
+      String(await freePort()),
+      '--metadata-addr',
+      '127.0.0.1:9',
+      '--base-role-arn',
+      BASE,
+      '--node',
+      'node-1',
+      '--backoff-max-elapsed-time',
+      '300ms',
+      '--stats-interval',
+      '0',
+      '--log-format',
+      'json',
+      '--container-credentials',
+      '--container-credentials-port',
+      String(port),
+    ]),
+  ),
+  createLogger({ logLevel: 'info', logFormat: 'json' }, log),
+  { host: '127.0.0.1', statsOut, containerCredentialsAddresses: [ADDRESS] },
+);
+t.teardown(() => app.close());
+await app.source.whenSynced();
+
+interface Answer {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Record<string, unknown>;
+}
+
+/** One GET /v1/credentials as an SDK sends it: the token as the Authorization header, on a connection of its own. */
+function ask(token: string | undefined, options: { host?: string; path?: string; method?: string } = {}): Promise<Answer> {
+  const headers: Record<string, string> = { host: options.host ?? `${ADDRESS}:${port}` };
+  if (token !== undefined) headers.authorization = token;
+  return new Promise((resolve, reject) => {
+    const req = request({ host: ADDRESS, port, path: options.path ?? '/v1/credentials', method: options.method ?? 'GET', headers, agent: false }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (text += chunk));
+      res.on('end', () =>
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }),
+      );
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** The stats line's container-credentials figures since the last call. */
+function reviews(): Record<string, number> {
+  app.stats.report();
+  const line = statsOut.records().pop() as { containerCredentials?: { reviews?: Record<string, number> } } | undefined;
+  return line?.containerCredentials?.reviews ?? {};
+}
+
+async function podUid(name: string): Promise<string> {
+  return (await plane.kubectl(['get', 'pod', name, '-n', NS, '-o', 'jsonpath={.metadata.uid}'])).trim();
+}
+
+/** Claims as TokenRequest writes them for a pod-bound token. */
+async function boundClaims(pod: string, serviceAccount: string, expiresInS: number): Promise<Record<string, unknown>> {
+  const now = Math.floor(Date.now() / 1000);
+  return {
+    sub: `system:serviceaccount:${NS}:${serviceAccount}`,
+    aud: [AUDIENCE],
+    iat: now - 60,
+    nbf: now - 60,
+    exp: now + expiresInS,
+    'kubernetes.io': {
+      namespace: NS,
+      serviceaccount: { name: serviceAccount, uid: (await plane.kubectl(['get', 'sa', serviceAccount, '-n', NS, '-o', 'jsonpath={.metadata.uid}'])).trim() },
+      pod: { name: pod, uid: await podUid(pod) },
+    },
+  };
+}
+
+const webToken = await plane.issueToken(NS, 'web', 'web', AUDIENCE);
+const batchToken = await plane.issueToken(NS, 'batch', 'batch', AUDIENCE);
+
+t.test("a pod's bound token gets that pod's role, in the container-credentials layout", async (t) => {
+  reviews();
+  const web = await ask(webToken);
+  t.equal(web.status, 200, JSON.stringify(web.body));
+  t.equal(web.headers['content-type'], 'application/json');
+  t.same(Object.keys(web.body), ['AccessKeyId', 'SecretAccessKey', 'Token', 'AccountId', 'Expiration']);
+  t.equal(web.body.AccountId, ACCOUNT, "the role's account");
+  t.match(web.body.Expiration, /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z$/);
+  const batch = await ask(batchToken);
+  t.equal(batch.status, 200);
+  t.not(batch.body.AccessKeyId, web.body.AccessKeyId, 'another pod, other credentials');
+  const again = await ask(webToken);
+  t.equal(again.body.AccessKeyId, web.body.AccessKeyId, 'the same pod, the same credentials');
+  t.match(reviews(), { reviews: 2, cached: 1 }, 'each token reviewed once, then answered from the review kept');
+});
+
+t.test('every token that is not a live pod of this node, for this audience, is refused', async (t) => {
+  const foreignKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  const cases: Array<[string, () => Promise<string | undefined>, number, RegExp]> = [
+    ['no token', async () => undefined, 401, /no service account token/],
+    ['not a token', async () => 'hello', 401, /not a JSON web token/],
+    ["the API server's audience (the default token)", () => plane.issueToken(NS, 'web', 'web'), 401, /not for audience kube2iam/],
+    ['not bound to a pod', () => plane.issueToken(NS, 'web', null, AUDIENCE), 403, /not bound to a pod/],
+    ['expired', async () => plane.mintToken(await boundClaims('web', 'web', -120)), 401, /expired/],
+    ['signed with another key', async () => plane.mintToken(await boundClaims('web', 'web', 600), foreignKey), 401, /did not authenticate/],
+    ['a pod of another node', () => plane.issueToken(NS, 'web', 'elsewhere', AUDIENCE), 403, /shop\/elsewhere is not on this node/],
+    ['a pod with no role', () => plane.issueToken(NS, 'web', 'plain', AUDIENCE), 403, /no role annotation/],
+  ];
+  for (const [name, token, status, reason] of cases) {
+    const answer = await ask(await token());
+    t.equal(answer.status, status, name);
+    t.match(answer.body.Message, reason, `${name}: ${String(answer.body.Message)}`);
+    t.notOk('AccessKeyId' in answer.body, `${name}: no credentials`);
+  }
+});
+
+t.test('the request itself: only GET /v1/credentials, to the endpoint by its own address', async (t) => {
+  t.equal((await ask(webToken, { host: 'attacker.example' })).status, 400, 'a Host naming anything else (DNS rebinding)');
+  t.equal((await ask(webToken, { path: '/v1/credentials/x' })).status, 404);
+  t.equal((await ask(webToken, { path: '/v1/credentials?role=x' })).status, 404);
+  t.equal((await ask(webToken, { method: 'POST' })).status, 405);
+  t.equal((await ask(`Bearer ${webToken}`)).status, 200, 'a Bearer prefix is accepted');
+});
+
+/** A client run with the container variables a pod spec sets, and a token file as the kubelet writes it (no newline). */
+async function client(command: string, args: string[], token: string, extra: NodeJS.ProcessEnv = {}) {
+  const tokenFile = join(dir, `token-${Math.random().toString(36).slice(2)}`);
+  writeFileSync(tokenFile, token);
+  const home = mkdtempSync(join(dir, 'home-'));
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: home,
+    AWS_CONFIG_FILE: join(home, 'none'),
+    AWS_SHARED_CREDENTIALS_FILE: join(home, 'none'),
+    AWS_EC2_METADATA_DISABLED: 'true',
+    AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://${ADDRESS}:${port}/v1/credentials`,
+    AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE: tokenFile,
+    ...extra,
+  };
+  const result = await execute(command, args, { env, timeoutMs: 60_000 });
+  let out: Record<string, unknown> = {};
+  for (const candidate of [result.stdout, result.stdout.trim().split('\n').pop() ?? '']) {
+    try {
+      out = JSON.parse(candidate) as Record<string, unknown>;
+      break;
+    } catch {
+      // the test shows the output
+    }
+  }
+  return { code: result.code, out, output: result.stdout + result.stderr.slice(-3000) };
+}
+
+const runners: Record<string, (token: string) => ReturnType<typeof client>> = {
+  botocore: (token) => client('python3', [join(CLIENTS, 'container_credentials.py'), moto.endpoint], token),
+  'aws CLI': (token) =>
+    client('aws', ['sts', 'get-caller-identity', '--output', 'json', '--endpoint-url', moto.endpoint], token, {
+      AWS_REGION: 'us-east-1',
+      AWS_DEFAULT_REGION: 'us-east-1',
+    }).then((r) => ({ ...r, out: { arn: r.out.Arn ?? null } })),
+  '@aws-sdk/credential-provider-http': (token) => client(process.execPath, [join(CLIENTS, 'http-credentials.mjs'), moto.endpoint], token),
+};
+
+for (const [name, run] of Object.entries(runners)) {
+  t.test(`${name} resolves each pod's own role through the endpoint, and nothing with a refused token`, async (t: Test) => {
+    for (const [pod, token] of [
+      ['web', webToken],
+      ['batch', batchToken],
+    ] as const) {
+      const result = await run(token);
+      t.equal(result.code, 0, `${pod}: ${result.output}`);
+      t.match(result.out.arn, new RegExp(`^arn:aws:sts::${ACCOUNT}:assumed-role/${pod}-role/`), `${pod} is ${pod}-role`);
+    }
+    const refused = await run(await plane.issueToken(NS, 'web', 'web'));
+    t.equal(refused.out.arn ?? null, null, `a token for another audience gets no identity: ${refused.output.slice(0, 400)}`);
+  });
+}
+
+t.test("a deleted pod's token is refused at once, though its review is kept", async (t) => {
+  await plane.kubectlRunningPod(NS, 'short', { 'iam.amazonaws.com/role': 'web-role' }, '10.0.0.9', { serviceAccount: 'web' });
+  const token = await plane.issueToken(NS, 'web', 'short', AUDIENCE);
+  t.equal((await ask(token)).status, 200);
+  await plane.kubectl(['delete', 'pod', 'short', '-n', NS, '--grace-period=0', '--force']);
+  t.ok(await eventually(() => [...app.index.inNamespace(NS)].every((pod) => pod.name !== 'short'), 10_000), 'the watch saw it go');
+  const after = await ask(token);
+  t.equal(after.status, 403);
+  t.match(after.body.Message, /short is not on this node/);
+});
+
+t.test('with the API server down, reviewed tokens are still served and new ones get 503, never 401', async (t) => {
+  const fresh = await plane.issueToken(NS, 'batch', 'batch', AUDIENCE);
+  await plane.killApiServer();
+  t.equal((await ask(webToken)).status, 200, 'a reviewed token');
+  const answer = await ask(fresh);
+  t.equal(answer.status, 503, JSON.stringify(answer.body));
+  t.equal(answer.headers['retry-after'], '1');
+  t.ok(await eventually(() => log.find('TokenReview failed').length > 0, 5000), 'the log says why, with a remedy');
+});
