@@ -112,18 +112,24 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         ),
     });
     undo.add(() => store.close());
-    const podRoles = new PodRoles(store, index, rolePolicy, pods.restrictions, log);
+    const podRoles = new PodRoles(store, index, rolePolicy, pods.restrictions, log, pods.serviceAccountRoles);
     const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
+    // ServiceAccounts are read only when roles may come from them.
+    const serviceAccountRoleKey = pods.serviceAccountRoles === 'off' ? null : pods.serviceAccountRoleKey;
     let source: PodSource;
     let watchRestarts = (): number => 0;
     let live: LiveClaims | null = null;
     if (api === null) {
       const file = pods.podsFile as string;
       const { PodsFileSource } = await import('./pods/pods-file.js');
-      source = new PodsFileSource(file, index, podRoles, keys, (error) => reportPodsFileFailure(failures, file, error));
+      source = new PodsFileSource(file, index, podRoles, keys, serviceAccountRoleKey, (error) => reportPodsFileFailure(failures, file, error));
     } else {
-      const cluster = new ClusterSource(api, index, podRoles, keys, pods.node, { onError: (error, failure) => reportWatchFailure(failures, error, failure) });
-      watchRestarts = () => cluster.pods.restarts + cluster.namespaces.restarts;
+      const cluster = new ClusterSource(api, index, podRoles, keys, {
+        node: pods.node,
+        serviceAccountRoleKey,
+        onError: (error, failure) => reportWatchFailure(failures, error, failure),
+      });
+      watchRestarts = () => cluster.restarts;
       source = cluster;
       live = liveClaims(api, keys);
     }

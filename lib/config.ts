@@ -9,6 +9,7 @@ import { VERSION_LINE } from './version.js';
 import { dnatRuleArgs, IptablesError } from './node/iptables.js';
 import type { KubernetesConnection } from './pods/kubernetes.js';
 import type { RestrictionConfig } from './pods/pod-roles.js';
+import type { ServiceAccountRoles } from './pods/role-decision.js';
 
 export interface CredentialConfig {
   rolePolicy: RolePolicy;
@@ -30,6 +31,9 @@ export interface PodConfig {
   /** --pods-file: pods and namespaces from a file instead of the API server. */
   podsFile: string | null;
   restrictions: RestrictionConfig;
+  /** --service-account-roles, and the ServiceAccount annotation it reads. */
+  serviceAccountRoles: ServiceAccountRoles;
+  serviceAccountRoleKey: string;
   /** --backoff-max-elapsed-time: how long a request from an unknown IP waits for its pod. */
   waitMs: number;
   resolveDuplicates: boolean;
@@ -120,6 +124,17 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'use-regional-sts-endpoint': { type: 'boolean', default: false, compat: true, describe: 'The regional endpoint of AWS_REGION is always used' },
   'namespace-restrictions': { type: 'boolean', default: false, describe: 'Allow only the roles a namespace lists in its allowed-roles annotation' },
   'namespace-restriction-format': { type: 'string', default: 'glob', describe: 'Allow-list patterns: glob (* wildcard) or regexp (whole-ARN match)' },
+  'service-account-roles': {
+    type: 'string',
+    default: 'off',
+    describe:
+      "Roles from a pod's ServiceAccount annotation (--service-account-role-key), under the same allow-lists: off, fallback (the pod's own annotation wins) or override (the ServiceAccount's wins)",
+  },
+  'service-account-role-key': {
+    type: 'string',
+    default: 'eks.amazonaws.com/role-arn',
+    describe: "ServiceAccount annotation that names the role (IRSA's by default)",
+  },
   'namespace-key': { type: 'string', default: 'iam.amazonaws.com/allowed-roles', describe: 'Namespace annotation holding the JSON array of allowed roles' },
   iptables: { type: 'boolean', default: false, describe: "Add the iptables DNAT rule that sends pods' metadata traffic here (needs --host-ip and NET_ADMIN)" },
   'host-interface': {
@@ -411,11 +426,19 @@ function podConfig(args: Record<string, unknown>): PodConfig {
   duration(args.backoffMaxInterval, '--backoff-max-interval');
   duration(args.cacheResyncPeriod, '--cache-resync-period');
   if (String(args.namespaceKey).trim() === '') throw new ConfigError('--namespace-key must not be empty');
+  const serviceAccountRoles = String(args.serviceAccountRoles).toLowerCase();
+  if (serviceAccountRoles !== 'off' && serviceAccountRoles !== 'fallback' && serviceAccountRoles !== 'override') {
+    throw new ConfigError(`--service-account-roles must be off, fallback or override, got ${JSON.stringify(args.serviceAccountRoles)}`);
+  }
+  const serviceAccountRoleKey = String(args.serviceAccountRoleKey).trim();
+  if (serviceAccountRoleKey === '') throw new ConfigError('--service-account-role-key must not be empty');
   return {
     node: text(args.node),
     connection,
     podsFile,
     restrictions: { enabled: args.namespaceRestrictions === true, format, key: String(args.namespaceKey) },
+    serviceAccountRoles,
+    serviceAccountRoleKey,
     waitMs: duration(args.backoffMaxElapsedTime, '--backoff-max-elapsed-time'),
     resolveDuplicates: args.resolveDuplicateCacheIps === true,
   };

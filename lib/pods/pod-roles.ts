@@ -1,6 +1,6 @@
-// PodRoles applies, on pod and namespace events, which credentials each pod gets:
-// its role (decideRole: annotation or default, under the namespace allow-list), its
-// external ID and its session name. It tells the credential store which keys are in use,
+// PodRoles applies, on pod, namespace and ServiceAccount events, which credentials each
+// pod gets: its role (decideRole: its annotation, its ServiceAccount's or the default,
+// under the namespace allow-list), its external ID and its session name. It tells the credential store which keys are in use,
 // so credentials are fetched as soon as a pod is known (even before it has an IP) and
 // dropped when no pod uses them. A request then only reads the decision.
 
@@ -9,7 +9,7 @@ import { sessionName } from '../credentials/session-name.js';
 import type { CredentialEntry, CredentialStore } from '../credentials/store.js';
 import type { PodIndex, PodIndexObserver } from './pod-index.js';
 import { compileNamespacePolicy, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
-import { decideRole } from './role-decision.js';
+import { decideRole, roleAnnotation, type ServiceAccountRoles } from './role-decision.js';
 import { podIsActive, type PodRecord } from './pod.js';
 
 export interface RestrictionConfig {
@@ -37,6 +37,8 @@ export interface PodRolesLog {
 export class PodRoles implements PodIndexObserver {
   private readonly roles = new Map<string, PodRole>();
   private readonly namespaces = new Map<string, NamespacePolicy>();
+  /** The role annotation of each ServiceAccount that has one, by `namespace/name`. */
+  private readonly serviceAccounts = new Map<string, string>();
 
   constructor(
     private readonly store: CredentialStore,
@@ -44,6 +46,7 @@ export class PodRoles implements PodIndexObserver {
     private readonly policy: RolePolicy,
     private readonly restrictions: RestrictionConfig,
     private readonly log: PodRolesLog,
+    private readonly serviceAccountRoles: ServiceAccountRoles = 'off',
   ) {
     index.observe(this);
   }
@@ -102,6 +105,26 @@ export class PodRoles implements PodIndexObserver {
     for (const pod of this.index.inNamespace(name)) this.assign(pod);
   }
 
+  /** A ServiceAccount was added or changed: `role` is its role annotation (undefined without one). */
+  serviceAccountUpdated(namespace: string, name: string, role: string | undefined): void {
+    const key = `${namespace}/${name}`;
+    if (this.serviceAccounts.get(key) === role) return;
+    if (role === undefined) this.serviceAccounts.delete(key);
+    else this.serviceAccounts.set(key, role);
+    for (const pod of this.index.inNamespace(namespace)) if (pod.serviceAccount === name) this.assign(pod);
+  }
+
+  /** ServiceAccounts not listed are gone (a re-list). */
+  replaceServiceAccounts(accounts: ReadonlyArray<{ namespace: string; name: string; role: string | undefined }>): void {
+    const listed = new Set(accounts.map((a) => `${a.namespace}/${a.name}`));
+    for (const key of [...this.serviceAccounts.keys()]) {
+      if (listed.has(key)) continue;
+      const [namespace, name] = key.split('/') as [string, string];
+      this.serviceAccountUpdated(namespace, name, undefined);
+    }
+    for (const a of accounts) this.serviceAccountUpdated(a.namespace, a.name, a.role);
+  }
+
   /** Namespaces not listed are gone (a re-list). */
   replaceNamespaces(namespaces: ReadonlyArray<{ name: string; annotations: Record<string, string> | undefined }>): void {
     const listed = new Set(namespaces.map((n) => n.name));
@@ -114,14 +137,24 @@ export class PodRoles implements PodIndexObserver {
       this.podRemoved(pod);
       return;
     }
-    const decision = decideRole(pod, this.namespaces.get(pod.namespace), { policy: this.policy, restricted: this.restrictions.enabled });
+    const serviceAccountRole = this.serviceAccounts.get(`${pod.namespace}/${pod.serviceAccount}`);
+    const decision = decideRole(pod, serviceAccountRole, this.namespaces.get(pod.namespace), {
+      policy: this.policy,
+      restricted: this.restrictions.enabled,
+      serviceAccountRoles: this.serviceAccountRoles,
+    });
     if (decision.kind === 'refused') {
       // Logged once per pod and reason: a pod without a role is no news.
       if (!this.deny(pod, decision.reason) || decision.cause === 'none') return;
       const who = `${pod.namespace}/${pod.name}`;
       if (decision.cause === 'invalid')
         this.log.info(
-          { pod: who, annotation: pod.role?.slice(0, 300), reason: decision.reason },
+          {
+            pod: who,
+            annotation: roleAnnotation(pod.role, serviceAccountRole, this.serviceAccountRoles)?.slice(0, 300),
+            ...(this.serviceAccountRoles === 'off' ? {} : { serviceAccount: pod.serviceAccount }),
+            reason: decision.reason,
+          },
           "the pod's role annotation is not usable; the pod gets 404 until it names a role",
         );
       else
@@ -154,6 +187,10 @@ export class PodRoles implements PodIndexObserver {
 
 function affectsRole(pod: PodRecord, previous: PodRecord): boolean {
   return (
-    pod.role !== previous.role || pod.externalId !== previous.externalId || pod.workload !== previous.workload || podIsActive(pod) !== podIsActive(previous)
+    pod.role !== previous.role ||
+    pod.externalId !== previous.externalId ||
+    pod.workload !== previous.workload ||
+    pod.serviceAccount !== previous.serviceAccount ||
+    podIsActive(pod) !== podIsActive(previous)
   );
 }

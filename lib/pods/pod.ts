@@ -26,6 +26,8 @@ export interface PodRecord {
   /** The external-ID annotation's value, undefined when the pod has none. */
   externalId: string | undefined;
   workload: string;
+  /** spec.serviceAccountName: whose role annotation applies with --service-account-roles. */
+  serviceAccount: string;
 }
 
 export interface AnnotationKeys {
@@ -45,7 +47,7 @@ export interface PodObject {
     deletionTimestamp?: Date | string | null;
     ownerReferences?: Array<{ kind: string; name: string; controller?: boolean | null }> | null;
   } | null;
-  spec?: { hostNetwork?: boolean | null } | null;
+  spec?: { hostNetwork?: boolean | null; serviceAccountName?: string | null; serviceAccount?: string | null } | null;
   status?: {
     phase?: string | null;
     podIP?: string | null;
@@ -84,6 +86,8 @@ export function podRecord(pod: PodObject, keys: AnnotationKeys): PodRecord | nul
       labels: meta.labels ?? undefined,
       ownerReferences: meta.ownerReferences?.map((r) => ({ kind: r.kind, name: r.name, controller: r.controller === true })),
     }),
+    // As the API server's admission sets it: the deprecated field, else "default".
+    serviceAccount: pod.spec?.serviceAccountName || pod.spec?.serviceAccount || 'default',
   };
 }
 

@@ -1,5 +1,6 @@
-// Pods and namespaces from a local file instead of the API server (local runs, demos):
-// imported only with --pods-file, so the YAML parser costs a cluster's proxy nothing.
+// Pods, namespaces and ServiceAccounts from a local file instead of the API server (local
+// runs, demos): imported only with --pods-file, so the YAML parser costs a cluster's
+// proxy nothing.
 
 import { readFileSync, watch as watchFile, type FSWatcher } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -7,12 +8,12 @@ import { loadAll } from 'js-yaml';
 import type { PodIndex } from './pod-index.js';
 import type { AnnotationKeys } from './pod.js';
 import type { PodRoles } from './pod-roles.js';
-import { NamespaceFeed, PodFeed, type PodSource } from './sources.js';
+import { NamespaceFeed, PodFeed, ServiceAccountFeed, type PodSource } from './sources.js';
 
 /**
- * Pods and namespaces from a local YAML or JSON file in the form
- * `kubectl get pods,namespaces -o yaml` prints, reloaded when it changes. A file that
- * does not parse leaves the last good state in place.
+ * Pods, namespaces and ServiceAccounts from a local YAML or JSON file in the form
+ * `kubectl get pods,namespaces,serviceaccounts -o yaml` prints, reloaded when it
+ * changes. A file that does not parse leaves the last good state in place.
  */
 export class PodsFileSource implements PodSource {
   readonly synced = true;
@@ -20,15 +21,27 @@ export class PodsFileSource implements PodSource {
   private readonly path: string;
   private readonly pods: PodFeed;
   private readonly namespaces: NamespaceFeed;
+  private readonly serviceAccounts: ServiceAccountFeed | null;
   private readonly onError: (error: unknown) => void;
   private watcher: FSWatcher | null = null;
   private reloadTimer: NodeJS.Timeout | null = null;
 
-  /** Loads the file now; throws when it cannot be read or parsed. */
-  constructor(path: string, index: PodIndex, assignment: PodRoles, keys: AnnotationKeys, onError: (error: unknown) => void) {
+  /**
+   * Loads the file now; throws when it cannot be read or parsed. `serviceAccountRoleKey`:
+   * the ServiceAccount annotation naming a role, null when roles do not come from them.
+   */
+  constructor(
+    path: string,
+    index: PodIndex,
+    assignment: PodRoles,
+    keys: AnnotationKeys,
+    serviceAccountRoleKey: string | null,
+    onError: (error: unknown) => void,
+  ) {
     this.path = path;
     this.pods = new PodFeed(index, keys);
     this.namespaces = new NamespaceFeed(assignment);
+    this.serviceAccounts = serviceAccountRoleKey === null ? null : new ServiceAccountFeed(assignment, serviceAccountRoleKey);
     this.onError = onError;
     this.load();
     // Watch the folder: editors and `kubectl ... > file` replace the file rather than write to it.
@@ -53,9 +66,11 @@ export class PodsFileSource implements PodSource {
   }
 
   private load(): void {
-    const { pods, namespaces } = parsePodsFile(readFileSync(this.path, 'utf8'));
+    const { pods, namespaces, serviceAccounts } = parsePodsFile(readFileSync(this.path, 'utf8'));
     this.namespaces.listPage(namespaces);
     this.namespaces.listEnd();
+    this.serviceAccounts?.listPage(serviceAccounts);
+    this.serviceAccounts?.listEnd();
     this.pods.listPage(pods);
     this.pods.listEnd();
     this.loads++;
@@ -74,10 +89,11 @@ interface FileObject {
   metadata?: { uid?: string; name?: string; namespace?: string };
 }
 
-/** Splits a List (or several documents) into pods and namespaces; hand-written pods get a UID. */
-export function parsePodsFile(text: string): { pods: unknown[]; namespaces: unknown[] } {
+/** Splits a List (or several documents) into pods, namespaces and ServiceAccounts; hand-written pods get a UID. */
+export function parsePodsFile(text: string): { pods: unknown[]; namespaces: unknown[]; serviceAccounts: unknown[] } {
   const pods: unknown[] = [];
   const namespaces: unknown[] = [];
+  const serviceAccounts: unknown[] = [];
   const visit = (object: FileObject | null | undefined, kind: string | undefined): void => {
     if (object === null || typeof object !== 'object') return;
     const k = object.kind ?? kind;
@@ -87,6 +103,7 @@ export function parsePodsFile(text: string): { pods: unknown[]; namespaces: unkn
       return;
     }
     if (k === 'Namespace') namespaces.push(object);
+    else if (k === 'ServiceAccount') serviceAccounts.push({ ...object, metadata: { ...object.metadata, namespace: object.metadata?.namespace ?? 'default' } });
     else if (k === 'Pod') {
       const meta = object.metadata ?? {};
       const namespace = meta.namespace ?? 'default';
@@ -94,5 +111,5 @@ export function parsePodsFile(text: string): { pods: unknown[]; namespaces: unkn
     }
   };
   for (const document of loadAll(text) as FileObject[]) visit(document, undefined);
-  return { pods, namespaces };
+  return { pods, namespaces, serviceAccounts };
 }

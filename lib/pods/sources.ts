@@ -1,5 +1,5 @@
-// Where pods and namespaces come from: a watch on the Kubernetes API, or a local file
-// (pods-file.ts). Both feed the same PodIndex and PodRoles.
+// Where pods, namespaces and ServiceAccounts come from: a watch on the Kubernetes API, or
+// a local file (pods-file.ts). Both feed the same PodIndex and PodRoles.
 
 import type { PodIndex } from './pod-index.js';
 import type { KubernetesApi } from './kubernetes.js';
@@ -101,31 +101,80 @@ export class NamespaceFeed extends Feed<NamespaceRecord> {
   }
 }
 
-/** Pods (of one node with `node`) and namespaces, watched on the API server. */
+interface ServiceAccountObject {
+  metadata?: { name?: string; namespace?: string; annotations?: Record<string, string> | null } | null;
+}
+
+interface ServiceAccountRecord {
+  namespace: string;
+  name: string;
+  role: string | undefined;
+}
+
+/** Only the role annotation of each ServiceAccount is kept (`roleKey`). */
+export class ServiceAccountFeed extends Feed<ServiceAccountRecord> {
+  constructor(
+    private readonly podRoles: PodRoles,
+    private readonly roleKey: string,
+  ) {
+    super();
+  }
+  protected convert(item: unknown): ServiceAccountRecord | null {
+    const meta = (item as ServiceAccountObject).metadata;
+    if (meta?.name == null || meta.namespace == null) return null;
+    return { namespace: meta.namespace, name: meta.name, role: meta.annotations?.[this.roleKey] };
+  }
+  protected replace(accounts: ServiceAccountRecord[]): void {
+    this.podRoles.replaceServiceAccounts(accounts);
+  }
+  protected upsert(account: ServiceAccountRecord): void {
+    this.podRoles.serviceAccountUpdated(account.namespace, account.name, account.role);
+  }
+  protected remove(item: unknown): void {
+    const meta = (item as ServiceAccountObject).metadata;
+    if (meta?.name != null && meta.namespace != null) this.podRoles.serviceAccountUpdated(meta.namespace, meta.name, undefined);
+  }
+}
+
+export type ClusterSourceOptions = Partial<WatchOptions> & Pick<WatchOptions, 'onError'> & ClusterScope;
+
+interface ClusterScope {
+  /** --node: only this node's pods. */
+  node: string | null;
+  /** With --service-account-roles: the ServiceAccount annotation naming a role; null: ServiceAccounts are not watched. */
+  serviceAccountRoleKey: string | null;
+}
+
+/** Pods (of one node with `node`), namespaces and, for their roles, ServiceAccounts, watched on the API server. */
 export class ClusterSource implements PodSource {
   readonly pods: ResourceWatch;
   readonly namespaces: ResourceWatch;
+  readonly serviceAccounts: ResourceWatch | null;
   private readonly started: Promise<void>;
 
-  constructor(
-    api: KubernetesApi,
-    index: PodIndex,
-    assignment: PodRoles,
-    keys: AnnotationKeys,
-    node: string | null,
-    options: Partial<WatchOptions> & Pick<WatchOptions, 'onError'>,
-  ) {
-    const watchOptions = { ...DEFAULT_WATCH_OPTIONS, ...options };
+  constructor(api: KubernetesApi, index: PodIndex, assignment: PodRoles, keys: AnnotationKeys, options: ClusterSourceOptions) {
+    const { node, serviceAccountRoleKey, ...watch } = options;
+    const watchOptions: WatchOptions = { ...DEFAULT_WATCH_OPTIONS, ...watch };
     const selector = node === null ? undefined : `spec.nodeName=${node}`;
     this.namespaces = new ResourceWatch(api, '/api/v1/namespaces', undefined, new NamespaceFeed(assignment), watchOptions);
+    this.serviceAccounts =
+      serviceAccountRoleKey === null
+        ? null
+        : new ResourceWatch(api, '/api/v1/serviceaccounts', undefined, new ServiceAccountFeed(assignment, serviceAccountRoleKey), watchOptions);
     this.pods = new ResourceWatch(api, '/api/v1/pods', selector, new PodFeed(index, keys), watchOptions);
-    // Namespaces first, so no pod is judged against an allow-list that has not arrived.
+    // Namespaces and ServiceAccounts first, so no pod is judged against an allow-list or
+    // a role that has not arrived.
     this.namespaces.start();
-    this.started = this.namespaces.whenSynced().then(() => this.pods.start());
+    this.serviceAccounts?.start();
+    this.started = Promise.all([this.namespaces.whenSynced(), this.serviceAccounts?.whenSynced()]).then(() => this.pods.start());
   }
 
   get synced(): boolean {
-    return this.pods.synced && this.namespaces.synced;
+    return this.pods.synced && this.namespaces.synced && this.serviceAccounts?.synced !== false;
+  }
+
+  get restarts(): number {
+    return this.pods.restarts + this.namespaces.restarts + (this.serviceAccounts?.restarts ?? 0);
   }
 
   async whenSynced(): Promise<void> {
@@ -135,6 +184,7 @@ export class ClusterSource implements PodSource {
 
   stop(): void {
     this.namespaces.stop();
+    this.serviceAccounts?.stop();
     this.pods.stop();
   }
 }

@@ -27,7 +27,7 @@ function load(
   const index = new PodIndex();
   const assignment = podRolesFor(store, index, { enabled: restrictions });
   const errors: unknown[] = [];
-  const source = new PodsFileSource(path, index, assignment, KEYS, (e) => errors.push(e));
+  const source = new PodsFileSource(path, index, assignment, KEYS, null, (e) => errors.push(e));
   t.teardown(() => {
     source.stop();
     store.close();

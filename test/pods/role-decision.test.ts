@@ -3,13 +3,13 @@
 
 import t from 'tap';
 import { compileNamespacePolicy, type NamespacePolicy } from '../../lib/pods/namespace-policy.js';
-import { decideRole, type RoleDecision, type RoleDefaults } from '../../lib/pods/role-decision.js';
+import { decideRole, type RoleDecision, type RoleDefaults, type ServiceAccountRoles } from '../../lib/pods/role-decision.js';
 
 const BASE = 'arn:aws:iam::123456789012:role/';
 const glob = (list: string[] | string): NamespacePolicy => compileNamespacePolicy(typeof list === 'string' ? list : JSON.stringify(list), 'glob', BASE);
 const regexp = (list: string[]): NamespacePolicy => compileNamespacePolicy(JSON.stringify(list), 'regexp', BASE);
-const open: RoleDefaults = { policy: { baseRoleArn: BASE, defaultRoleArn: null }, restricted: false };
-const restricted: RoleDefaults = { policy: { baseRoleArn: BASE, defaultRoleArn: `${BASE}default` }, restricted: true };
+const open: RoleDefaults = { policy: { baseRoleArn: BASE, defaultRoleArn: null }, restricted: false, serviceAccountRoles: 'off' };
+const restricted: RoleDefaults = { policy: { baseRoleArn: BASE, defaultRoleArn: `${BASE}default` }, restricted: true, serviceAccountRoles: 'off' };
 
 t.test('decisions', async (t) => {
   const cases: Array<[string, string | undefined, NamespacePolicy | undefined, RoleDefaults, RoleDecision]> = [
@@ -65,5 +65,53 @@ t.test('decisions', async (t) => {
     ['restrictions off: any namespace allows', 'app', glob([]), open, { kind: 'role', arn: `${BASE}app` }],
   ];
   for (const [name, role, namespacePolicy, defaults, expected] of cases)
-    t.same(decideRole({ namespace: 'shop', role }, namespacePolicy, defaults), expected, name);
+    t.same(decideRole({ namespace: 'shop', role }, undefined, namespacePolicy, defaults), expected, name);
+});
+
+t.test("a ServiceAccount's role, by --service-account-roles", async (t) => {
+  const IRSA = 'arn:aws:iam::123456789012:role/irsa';
+  // [name, mode, pod annotation, ServiceAccount annotation, namespace allow-list, expected]
+  const cases: Array<[string, ServiceAccountRoles, string | undefined, string | undefined, NamespacePolicy | undefined, RoleDecision]> = [
+    ['off: the ServiceAccount is not read', 'off', undefined, IRSA, undefined, { kind: 'role', arn: `${BASE}default` }],
+    ['fallback: a pod without an annotation takes its ServiceAccount’s', 'fallback', undefined, IRSA, undefined, { kind: 'role', arn: IRSA }],
+    ['fallback: the pod’s own annotation wins', 'fallback', 'app', IRSA, undefined, { kind: 'role', arn: `${BASE}app` }],
+    [
+      'fallback: an empty pod annotation is the pod’s choice, not a gap',
+      'fallback',
+      ' ',
+      IRSA,
+      undefined,
+      { kind: 'refused', cause: 'none', reason: 'empty role annotation' },
+    ],
+    ['fallback: neither, the default', 'fallback', undefined, undefined, undefined, { kind: 'role', arn: `${BASE}default` }],
+    ['override: the ServiceAccount’s wins', 'override', 'app', IRSA, undefined, { kind: 'role', arn: IRSA }],
+    ['override: without one, the pod’s', 'override', 'app', undefined, undefined, { kind: 'role', arn: `${BASE}app` }],
+    ['a role name (not an ARN) on the ServiceAccount takes the base ARN', 'override', undefined, 'named', undefined, { kind: 'role', arn: `${BASE}named` }],
+    [
+      'the namespace allow-list applies to a ServiceAccount’s role as to a pod’s',
+      'fallback',
+      undefined,
+      IRSA,
+      glob(['team-a-*']),
+      { kind: 'refused', cause: 'namespace', arn: IRSA, reason: `role ${IRSA} is not allowed in namespace shop` },
+    ],
+    [
+      'an unusable ServiceAccount annotation is refused, not skipped',
+      'override',
+      'app',
+      'not a role!',
+      undefined,
+      { kind: 'refused', cause: 'invalid', reason: '"not a role!" is not a valid role name' },
+    ],
+  ];
+  for (const [name, mode, role, serviceAccountRole, namespacePolicy, expected] of cases)
+    t.same(
+      decideRole({ namespace: 'shop', role }, serviceAccountRole, namespacePolicy, {
+        policy: restricted.policy,
+        restricted: namespacePolicy !== undefined,
+        serviceAccountRoles: mode,
+      }),
+      expected,
+      name,
+    );
 });

@@ -44,7 +44,9 @@ export class PodStack {
       info: (_fields, message) => this.notices.push(message),
       warn: (_fields, message) => this.warnings.push(message),
     });
-    this.source = new ClusterSource(this.api, this.index, this.podRoles, KEYS, options.node ?? null, {
+    this.source = new ClusterSource(this.api, this.index, this.podRoles, KEYS, {
+      node: options.node ?? null,
+      serviceAccountRoleKey: null,
       backoffBaseMs: 100,
       backoffMaxMs: 1000,
       onError: (error) => this.watchErrors.push(error),

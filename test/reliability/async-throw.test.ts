@@ -67,6 +67,7 @@ const source = new PodsFileSource(
   index,
   assignment,
   { role: 'iam.amazonaws.com/role', externalId: 'iam.amazonaws.com/external-id' },
+  null,
   () => undefined,
 );
 t.teardown(() => source.stop());
