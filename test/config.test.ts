@@ -48,6 +48,8 @@ t.test('kube2iam defaults for credentials and pods', async (t) => {
     connection: { kubeconfig: null, apiServer: null, apiToken: null, insecure: false },
     podsFile: null,
     restrictions: { enabled: false, format: 'glob', key: 'iam.amazonaws.com/allowed-roles' },
+    serviceAccountRoles: 'off',
+    serviceAccountRoleKey: 'eks.amazonaws.com/role-arn',
     waitMs: 2000,
     resolveDuplicates: false,
   });
@@ -138,12 +140,18 @@ t.test('pod flags', async (t) => {
     '--resolve-duplicate-cache-ips',
     '--cache-resync-period',
     '10m',
+    '--service-account-roles',
+    'Override',
+    '--service-account-role-key',
+    'example.com/sa-role',
   ]);
   t.same(c.pods, {
     node: 'ip-10-0-0-1',
     connection: { kubeconfig: null, apiServer: 'https://10.96.0.1', apiToken: 'tok', insecure: true },
     podsFile: null,
     restrictions: { enabled: true, format: 'regexp', key: 'example.com/roles' },
+    serviceAccountRoles: 'override',
+    serviceAccountRoleKey: 'example.com/sa-role',
     waitMs: 500,
     resolveDuplicates: true,
   });
@@ -205,6 +213,8 @@ for (const [args, pattern] of [
   [['--container-credentials', '--pods-file', 'p.yaml'], /--container-credentials needs the API server to review tokens: drop --pods-file/],
   [['--container-credentials', '--container-credentials-audience', ' '], /--container-credentials-audience must not be empty/],
   [['--container-credentials-port', '0'], /--container-credentials-port must be a port number/],
+  [['--service-account-roles', 'first'], /--service-account-roles must be off, fallback or override/],
+  [['--service-account-role-key', ''], /--service-account-role-key must not be empty/],
   [['--backoff-max-elapsed-time', 'long'], /--backoff-max-elapsed-time must be a duration/],
   [['--cache-resync-period', '30'], /--cache-resync-period must be a duration/],
   [['--iptables'], /--iptables needs --host-ip/],
