@@ -11,12 +11,12 @@ RUN npx tsc -p .
 ARG KUBE2IAM_COMMIT=unknown
 RUN node -e "process.stdout.write(JSON.stringify({ commit: process.env.KUBE2IAM_COMMIT, date: new Date().toISOString().slice(0, 19) + 'Z' }))" > build-info.json
 
-# Runtime stage: production dependencies, the compiled program, and the iptables tools
-# that --iptables runs (lib/node/commands.ts lists every command the program can run;
-# network interfaces are read from /sys, so iproute2 is not needed).
+# Runtime stage: production dependencies, the compiled program, the iptables tools that
+# --iptables runs and ip (iproute2), which --container-credentials-link runs
+# (lib/node/commands.ts lists every command the program can run).
 FROM node:24-bookworm-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends iptables \
+ && apt-get install -y --no-install-recommends iptables iproute2 \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production

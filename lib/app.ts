@@ -12,6 +12,7 @@ import { CredentialAnswerStats, createRouter, Route, ROUTE_NAMES } from './imds/
 import { TokenRegistry } from './imds/tokens.js';
 import { errorText, type Logger, type LogSink } from './log.js';
 import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
+import { EndpointAddresses, nodeHasIpv6 } from './node/endpoint-addresses.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
 import { PodIndex } from './pods/pod-index.js';
@@ -48,7 +49,29 @@ export interface AppOptions {
 }
 
 /** The container-credentials endpoint's addresses, as the EKS Pod Identity Agent's and the SDKs' allow-lists have them. */
-export const CONTAINER_CREDENTIALS_ADDRESSES = ['169.254.170.23', 'fd00:ec2::23'];
+export const CONTAINER_CREDENTIALS_ADDRESSES = { v4: '169.254.170.23', v6: 'fd00:ec2::23' };
+
+interface ContainerEndpoint {
+  audience: string;
+  port: number;
+  addresses: string[];
+  /** Puts the addresses on the node (--container-credentials-link), or null. */
+  link: EndpointAddresses | null;
+}
+
+/** Where the container-credentials endpoint listens, or null without --container-credentials. */
+function containerEndpointOf(config: Config, options: AppOptions): ContainerEndpoint | null {
+  const flags = config.containerCredentials;
+  if (flags === null) return null;
+  const { v4, v6 } = CONTAINER_CREDENTIALS_ADDRESSES;
+  const addresses = options.containerCredentialsAddresses ?? (nodeHasIpv6() ? [v4, v6] : [v4]);
+  return {
+    audience: flags.audience,
+    port: flags.port,
+    addresses,
+    link: flags.link === null ? null : new EndpointAddresses({ link: flags.link, addresses }),
+  };
+}
 
 /** How often a failure that keeps repeating is written again, when the stats line is off. */
 const FAILURE_FOLD_MS = 60_000;
@@ -73,6 +96,8 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
             appPort: config.appPort,
           });
     rule?.preflight();
+    const containerEndpoint = containerEndpointOf(config, options);
+    containerEndpoint?.link?.preflight();
     // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
     let api: KubernetesApi | null = null;
     if (pods.podsFile === null) {
@@ -198,12 +223,15 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       log.info({ rule: rule.describe(), outcome }, 'iptables rule in place');
     }
     let container: ContainerCredentialsStats | null = null;
-    if (config.containerCredentials !== null && api !== null) {
-      const { audience, port } = config.containerCredentials;
+    if (containerEndpoint !== null && api !== null) {
+      const { audience, port, addresses } = containerEndpoint;
       const reviewer = new TokenReviewer(tokenReviews(api), { audience, ...DEFAULT_TOKEN_REVIEWER_OPTIONS }, (error) =>
         reportTokenReviewFailure(failures, error),
       );
-      const addresses = options.containerCredentialsAddresses ?? CONTAINER_CREDENTIALS_ADDRESSES;
+      if (containerEndpoint.link !== null) {
+        const added = await containerEndpoint.link.ensure();
+        log.info({ link: config.containerCredentials?.link, added }, 'container-credentials addresses in place');
+      }
       const containerRequests = new RequestStats(CONTAINER_ROUTE_NAMES, [ContainerRoute.Credentials]);
       container = { requestStats: containerRequests, reviewer };
       const router = createContainerRouter(

@@ -55,6 +55,8 @@ export interface ContainerCredentialsConfig {
   /** The audience a pod's token must be issued for (TokenRequest's, the projected volume's). */
   audience: string;
   port: number;
+  /** The link the endpoint's addresses are put on; null: the node has them already. */
+  link: string | null;
 }
 
 export interface IptablesConfig {
@@ -191,6 +193,11 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     default: 'kube2iam',
     describe: 'The audience the projected tokens pods present to /v1/credentials must carry; tokens for any other audience are refused',
+  },
+  'container-credentials-link': {
+    type: 'string',
+    default: 'kube2iam0',
+    describe: "Dummy link made to hold the endpoint's addresses (needs NET_ADMIN); lo puts them on loopback; empty: the node has them already",
   },
   'container-credentials-port': {
     type: 'string',
@@ -401,7 +408,10 @@ function containerCredentialsConfig(args: Record<string, unknown>): ContainerCre
   if (String(args.podsFile).trim() !== '') throw new ConfigError('--container-credentials needs the API server to review tokens: drop --pods-file');
   const audience = String(args.containerCredentialsAudience).trim();
   if (audience === '') throw new ConfigError('--container-credentials-audience must not be empty');
-  return { audience, port };
+  const link = String(args.containerCredentialsLink).trim();
+  if (link.length > 15 || /[\s/]/.test(link))
+    throw new ConfigError(`--container-credentials-link must be an interface name (1-15 characters, no whitespace or "/"), got ${JSON.stringify(link)}`);
+  return { audience, port, link: link === '' ? null : link };
 }
 
 function podConfig(args: Record<string, unknown>): PodConfig {

@@ -158,15 +158,14 @@ t.test('pod flags', async (t) => {
   t.equal((await config(['--pods-file', 'pods.yaml'])).pods.podsFile, 'pods.yaml');
 });
 
-t.test('the container-credentials endpoint is off unless asked for, then on port 80 for audience kube2iam', async (t) => {
+t.test('the container-credentials endpoint is off unless asked for, then on port 80 for audience kube2iam, on its own link', async (t) => {
   t.equal((await config([])).containerCredentials, null);
-  t.same((await config(['--container-credentials'])).containerCredentials, { audience: 'kube2iam', port: 80 });
+  t.same((await config(['--container-credentials'])).containerCredentials, { audience: 'kube2iam', port: 80, link: 'kube2iam0' });
+  const flags = ['--container-credentials-audience', 'sts.example', '--container-credentials-port', '8182', '--container-credentials-link='];
   t.same(
-    (await config(['--container-credentials', '--container-credentials-audience', 'sts.example', '--container-credentials-port', '8182'])).containerCredentials,
-    {
-      audience: 'sts.example',
-      port: 8182,
-    },
+    (await config(['--container-credentials', ...flags])).containerCredentials,
+    { audience: 'sts.example', port: 8182, link: null },
+    'an empty link: the node has the addresses',
   );
 });
 
@@ -213,6 +212,7 @@ for (const [args, pattern] of [
   [['--container-credentials', '--pods-file', 'p.yaml'], /--container-credentials needs the API server to review tokens: drop --pods-file/],
   [['--container-credentials', '--container-credentials-audience', ' '], /--container-credentials-audience must not be empty/],
   [['--container-credentials-port', '0'], /--container-credentials-port must be a port number/],
+  [['--container-credentials', '--container-credentials-link', 'a/b'], /--container-credentials-link must be an interface name/],
   [['--service-account-roles', 'first'], /--service-account-roles must be off, fallback or override/],
   [['--service-account-role-key', ''], /--service-account-role-key must not be empty/],
   [['--backoff-max-elapsed-time', 'long'], /--backoff-max-elapsed-time must be a duration/],

@@ -7,10 +7,14 @@
 //   browser-like client loads through DNS rebinding cannot reach it;
 // - the pod must be on this node now (the index, on every request: a kept review never
 //   outlives its pod), with the namespace and name the token names;
+// - a token presented from another pod's address is refused: a token copied out of its
+//   pod is worth nothing from another. The address only ever refuses; an address no pod
+//   claims (the node's own, a pod not yet indexed) leaves the token to speak alone;
 // - its role is the one PodRoles decided for it, the same as the metadata path's.
 
 import { fetchWait, type CredentialEntry } from '../credentials/store.js';
 import type { Handler, PreparedResponse, Request } from '../http/index.js';
+import { normalizeIp } from '../pods/ip.js';
 import type { PodIndex } from '../pods/pod-index.js';
 import { podIsActive, type PodRecord } from '../pods/pod.js';
 import type { PodRoles } from '../pods/pod-roles.js';
@@ -95,6 +99,12 @@ export function createContainerRouter(deps: ContainerRouterDependencies, options
   const answerPod = (request: Request, verdict: Extract<TokenVerdict, { kind: 'pod' }>, pod: PodRecord | undefined): void => {
     if (pod === undefined || pod.namespace !== verdict.namespace || pod.name !== verdict.podName) {
       refuse(request, 403, `pod ${verdict.namespace}/${verdict.podName} is not on this node`);
+      return;
+    }
+    const caller = normalizeIp(request.remoteAddress);
+    const claim = caller === null ? undefined : index.lookup(caller);
+    if (claim !== undefined && !claim.claimants.some((claimant) => claimant.uid === pod.uid)) {
+      refuse(request, 403, `the token of pod ${pod.namespace}/${pod.name} was presented from ${caller}, another pod's address`);
       return;
     }
     const podRole = podIsActive(pod) ? podRoles.roleOf(pod.uid) : undefined;

@@ -4,8 +4,8 @@
 
 import { spawn } from 'node:child_process';
 
-/** Every external command the program can run: the iptables tools of both backends. */
-export const NODE_COMMANDS = ['iptables', 'iptables-legacy', 'iptables-nft', 'iptables-legacy-save', 'iptables-nft-save'] as const;
+/** Every external command the program can run: the iptables tools of both backends, and ip for the endpoint's addresses. */
+export const NODE_COMMANDS = ['iptables', 'iptables-legacy', 'iptables-nft', 'iptables-legacy-save', 'iptables-nft-save', 'ip'] as const;
 export type NodeCommand = (typeof NODE_COMMANDS)[number];
 
 export interface CommandResult {

@@ -55,6 +55,8 @@ await plane.kubectlRunningPod(NS, 'web', { 'iam.amazonaws.com/role': 'web-role' 
 await plane.kubectlRunningPod(NS, 'batch', { 'iam.amazonaws.com/role': 'batch-role' }, '10.0.0.2', { serviceAccount: 'batch' });
 await plane.kubectlRunningPod(NS, 'elsewhere', { 'iam.amazonaws.com/role': 'web-role' }, '10.0.1.1', { serviceAccount: 'web', node: 'node-2' });
 await plane.kubectlRunningPod(NS, 'plain', {}, '10.0.0.3', { serviceAccount: 'web' });
+// At a loopback address, so a request can come from its address.
+await plane.kubectlRunningPod(NS, 'thief', { 'iam.amazonaws.com/role': 'thief-role' }, '127.0.0.61', { serviceAccount: 'batch' });
 
 const port = await freePort();
 const statsOut = new LogCapture();
@@ -80,6 +82,8 @@ const app: App = await startApp(
       '--container-credentials',
       '--container-credentials-port',
       String(port),
+      // Loopback here: the machine's own links are left alone.
+      '--container-credentials-link=',
     ]),
   ),
   createLogger({ logLevel: 'info', logFormat: 'json' }, log),
@@ -95,11 +99,20 @@ interface Answer {
 }
 
 /** One GET /v1/credentials as an SDK sends it: the token as the Authorization header, on a connection of its own. */
-function ask(token: string | undefined, options: { host?: string; path?: string; method?: string } = {}): Promise<Answer> {
+function ask(token: string | undefined, options: { host?: string; path?: string; method?: string; from?: string } = {}): Promise<Answer> {
   const headers: Record<string, string> = { host: options.host ?? `${ADDRESS}:${port}` };
   if (token !== undefined) headers.authorization = token;
   return new Promise((resolve, reject) => {
-    const req = request({ host: ADDRESS, port, path: options.path ?? '/v1/credentials', method: options.method ?? 'GET', headers, agent: false }, (res) => {
+    const target = {
+      host: ADDRESS,
+      port,
+      path: options.path ?? '/v1/credentials',
+      method: options.method ?? 'GET',
+      headers,
+      agent: false,
+      localAddress: options.from,
+    };
+    const req = request(target, (res) => {
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => (text += chunk));
@@ -178,6 +191,15 @@ t.test('every token that is not a live pod of this node, for this audience, is r
     t.match(answer.body.Message, reason, `${name}: ${String(answer.body.Message)}`);
     t.notOk('AccessKeyId' in answer.body, `${name}: no credentials`);
   }
+});
+
+t.test("a token presented from another pod's address is refused; from its own pod's, it is served", async (t) => {
+  const stolen = await ask(webToken, { from: '127.0.0.61' });
+  t.equal(stolen.status, 403);
+  t.match(stolen.body.Message, /token of pod shop\/web was presented from 127\.0\.0\.61, another pod's address/);
+  t.notOk('AccessKeyId' in stolen.body);
+  const own = await ask(await plane.issueToken(NS, 'batch', 'thief', AUDIENCE), { from: '127.0.0.61' });
+  t.equal(own.status, 200, 'the pod at that address, with its own token');
 });
 
 t.test('the request itself: only GET /v1/credentials, to the endpoint by its own address', async (t) => {

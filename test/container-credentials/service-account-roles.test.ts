@@ -72,6 +72,8 @@ const app: App = await startApp(
       '--container-credentials',
       '--container-credentials-port',
       String(port),
+      // Loopback here: the machine's own links are left alone.
+      '--container-credentials-link=',
     ]),
   ),
   createLogger({ logLevel: 'fatal', logFormat: 'json' }, new LogCapture()),

@@ -1,0 +1,76 @@
+// The container-credentials endpoint's addresses on the node, as the EKS Pod Identity
+// Agent installs its own: 169.254.170.23 (and fd00:ec2::23 where the node has IPv6) on a
+// dummy link, so a pod's packets to them, routed to the node like any others, are the
+// node's to answer. Idempotent (a restart finds them in place), and left after exit like
+// the DNAT rule: a proxy that is down refuses connections there, it does not let them
+// reach anything else.
+
+import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
+import { runCommand, type CommandRunner } from './commands.js';
+import { processHasNetAdmin } from './host.js';
+
+export class EndpointAddressError extends Error {
+  override name = 'EndpointAddressError';
+}
+
+/** Whether the node has IPv6 at all (the kernel lists no IPv6 addresses without it). */
+export function nodeHasIpv6(): boolean {
+  return existsSync('/proc/net/if_inet6');
+}
+
+/** Pure: the addresses `ip -o addr show` lists, without their prefix length. */
+export function listedAddresses(ipAddrOutput: string): string[] {
+  return [...ipAddrOutput.matchAll(/\binet6? ([0-9a-fA-F.:]+)\//g)].map((m) => (m[1] as string).toLowerCase());
+}
+
+export interface EndpointAddressesSpec {
+  /** The link that holds them: a dummy link made here, or `lo`. */
+  link: string;
+  addresses: string[];
+}
+
+export class EndpointAddresses {
+  constructor(
+    private readonly spec: EndpointAddressesSpec,
+    private readonly runner: CommandRunner = runCommand,
+    private readonly hasNetAdmin: () => boolean = processHasNetAdmin,
+  ) {
+    const link = spec.link;
+    if (link.length === 0 || link.length > 15 || /[\s/]/.test(link)) throw new EndpointAddressError(`link name "${link}" is not a valid interface name`);
+  }
+
+  preflight(): void {
+    if (!this.hasNetAdmin()) {
+      throw new EndpointAddressError(
+        `--container-credentials-link needs the NET_ADMIN capability to put ${this.spec.addresses.join(' and ')} on ${this.spec.link}: add it, or set --container-credentials-link= and install the addresses on the node`,
+      );
+    }
+  }
+
+  /** Makes the link (unless it is lo) and puts each address on it; says what was added. */
+  async ensure(): Promise<string[]> {
+    const { link, addresses } = this.spec;
+    const added: string[] = [];
+    if (link !== 'lo' && (await this.runner('ip', ['link', 'show', 'dev', link])).code !== 0) {
+      await this.ip(['link', 'add', link, 'type', 'dummy']);
+      added.push(`link ${link}`);
+    }
+    await this.ip(['link', 'set', link, 'up']);
+    const present = listedAddresses((await this.ip(['-o', 'addr', 'show', 'dev', link])).stdout);
+    for (const address of addresses) {
+      if (present.includes(address.toLowerCase())) continue;
+      // No duplicate-address detection: a tentative address cannot be listened on.
+      if (isIP(address) === 6) await this.ip(['-6', 'addr', 'add', `${address}/128`, 'dev', link, 'nodad']);
+      else await this.ip(['addr', 'add', `${address}/32`, 'dev', link]);
+      added.push(address);
+    }
+    return added;
+  }
+
+  private async ip(args: string[]) {
+    const result = await this.runner('ip', args);
+    if (result.code !== 0) throw new EndpointAddressError(`ip ${args.join(' ')} failed (exit ${result.code}): ${result.stderr.trim().slice(0, 300)}`);
+    return result;
+  }
+}
