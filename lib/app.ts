@@ -170,10 +170,13 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     let ruleInPlace = rule === null;
     if (rule !== null && config.iptables?.removeOnExit === true) undo.add(() => (ruleInPlace ? removeRule(rule, log) : undefined));
     let server: HttpServer | null = null;
-    // Ready only once pods are listed and, with --iptables, the rule sends pods here.
+    let containerListening = containerEndpoint === null;
+    // Ready only once pods are listed and, with --iptables, the rule sends pods here (and,
+    // with --container-credentials, that endpoint listens too).
     const unavailable = (): string | null => {
       if (server?.shuttingDown === true) return 'shutting down';
       if (!ruleInPlace) return 'iptables rule not installed yet';
+      if (!containerListening) return 'container-credentials endpoint not listening yet';
       return source.synced ? null : 'pods not listed yet';
     };
     const router = createRouter(
@@ -249,6 +252,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         });
         undo.add(() => endpoint.close(graceMs));
       }
+      containerListening = true;
       log.info({ addresses, port, audience }, `serving ${CREDENTIALS_PATH} on ${addresses.join(', ')} port ${port}`);
     }
     const loopDelay = new EventLoopDelay();

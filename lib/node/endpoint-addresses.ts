@@ -53,7 +53,13 @@ export class EndpointAddresses {
     const { link, addresses } = this.spec;
     const added: string[] = [];
     if (link !== 'lo' && (await this.runner('ip', ['link', 'show', 'dev', link])).code !== 0) {
-      await this.ip(['link', 'add', link, 'type', 'dummy']);
+      const made = await this.runner('ip', ['link', 'add', link, 'type', 'dummy']);
+      if (made.code !== 0 && /unknown device type/i.test(made.stderr)) {
+        throw new EndpointAddressError(
+          `this node's kernel cannot make dummy links (no dummy module) for ${link}: set --container-credentials-link=lo to put the addresses on loopback`,
+        );
+      }
+      if (made.code !== 0) throw new EndpointAddressError(`ip link add ${link} type dummy failed (exit ${made.code}): ${made.stderr.trim().slice(0, 300)}`);
       added.push(`link ${link}`);
     }
     await this.ip(['link', 'set', link, 'up']);

@@ -72,13 +72,16 @@ export class Pod {
   readonly spec: PodSpec;
   readonly ns: NetworkNamespace;
   readonly ip: string;
+  /** Its IPv6 address on a dual-stack node. */
+  readonly ip6: string | undefined;
   readonly home: string;
 
-  constructor(key: PodKey, ns: NetworkNamespace, ip: string) {
+  constructor(key: PodKey, ns: NetworkNamespace, ip: string, ip6?: string) {
     this.key = key;
     this.spec = POD_SPECS[key];
     this.ns = ns;
     this.ip = ip;
+    this.ip6 = ip6;
     this.home = mkdtempSync(join(tmpdir(), `k2i-e2e-${key}-`));
   }
 
@@ -118,6 +121,16 @@ export class Pod {
   }
 }
 
+export interface TestNodeOptions {
+  /**
+   * moto's port in the node namespace (80: the metadata service's own, as the DNAT rule
+   * matches); another leaves port 80 of the node's other addresses free.
+   */
+  motoPort?: number;
+  /** Dual-stack pods (netns.ts). */
+  ipv6?: boolean;
+}
+
 export class TestNode {
   readonly topology: NodeTopology;
   readonly plane: KubernetesControlPlane;
@@ -133,14 +146,24 @@ export class TestNode {
     this.pods = pods;
   }
 
+  /** moto as the proxy reaches it: the metadata address, at moto's port. */
+  get metadataAddr(): string {
+    return this.moto.port === 80 ? METADATA_IP : `${METADATA_IP}:${this.moto.port}`;
+  }
+
+  /** moto as STS, for clients in the pods (not DNATed). */
+  get podStsEndpoint(): string {
+    return `http://${this.topology.nodeIp}:${this.moto.port}`;
+  }
+
   get node(): NetworkNamespace {
     return this.topology.node;
   }
 
   /** Builds the node, its control plane, moto, and the pods; no proxy yet. */
-  static async start(): Promise<TestNode> {
+  static async start(options: TestNodeOptions = {}): Promise<TestNode> {
     const keys = Object.keys(POD_SPECS) as PodKey[];
-    const topology = await createNodeTopology(keys.length);
+    const topology = await createNodeTopology(keys.length, 'bridge', { ipv6: options.ipv6 });
     let plane: KubernetesControlPlane | null = null;
     let moto: MotoServer | null = null;
     const pods = {} as Record<PodKey, Pod>;
@@ -148,7 +171,7 @@ export class TestNode {
       const prefix = topology.node.prefix;
       const [planeStart, motoStart] = await Promise.allSettled([
         KubernetesControlPlane.start({ prefix }),
-        MotoServer.start({ host: '0.0.0.0', port: 80, prefix }),
+        MotoServer.start({ host: '0.0.0.0', port: options.motoPort ?? 80, prefix }),
       ]);
       plane = planeStart.status === 'fulfilled' ? planeStart.value : null;
       moto = motoStart.status === 'fulfilled' ? motoStart.value : null;
@@ -157,7 +180,7 @@ export class TestNode {
       const kube = planeStart.value;
       keys.forEach((key, n) => {
         const network = nth(topology.pods, n);
-        pods[key] = new Pod(key, network.ns, network.ip);
+        pods[key] = new Pod(key, network.ns, network.ip, network.ip6);
       });
       for (const [name, allowed] of Object.entries(NAMESPACES)) {
         await kube.kubectl(
@@ -171,7 +194,8 @@ export class TestNode {
       }
       for (const pod of Object.values(pods)) {
         const annotations: Record<string, string> = pod.spec.role === undefined ? {} : { 'iam.amazonaws.com/role': pod.spec.role };
-        await kube.kubectlRunningPod(pod.spec.namespace, pod.spec.name, annotations, pod.ip);
+        // As ServiceAccount admission would set it (none runs here).
+        await kube.kubectlRunningPod(pod.spec.namespace, pod.spec.name, annotations, pod.ip, { serviceAccount: 'default' });
       }
       return new TestNode(topology, kube, motoStart.value, pods);
     } catch (error) {
@@ -201,7 +225,7 @@ export class TestNode {
       '--host-ip',
       this.topology.nodeIp,
       '--metadata-addr',
-      METADATA_IP,
+      this.metadataAddr,
       '--stats-interval',
       '0',
     ];
@@ -212,7 +236,7 @@ export class TestNode {
     if (this.proxy !== null) throw new Error('a proxy is already running');
     const env: NodeJS.ProcessEnv = {
       ...process.env,
-      AWS_ENDPOINT_URL_STS: `http://${METADATA_IP}:80`,
+      AWS_ENDPOINT_URL_STS: `http://${METADATA_IP}:${this.moto.port}`,
       AWS_REGION: 'us-east-1',
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',

@@ -52,6 +52,8 @@ export class NetworkNamespace {
 export interface PodNetwork {
   ns: NetworkNamespace;
   ip: string;
+  /** With `ipv6` (bridge wiring): the pod's IPv6 address in fd00:200::/64. */
+  ip6?: string;
 }
 
 export interface NodeTopology {
@@ -87,9 +89,13 @@ export function metadataDnat(topology: Pick<NodeTopology, 'nodeIp' | 'hostInterf
  * A node namespace (169.254.169.254 on loopback) and `podCount` pod namespaces at
  * 10.200.0.11, .12, ... routed through the node. With `bridge` wiring the node's address
  * is 10.200.0.1 on the bridge `cni0`; with `eni` it is 10.0.0.10 (on loopback: any local
- * address is a DNAT target) and each pod has its own link `eni<n>`.
+ * address is a DNAT target) and each pod has its own link `eni<n>`. With `ipv6` (bridge
+ * wiring), dual stack: the node at fd00:200::1, the pods at fd00:200::11, ::12, ...
+ * (without duplicate-address detection, so the addresses work at once).
  */
-export async function createNodeTopology(podCount: number, wiring: PodWiring = 'bridge'): Promise<NodeTopology> {
+export async function createNodeTopology(podCount: number, wiring: PodWiring = 'bridge', options: { ipv6?: boolean } = {}): Promise<NodeTopology> {
+  const ipv6 = options.ipv6 === true;
+  if (ipv6 && wiring !== 'bridge') throw new Error('IPv6 pods are wired through the bridge only');
   const created: NetworkNamespace[] = [];
   const topology: NodeTopology = {
     node: undefined as unknown as NetworkNamespace,
@@ -108,6 +114,7 @@ export async function createNodeTopology(podCount: number, wiring: PodWiring = '
     if (wiring === 'bridge') {
       await node.ip('link', 'add', 'cni0', 'type', 'bridge');
       await node.ip('addr', 'add', '10.200.0.1/24', 'dev', 'cni0');
+      if (ipv6) await node.ip('-6', 'addr', 'add', 'fd00:200::1/64', 'dev', 'cni0', 'nodad');
       await node.ip('link', 'set', 'cni0', 'up');
     } else {
       await node.ip('addr', 'add', `${topology.nodeIp}/32`, 'dev', 'lo');
@@ -123,6 +130,10 @@ export async function createNodeTopology(podCount: number, wiring: PodWiring = '
         await node.ip('link', 'set', hostSide, 'master', 'cni0', 'up');
         await pod.ip('addr', 'add', `${ip}/24`, 'dev', 'eth0');
         await pod.ip('route', 'add', 'default', 'via', '10.200.0.1');
+        if (ipv6) {
+          await pod.ip('-6', 'addr', 'add', `fd00:200::${11 + n}/64`, 'dev', 'eth0', 'nodad');
+          await pod.ip('-6', 'route', 'add', 'default', 'via', 'fd00:200::1');
+        }
       } else {
         await node.ip('link', 'set', hostSide, 'up');
         await node.ip('route', 'add', `${ip}/32`, 'dev', hostSide);
@@ -130,7 +141,7 @@ export async function createNodeTopology(podCount: number, wiring: PodWiring = '
         // On-link: the node's end answers ARP for its own addresses (169.254.169.254, the node IP).
         await pod.ip('route', 'add', 'default', 'dev', 'eth0');
       }
-      topology.pods.push({ ns: pod, ip });
+      topology.pods.push(ipv6 ? { ns: pod, ip, ip6: `fd00:200::${11 + n}` } : { ns: pod, ip });
     }
     return topology;
   } catch (error) {
