@@ -3,9 +3,14 @@
 // never carry a flag the program rejects.
 
 import t from 'tap';
-import { readdirSync } from 'node:fs';
+import { loadAllYaml } from '@kubernetes/client-node';
+import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { CONTAINER_CREDENTIALS_ADDRESSES } from '../lib/app.js';
 import { parseArgs } from '../lib/config.js';
+import { run } from './harness/processes.js';
 import { KubernetesControlPlane } from './harness/kubernetes.js';
 import { containerArgs, containerEnv, daemonSetContainer } from './harness/manifests.js';
 
@@ -61,8 +66,56 @@ t.test('every manifest and kustomization passes kubectl apply --dry-run=server',
     const out = await plane.kubectl(['apply', '--dry-run=server', '-f', `${DIR}${file}`]);
     t.match(out, /(created|configured|unchanged) \(server dry run\)/, file);
   }
-  for (const dir of ['', 'examples/']) {
-    const out = await plane.kubectl(['apply', '--dry-run=server', '-k', `${DIR}${dir}`]);
+  for (const dir of ['', 'examples/', 'examples/container-credentials/', tokenContractOverlay()]) {
+    const out = await plane.kubectl(['apply', '--dry-run=server', '-k', dir.startsWith('/') ? dir : `${DIR}${dir}`]);
     t.match(out, /\(server dry run\)/, `kustomization ${dir || '.'}`);
   }
+});
+
+/**
+ * An operator's overlay of the DaemonSet with the token contract's component, as the
+ * README shows it, in a folder of its own (kustomize refuses a base that contains its
+ * overlay, and absolute paths).
+ */
+function tokenContractOverlay(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-overlay-'));
+  const manifests = relative(dir, DIR);
+  writeFileSync(
+    join(dir, 'kustomization.yaml'),
+    JSON.stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: [manifests],
+      components: [join(manifests, 'components/container-credentials')],
+    }),
+  );
+  return dir;
+}
+
+t.test('the token contract: the proxy’s overlay and a workload that opts in agree on address, audience and token file', async (t) => {
+  const proxy = await run('kubectl', ['kustomize', tokenContractOverlay()]);
+  const container = daemonSetContainer('the overlay', proxy);
+  const config = (await parseArgs(containerArgs(container, containerEnv(container, { 'status.hostIP': '10.0.1.23', 'spec.nodeName': 'n' })), {})).config;
+  t.same(config?.containerCredentials, { audience: 'kube2iam', port: 80, link: 'kube2iam0' }, 'the endpoint on, with its defaults');
+  t.ok(container.securityContext?.capabilities?.add?.includes('NET_BIND_SERVICE'), 'root may bind port 80 only with NET_BIND_SERVICE');
+  t.match(proxy, /resources:\s*- tokenreviews\s*verbs:\s*- create/, 'the proxy may ask TokenReview');
+  const workload = loadAllYaml(await run('kubectl', ['kustomize', `${DIR}examples/container-credentials/`])) as Array<{
+    kind: string;
+    spec: {
+      template: {
+        spec: {
+          containers: Array<{ name: string; env: Array<{ name: string; value: string }>; volumeMounts: Array<{ name: string; mountPath: string }> }>;
+          volumes: Array<{ name: string; projected: { sources: Array<{ serviceAccountToken: { audience: string; path: string } }> } }>;
+        };
+      };
+    };
+  }>;
+  const pod = workload.find((doc) => doc.kind === 'Deployment')?.spec.template.spec;
+  const app = pod?.containers.find((c) => c.name === 'app');
+  const env = Object.fromEntries((app?.env ?? []).map((e) => [e.name, e.value]));
+  t.equal(env.AWS_CONTAINER_CREDENTIALS_FULL_URI, `http://${CONTAINER_CREDENTIALS_ADDRESSES.v4}/v1/credentials`, 'the endpoint’s address and path');
+  const mount = app?.volumeMounts.find((m) => m.name === 'kube2iam-token');
+  const token = pod?.volumes.find((v) => v.name === 'kube2iam-token')?.projected.sources[0]?.serviceAccountToken;
+  t.equal(token?.audience, config?.containerCredentials?.audience, 'the token is for the audience the proxy checks');
+  t.equal(env.AWS_CONTAINER_AUTHORIZATION_TOKEN_FILE, `${mount?.mountPath}/${token?.path}`, 'the variable names the projected token');
 });

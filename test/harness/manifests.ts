@@ -24,9 +24,9 @@ export interface Container {
   };
 }
 
-/** The first container of the DaemonSet in a manifest file. */
-export function daemonSetContainer(file: string): Container {
-  const docs = loadAllYaml(readFileSync(file, 'utf8')) as Array<{ kind: string; spec: { template: { spec: { containers: Container[] } } } }>;
+/** The first container of the DaemonSet in a manifest file, or in manifests' text (`kubectl kustomize`'s output). */
+export function daemonSetContainer(file: string, text = readFileSync(file, 'utf8')): Container {
+  const docs = loadAllYaml(text) as Array<{ kind: string; spec: { template: { spec: { containers: Container[] } } } }>;
   const container = docs.find((doc) => doc.kind === 'DaemonSet')?.spec.template.spec.containers[0];
   if (container === undefined) throw new Error(`${file} has no DaemonSet with a container`);
   return container;
