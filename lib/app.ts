@@ -44,8 +44,6 @@ export interface AppOptions {
   statsOut?: NodeJS.WritableStream;
   /** Where the logger writes, for the request log's lines (stderr). */
   logSink?: LogSink;
-  /** Where /v1/credentials listens (--container-credentials); its link-local addresses when omitted. */
-  containerCredentialsAddresses?: string[];
 }
 
 /** The container-credentials endpoint's addresses, as the EKS Pod Identity Agent's and the SDKs' allow-lists have them. */
@@ -60,11 +58,11 @@ interface ContainerEndpoint {
 }
 
 /** Where the container-credentials endpoint listens, or null without --container-credentials. */
-function containerEndpointOf(config: Config, options: AppOptions): ContainerEndpoint | null {
+function containerEndpointOf(config: Config): ContainerEndpoint | null {
   const flags = config.containerCredentials;
   if (flags === null) return null;
   const { v4, v6 } = CONTAINER_CREDENTIALS_ADDRESSES;
-  const addresses = options.containerCredentialsAddresses ?? (nodeHasIpv6() ? [v4, v6] : [v4]);
+  const addresses = flags.addresses ?? (nodeHasIpv6() ? [v4, v6] : [v4]);
   return {
     audience: flags.audience,
     port: flags.port,
@@ -96,7 +94,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
             appPort: config.appPort,
           });
     rule?.preflight();
-    const containerEndpoint = containerEndpointOf(config, options);
+    const containerEndpoint = containerEndpointOf(config);
     containerEndpoint?.link?.preflight();
     // Likewise a proxy with no Kubernetes API to name pods by (before any network call).
     let api: KubernetesApi | null = null;

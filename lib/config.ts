@@ -2,6 +2,7 @@
 // One schema (FLAGS) drives the parser, the environment fallbacks, --help and the README's
 // flag table; a DaemonSet's arguments are checked against it too.
 
+import { isIP } from 'node:net';
 import yargs from 'yargs';
 import { isFullArn, normalizeBaseRoleArn, resolveRoleName, type RolePolicy } from './credentials/roles.js';
 import { formatDuration, parseDuration } from './duration.js';
@@ -57,6 +58,8 @@ export interface ContainerCredentialsConfig {
   port: number;
   /** The link the endpoint's addresses are put on; null: the node has them already. */
   link: string | null;
+  /** Where it listens; null: 169.254.170.23, and fd00:ec2::23 where the node has IPv6. */
+  addresses: string[] | null;
 }
 
 export interface IptablesConfig {
@@ -198,6 +201,11 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
     type: 'string',
     default: 'kube2iam0',
     describe: "Dummy link made to hold the endpoint's addresses (needs NET_ADMIN); lo puts them on loopback; empty: the node has them already",
+  },
+  'container-credentials-addresses': {
+    type: 'string',
+    default: '',
+    describe: "Comma-separated addresses the endpoint listens on; empty: 169.254.170.23, and fd00:ec2::23 where the node has IPv6 (the SDKs' own)",
   },
   'container-credentials-port': {
     type: 'string',
@@ -411,7 +419,13 @@ function containerCredentialsConfig(args: Record<string, unknown>): ContainerCre
   const link = String(args.containerCredentialsLink).trim();
   if (link.length > 15 || /[\s/]/.test(link))
     throw new ConfigError(`--container-credentials-link must be an interface name (1-15 characters, no whitespace or "/"), got ${JSON.stringify(link)}`);
-  return { audience, port, link: link === '' ? null : link };
+  const listed = String(args.containerCredentialsAddresses)
+    .split(',')
+    .map((a) => a.trim())
+    .filter((a) => a !== '');
+  const invalid = listed.find((a) => isIP(a) === 0);
+  if (invalid !== undefined) throw new ConfigError(`--container-credentials-addresses must list IP addresses, got ${JSON.stringify(invalid)}`);
+  return { audience, port, link: link === '' ? null : link, addresses: listed.length === 0 ? null : listed };
 }
 
 function podConfig(args: Record<string, unknown>): PodConfig {

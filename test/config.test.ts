@@ -160,11 +160,19 @@ t.test('pod flags', async (t) => {
 
 t.test('the container-credentials endpoint is off unless asked for, then on port 80 for audience kube2iam, on its own link', async (t) => {
   t.equal((await config([])).containerCredentials, null);
-  t.same((await config(['--container-credentials'])).containerCredentials, { audience: 'kube2iam', port: 80, link: 'kube2iam0' });
-  const flags = ['--container-credentials-audience', 'sts.example', '--container-credentials-port', '8182', '--container-credentials-link='];
+  t.same((await config(['--container-credentials'])).containerCredentials, { audience: 'kube2iam', port: 80, link: 'kube2iam0', addresses: null });
+  const flags = [
+    '--container-credentials-audience',
+    'sts.example',
+    '--container-credentials-port',
+    '8182',
+    '--container-credentials-link=',
+    '--container-credentials-addresses',
+    '169.254.170.23, fd00:ec2::23',
+  ];
   t.same(
     (await config(['--container-credentials', ...flags])).containerCredentials,
-    { audience: 'sts.example', port: 8182, link: null },
+    { audience: 'sts.example', port: 8182, link: null, addresses: ['169.254.170.23', 'fd00:ec2::23'] },
     'an empty link: the node has the addresses',
   );
 });
@@ -212,6 +220,10 @@ for (const [args, pattern] of [
   [['--container-credentials', '--pods-file', 'p.yaml'], /--container-credentials needs the API server to review tokens: drop --pods-file/],
   [['--container-credentials', '--container-credentials-audience', ' '], /--container-credentials-audience must not be empty/],
   [['--container-credentials-port', '0'], /--container-credentials-port must be a port number/],
+  [
+    ['--container-credentials', '--container-credentials-addresses', '169.254.170.23,pod-identity'],
+    /--container-credentials-addresses must list IP addresses, got "pod-identity"/,
+  ],
   [['--container-credentials', '--container-credentials-link', 'a/b'], /--container-credentials-link must be an interface name/],
   [['--service-account-roles', 'first'], /--service-account-roles must be off, fallback or override/],
   [['--service-account-role-key', ''], /--service-account-role-key must not be empty/],

@@ -84,10 +84,12 @@ const app: App = await startApp(
       String(port),
       // Loopback here: the machine's own links are left alone.
       '--container-credentials-link=',
+      '--container-credentials-addresses',
+      ADDRESS,
     ]),
   ),
   createLogger({ logLevel: 'info', logFormat: 'json' }, log),
-  { host: '127.0.0.1', statsOut, containerCredentialsAddresses: [ADDRESS] },
+  { host: '127.0.0.1', statsOut },
 );
 t.teardown(() => app.close());
 await app.source.whenSynced();

@@ -74,10 +74,12 @@ const app: App = await startApp(
       String(port),
       // Loopback here: the machine's own links are left alone.
       '--container-credentials-link=',
+      '--container-credentials-addresses',
+      ADDRESS,
     ]),
   ),
   createLogger({ logLevel: 'fatal', logFormat: 'json' }, new LogCapture()),
-  { host: '127.0.0.1', statsOut: new LogCapture(), containerCredentialsAddresses: [ADDRESS] },
+  { host: '127.0.0.1', statsOut: new LogCapture() },
 );
 t.teardown(() => app.close());
 await app.source.whenSynced();
