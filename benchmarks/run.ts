@@ -1,8 +1,9 @@
 // `npm run bench`: runs every scenario side by side in one invocation, loopback only,
 // bounded in time, and writes benchmarks/RESULTS.md and benchmarks/results.json.
 //   BENCH_SECONDS (default 4), BENCH_ROUNDS (default 7) shorten or lengthen the runs;
-//   BENCH_ONLY=http|hot-path|credentials|dnat|storm|footprint|pods|churn|tenant|fleet runs one group and only prints it;
+//   BENCH_ONLY=http|hot-path|container|credentials|dnat|storm|footprint|pods|churn|tenant|fleet runs one group and only prints it;
 //   BENCH_HEADS sizes the half-sent heads scenario (default: the connection cap);
+//   BENCH_TOKENS: how many new tokens' first requests the container scenario times (default 40);
 //   BENCH_PODS, BENCH_CHURN_SECONDS size the pod-index and churn scenarios;
 //   BENCH_FLEET_NODES (default 60), BENCH_FLEET_LIMIT (the account's calls/s for 5,000
 //   nodes, default 100), BENCH_FLEET_REFRESH (seconds, default a renewal period) and
@@ -18,6 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { churnScenario } from './churn.js';
 import { previousRunSection, type StoredRun } from './compare.js';
 import { barChart, lineChart } from './charts.js';
+import { containerCredentialScenarios } from './container-credentials.js';
 import { credentialScenarios } from './credentials.js';
 import { stormScenario } from './storm.js';
 import { dnatScenario } from './dnat.js';
@@ -40,6 +42,8 @@ async function main(): Promise<void> {
   const only = process.env.BENCH_ONLY; // a scenario group to run alone
   if (only === undefined || only === 'http') sections.push(await httpEngineScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'hot-path') sections.push(...(await credentialHotPathScenarios({ rounds, seconds, connections })));
+  if (only === undefined || only === 'container')
+    sections.push(...(await containerCredentialScenarios({ rounds, seconds, connections, tokens: Number(process.env.BENCH_TOKENS ?? 40) })));
   if (only === undefined || only === 'credentials') sections.push(...(await credentialScenarios()));
   if (only === undefined || only === 'dnat') sections.push(await dnatScenario({ rounds, seconds, connections }));
   if (only === undefined || only === 'storm')

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
 import { TokenBucket } from '../rate-limit.js';
-import { readServiceAccountToken, type ServiceAccountClaims } from './service-account-token.js';
+import { MAX_TOKEN_BYTES, readServiceAccountToken, type ServiceAccountClaims } from './service-account-token.js';
 
 export type TokenVerdict =
   | { kind: 'pod'; namespace: string; serviceAccount: string; podName: string; podUid: string }
@@ -128,16 +128,17 @@ export class TokenReviewer {
 
   /** Whose token this is; kept verdicts are answered at once. */
   verify(token: string, now: number): TokenVerdict | Promise<TokenVerdict> {
+    // A token of over MAX_TOKEN_BYTES is refused by its claims below, never hashed.
+    const hash = token.length <= MAX_TOKEN_BYTES ? createHash('sha256').update(token).digest('base64') : '';
+    const kept = hash === '' ? undefined : this.kept.get(hash);
+    if (kept !== undefined && now < kept.until) {
+      this.stats.cached++;
+      return kept.verdict;
+    }
     const screened = screenToken(token, this.options.audience, now);
     if (screened.kind === 'refused') {
       this.stats.refusedEarly++;
       return screened;
-    }
-    const hash = createHash('sha256').update(token).digest('base64');
-    const kept = this.kept.get(hash);
-    if (kept !== undefined && now < kept.until) {
-      this.stats.cached++;
-      return kept.verdict;
     }
     const pending = this.inFlight.get(hash);
     if (pending !== undefined) return pending;
