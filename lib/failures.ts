@@ -68,7 +68,7 @@ export function reportTokenReviewFailure(log: FailureLog, error: unknown): void 
   const status = error instanceof ApiError ? error.statusCode : null;
   const remedy =
     status === 401 || status === 403
-      ? "the API server refuses the proxy's ServiceAccount: it needs create on tokenreviews (manifests/rbac.yaml)"
+      ? "the API server refuses the proxy's ServiceAccount: it needs create on tokenreviews (manifests/components/container-credentials grants it)"
       : 'the API server cannot be reached: pods whose tokens were reviewed before are still served, new tokens get 503 until it answers';
   log.report('token review', 'error', 'TokenReview failed; the pod presenting a new token got 503', () => ({
     ...(status === null ? {} : { status }),

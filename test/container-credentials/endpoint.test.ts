@@ -276,6 +276,77 @@ t.test("a deleted pod's token is refused at once, though its review is kept", as
   t.match(after.body.Message, /short is not on this node/);
 });
 
+t.test(
+  "with the DaemonSet's base RBAC alone, new tokens get 503 and the log names the component that grants TokenReview; with it, they are served",
+  async (t) => {
+    const manifests = join(import.meta.dirname, '..', '..', 'manifests');
+    await plane.kubectl(['apply', '-f', join(manifests, 'rbac.yaml')]);
+    const flags = async (token: string): Promise<string[]> => [
+      '--api-server',
+      plane.apiServerUrl,
+      '--api-token',
+      token,
+      '--insecure',
+      '--app-port',
+      String(await freePort()),
+      '--metadata-addr',
+      '127.0.0.1:9',
+      '--base-role-arn',
+      BASE,
+      '--stats-interval',
+      '0',
+      '--log-format',
+      'json',
+      '--container-credentials',
+      '--container-credentials-port',
+      String(await freePort()),
+      '--container-credentials-link=',
+      '--container-credentials-addresses',
+      '127.0.0.43',
+    ];
+    const proxyToken = (await plane.kubectl(['create', 'token', 'kube2iam', '-n', 'kube-system', '--duration', '10m'])).trim();
+    const limitedLog = new LogCapture();
+    const limitedFlags = await flags(proxyToken);
+    const limited = await startApp(configOf(await parseArgs(limitedFlags)), createLogger({ logLevel: 'info', logFormat: 'json' }, limitedLog), {
+      host: '127.0.0.1',
+      statsOut: new LogCapture(),
+    });
+    t.teardown(() => limited.close());
+    await limited.source.whenSynced();
+    const endpointPort = Number(limitedFlags[limitedFlags.indexOf('--container-credentials-port') + 1]);
+    const askAt = (token: string): Promise<number> =>
+      new Promise((resolve) => {
+        const req = request(
+          {
+            host: '127.0.0.43',
+            port: endpointPort,
+            path: '/v1/credentials',
+            headers: { host: `127.0.0.43:${endpointPort}`, authorization: token },
+            agent: false,
+          },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', () => resolve(0));
+        req.end();
+      });
+    t.equal(await askAt(batchToken), 503, 'the review is refused to the proxy, not the token to the pod');
+    t.ok(await eventually(() => limitedLog.find('TokenReview failed').length > 0, 5000));
+    t.match(limitedLog.find('TokenReview failed')[0], {
+      status: 403,
+      remedy: /needs create on tokenreviews \(manifests\/components\/container-credentials grants it\)/,
+    });
+    await plane.kubectl(['apply', '-f', join(manifests, 'components', 'container-credentials', 'rbac.yaml')]);
+    let status = 0;
+    for (const deadline = Date.now() + 10_000; status !== 200 && Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      status = await askAt(batchToken);
+    }
+    t.equal(status, 200, "with the component's ClusterRole, the same token is served");
+  },
+);
+
 t.test('with the API server down, reviewed tokens are still served and new ones get 503, never 401', async (t) => {
   const fresh = await plane.issueToken(NS, 'batch', 'batch', AUDIENCE);
   await plane.killApiServer();
