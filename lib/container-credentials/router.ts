@@ -12,7 +12,7 @@
 //   claims (the node's own, a pod not yet indexed) leaves the token to speak alone;
 // - its role is the one PodRoles decided for it, the same as the metadata path's.
 
-import { fetchWait, type CredentialEntry } from '../credentials/store.js';
+import { answerAfterFetch, type CredentialEntry } from '../credentials/store.js';
 import type { Handler, PreparedResponse, Request } from '../http/index.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodIndex } from '../pods/pod-index.js';
@@ -118,14 +118,14 @@ export function createContainerRouter(deps: ContainerRouterDependencies, options
       return;
     }
     const entry = podRole.entry;
-    const outcome = entry.current(Date.now()) === null ? demand(entry) : null;
-    if (outcome === null) {
-      request.send(answerNow(entry));
-      return;
-    }
-    fetchWait(outcome)
-      .then(() => request.send(answerNow(entry)))
-      .catch((error: unknown) => request.fail(error));
+    if (entry.current(Date.now()) !== null) request.send(answerNow(entry));
+    else
+      answerAfterFetch(
+        entry,
+        demand,
+        () => request.send(answerNow(entry)),
+        (error) => request.fail(error),
+      );
   };
 
   /** The entry's credentials, else its last STS error (the code only), else not yet. */

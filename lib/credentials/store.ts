@@ -92,9 +92,25 @@ export const DEFAULT_STORE_OPTIONS: Omit<CredentialStoreOptions, 'sessionTtlMs' 
 /** How long a pod's request waits for a fetch of its credentials before it is answered with what there is. */
 export const FETCH_WAIT_MS = 800;
 
-/** Settles when a demanded fetch (`CredentialStore.demand`) does, or after FETCH_WAIT_MS. */
-export function fetchWait(outcome: Promise<void>): Promise<unknown> {
-  return Promise.race([outcome, new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref())]);
+/**
+ * A pod asked and `entry` has no credentials to serve: demands them (`demand`, the
+ * store's) and calls `answer` once that fetch settles or FETCH_WAIT_MS has passed, or at
+ * once when nothing will come; `fail` gets an error thrown on the way.
+ */
+export function answerAfterFetch(
+  entry: CredentialEntry,
+  demand: (entry: CredentialEntry) => Promise<void> | null,
+  answer: () => void,
+  fail: (error: unknown) => void,
+): void {
+  const outcome = demand(entry);
+  if (outcome === null) {
+    answer();
+    return;
+  }
+  Promise.race([outcome, new Promise((resolve) => setTimeout(resolve, FETCH_WAIT_MS).unref())])
+    .then(answer)
+    .catch(fail);
 }
 
 export function credentialKey(p: CredentialParameters): string {

@@ -26,7 +26,7 @@ import { normalizeIp } from '../pods/ip.js';
 import type { PodRecord } from '../pods/pod.js';
 import type { PodRoles } from '../pods/pod-roles.js';
 import { TOKEN_HEADER, TOKEN_TTL_HEADER, type MetadataUpstream } from '../upstream/metadata.js';
-import { fetchWait, type CredentialEntry } from '../credentials/store.js';
+import { answerAfterFetch, type CredentialEntry } from '../credentials/store.js';
 import { PreparedAnswers } from './documents.js';
 import { parseTokenTtl, type TokenRegistry } from './tokens.js';
 
@@ -189,14 +189,12 @@ export function createRouter(deps: RouterDependencies, options: RouterOptions): 
     stats.misses++;
     // Not fetched yet (still in the start-up window, waiting for a token, or throttled),
     // or a renewal after expiry: fetched now, ahead of the rest, and waited for, briefly.
-    const outcome = demand(entry);
-    if (outcome === null) {
-      request.send(answerNow(entry));
-      return;
-    }
-    fetchWait(outcome)
-      .then(() => request.send(answerNow(entry)))
-      .catch((error: unknown) => request.fail(error));
+    answerAfterFetch(
+      entry,
+      demand,
+      () => request.send(answerNow(entry)),
+      (error) => request.fail(error),
+    );
   };
 
   /** The entry's credentials, else its last STS error (the code only), else not yet. */

@@ -8,47 +8,18 @@
 import t, { type Test } from 'tap';
 import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startApp, type App } from '../../lib/app.js';
-import { parseArgs } from '../../lib/config.js';
-import { createLogger } from '../../lib/log.js';
-import { configOf } from '../harness/config.js';
-import { KubernetesControlPlane } from '../harness/kubernetes.js';
-import { LogCapture } from '../harness/log-lines.js';
-import { MotoServer } from '../harness/moto.js';
-import { freePort } from '../harness/ports.js';
 import { execute } from '../harness/processes.js';
 import { eventually } from '../harness/wait.js';
+import { ACCOUNT, askEndpoint, AUDIENCE, startTokenProxy, tokenCluster } from './token-proxy.js';
 
-const ACCOUNT = '123456789012';
-const BASE = `arn:aws:iam::${ACCOUNT}:role/`;
-const AUDIENCE = 'kube2iam';
 const ADDRESS = '127.0.0.41';
 const NS = 'shop';
 const CLIENTS = join(import.meta.dirname, '..', 'e2e', 'clients');
 const dir = mkdtempSync(join(tmpdir(), 'k2i-container-'));
 
-const plane = await KubernetesControlPlane.start();
-const moto = await MotoServer.start();
-t.teardown(async () => {
-  await plane.stop();
-  await moto.stop();
-});
-// The proxy's own STS client: explicit keys, moto's endpoint, no metadata service.
-const saved = { ...process.env };
-Object.assign(process.env, {
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'AKIDNODE',
-  AWS_SECRET_ACCESS_KEY: 'node',
-  AWS_ENDPOINT_URL_STS: moto.endpoint,
-  AWS_EC2_METADATA_DISABLED: 'true',
-});
-t.teardown(() => {
-  process.env = saved;
-});
-
+const { plane, moto } = await tokenCluster(t);
 await plane.kubectl(['create', 'namespace', NS]);
 for (const sa of ['web', 'batch']) await plane.serviceAccount(NS, sa);
 await plane.kubectlRunningPod(NS, 'web', { 'iam.amazonaws.com/role': 'web-role' }, '10.0.0.1', { serviceAccount: 'web' });
@@ -58,75 +29,9 @@ await plane.kubectlRunningPod(NS, 'plain', {}, '10.0.0.3', { serviceAccount: 'we
 // At a loopback address, so a request can come from its address.
 await plane.kubectlRunningPod(NS, 'thief', { 'iam.amazonaws.com/role': 'thief-role' }, '127.0.0.61', { serviceAccount: 'batch' });
 
-const port = await freePort();
-const statsOut = new LogCapture();
-const log = new LogCapture();
-const app: App = await startApp(
-  configOf(
-    await parseArgs([
-      ...plane.programConnection(),
-      '--app-port',
-      String(await freePort()),
-      '--metadata-addr',
-      '127.0.0.1:9',
-      '--base-role-arn',
-      BASE,
-      '--node',
-      'node-1',
-      '--backoff-max-elapsed-time',
-      '300ms',
-      '--stats-interval',
-      '0',
-      '--log-format',
-      'json',
-      '--container-credentials',
-      '--container-credentials-port',
-      String(port),
-      // Loopback here: the machine's own links are left alone.
-      '--container-credentials-link=',
-      '--container-credentials-addresses',
-      ADDRESS,
-    ]),
-  ),
-  createLogger({ logLevel: 'info', logFormat: 'json' }, log),
-  { host: '127.0.0.1', statsOut },
-);
-t.teardown(() => app.close());
-await app.source.whenSynced();
-
-interface Answer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: Record<string, unknown>;
-}
-
-/** One GET /v1/credentials as an SDK sends it: the token as the Authorization header, on a connection of its own. */
-function ask(token: string | undefined, options: { host?: string; path?: string; method?: string; from?: string } = {}): Promise<Answer> {
-  const headers: Record<string, string> = { host: options.host ?? `${ADDRESS}:${port}` };
-  if (token !== undefined) headers.authorization = token;
-  return new Promise((resolve, reject) => {
-    const target = {
-      host: ADDRESS,
-      port,
-      path: options.path ?? '/v1/credentials',
-      method: options.method ?? 'GET',
-      headers,
-      agent: false,
-      localAddress: options.from,
-    };
-    const req = request(target, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => (text += chunk));
-      res.on('end', () =>
-        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>) }),
-      );
-    });
-    req.setTimeout(10_000, () => req.destroy(new Error('no answer in 10 s')));
-    req.on('error', reject);
-    req.end();
-  });
-}
+const proxy = await startTokenProxy(t, ADDRESS, [...plane.programConnection(), '--node', 'node-1', '--backoff-max-elapsed-time', '300ms']);
+const { app, port, log, statsOut } = proxy;
+const ask = (token: string | undefined, options: Parameters<typeof askEndpoint>[2] = {}) => askEndpoint(proxy, token, options);
 
 /** The stats line's container-credentials figures since the last call. */
 function reviews(): Record<string, number> {
@@ -281,57 +186,10 @@ t.test(
   async (t) => {
     const manifests = join(import.meta.dirname, '..', '..', 'manifests');
     await plane.kubectl(['apply', '-f', join(manifests, 'rbac.yaml')]);
-    const flags = async (token: string): Promise<string[]> => [
-      '--api-server',
-      plane.apiServerUrl,
-      '--api-token',
-      token,
-      '--insecure',
-      '--app-port',
-      String(await freePort()),
-      '--metadata-addr',
-      '127.0.0.1:9',
-      '--base-role-arn',
-      BASE,
-      '--stats-interval',
-      '0',
-      '--log-format',
-      'json',
-      '--container-credentials',
-      '--container-credentials-port',
-      String(await freePort()),
-      '--container-credentials-link=',
-      '--container-credentials-addresses',
-      '127.0.0.43',
-    ];
     const proxyToken = (await plane.kubectl(['create', 'token', 'kube2iam', '-n', 'kube-system', '--duration', '10m'])).trim();
-    const limitedLog = new LogCapture();
-    const limitedFlags = await flags(proxyToken);
-    const limited = await startApp(configOf(await parseArgs(limitedFlags)), createLogger({ logLevel: 'info', logFormat: 'json' }, limitedLog), {
-      host: '127.0.0.1',
-      statsOut: new LogCapture(),
-    });
-    t.teardown(() => limited.close());
-    await limited.source.whenSynced();
-    const endpointPort = Number(limitedFlags[limitedFlags.indexOf('--container-credentials-port') + 1]);
-    const askAt = (token: string): Promise<number> =>
-      new Promise((resolve) => {
-        const req = request(
-          {
-            host: '127.0.0.43',
-            port: endpointPort,
-            path: '/v1/credentials',
-            headers: { host: `127.0.0.43:${endpointPort}`, authorization: token },
-            agent: false,
-          },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', () => resolve(0));
-        req.end();
-      });
+    const limited = await startTokenProxy(t, '127.0.0.43', ['--api-server', plane.apiServerUrl, '--api-token', proxyToken, '--insecure']);
+    const limitedLog = limited.log;
+    const askAt = async (token: string): Promise<number> => (await askEndpoint(limited, token)).status;
     t.equal(await askAt(batchToken), 503, 'the review is refused to the proxy, not the token to the pod');
     t.ok(await eventually(() => limitedLog.find('TokenReview failed').length > 0, 5000));
     t.match(limitedLog.find('TokenReview failed')[0], {

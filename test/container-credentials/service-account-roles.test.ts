@@ -6,41 +6,14 @@
 // role as for a pod's.
 
 import t, { type Test } from 'tap';
-import { request } from 'node:http';
-import { startApp, type App } from '../../lib/app.js';
-import { parseArgs } from '../../lib/config.js';
-import { createLogger } from '../../lib/log.js';
-import { configOf } from '../harness/config.js';
-import { KubernetesControlPlane } from '../harness/kubernetes.js';
-import { LogCapture } from '../harness/log-lines.js';
-import { MotoServer } from '../harness/moto.js';
 import { get } from '../harness/pod-client.js';
-import { freePort } from '../harness/ports.js';
+import { askEndpoint, AUDIENCE, BASE, startTokenProxy, tokenCluster } from './token-proxy.js';
 
-const ACCOUNT = '123456789012';
-const BASE = `arn:aws:iam::${ACCOUNT}:role/`;
-const AUDIENCE = 'kube2iam';
 const ADDRESS = '127.0.0.42';
 const IRSA_KEY = 'eks.amazonaws.com/role-arn';
 const CREDENTIALS = '/latest/meta-data/iam/security-credentials/';
 
-const plane = await KubernetesControlPlane.start();
-const moto = await MotoServer.start();
-t.teardown(async () => {
-  await plane.stop();
-  await moto.stop();
-});
-const saved = { ...process.env };
-Object.assign(process.env, {
-  AWS_REGION: 'us-east-1',
-  AWS_ACCESS_KEY_ID: 'AKIDNODE',
-  AWS_SECRET_ACCESS_KEY: 'node',
-  AWS_ENDPOINT_URL_STS: moto.endpoint,
-  AWS_EC2_METADATA_DISABLED: 'true',
-});
-t.teardown(() => {
-  process.env = saved;
-});
+const { plane } = await tokenCluster(t);
 
 const annotateNamespace = (ns: string, allowed: string[]): Promise<string> =>
   plane.kubectl(['annotate', '--overwrite', 'namespace', ns, `iam.amazonaws.com/allowed-roles=${JSON.stringify(allowed)}`]);
@@ -53,53 +26,9 @@ await plane.kubectlRunningPod('team', 'follows', {}, '127.0.0.51', { serviceAcco
 await plane.kubectlRunningPod('team', 'own', { 'iam.amazonaws.com/role': 'own-role' }, '127.0.0.52', { serviceAccount: 'irsa' });
 await plane.kubectlRunningPod('locked', 'denied', {}, '127.0.0.53', { serviceAccount: 'irsa' });
 
-const port = await freePort();
-const appPort = await freePort();
-const app: App = await startApp(
-  configOf(
-    await parseArgs([
-      ...plane.programConnection(),
-      '--app-port',
-      String(appPort),
-      '--metadata-addr',
-      '127.0.0.1:9',
-      '--base-role-arn',
-      BASE,
-      '--namespace-restrictions',
-      '--service-account-roles=fallback',
-      '--stats-interval',
-      '0',
-      '--container-credentials',
-      '--container-credentials-port',
-      String(port),
-      // Loopback here: the machine's own links are left alone.
-      '--container-credentials-link=',
-      '--container-credentials-addresses',
-      ADDRESS,
-    ]),
-  ),
-  createLogger({ logLevel: 'fatal', logFormat: 'json' }, new LogCapture()),
-  { host: '127.0.0.1', statsOut: new LogCapture() },
-);
-t.teardown(() => app.close());
-await app.source.whenSynced();
-
-/** GET /v1/credentials with a token: its status and body. */
-function byToken(token: string): Promise<{ status: number; body: Record<string, string> }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host: ADDRESS, port, path: '/v1/credentials', headers: { host: `${ADDRESS}:${port}`, authorization: token }, agent: false },
-      (res) => {
-        let text = '';
-        res.setEncoding('utf8');
-        res.on('data', (chunk: string) => (text += chunk));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(text) as Record<string, string> }));
-      },
-    );
-    req.on('error', reject);
-    req.end();
-  });
-}
+const proxy = await startTokenProxy(t, ADDRESS, [...plane.programConnection(), '--namespace-restrictions', '--service-account-roles=fallback']);
+const { appPort } = proxy;
+const byToken = (token: string) => askEndpoint(proxy, token);
 
 /** The role the metadata path lists for the pod at `ip`, and the access key it serves for it. */
 async function byIp(ip: string): Promise<{ role: string; accessKeyId: string | null }> {
