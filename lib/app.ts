@@ -229,9 +229,12 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       const reviewer = new TokenReviewer(tokenReviews(api), { audience, ...DEFAULT_TOKEN_REVIEWER_OPTIONS }, (error) =>
         reportTokenReviewFailure(failures, error),
       );
-      if (containerEndpoint.link !== null) {
-        const added = await containerEndpoint.link.ensure();
+      const link = containerEndpoint.link;
+      if (link !== null) {
+        const added = await link.ensure();
         log.info({ link: config.containerCredentials?.link, added }, 'container-credentials addresses in place');
+        // Registered before the servers' stops, so it runs after they have closed.
+        if (config.containerCredentials?.removeOnExit === true) undo.add(() => removeAddresses(link, log));
       }
       const containerRequests = new RequestStats(CONTAINER_ROUTE_NAMES, [ContainerRoute.Credentials]);
       container = { requestStats: containerRequests, reviewer };
@@ -322,6 +325,15 @@ function listenProblem(error: NodeJS.ErrnoException): string {
   if (error.code === 'EADDRNOTAVAIL') return 'the address is not on this node';
   if (error.code === 'EACCES') return 'a port under 1024 needs NET_BIND_SERVICE';
   return error.message;
+}
+
+async function removeAddresses(addresses: EndpointAddresses, log: Logger): Promise<void> {
+  try {
+    await addresses.remove();
+    log.info({}, 'container-credentials addresses removed');
+  } catch (error) {
+    log.error({ error, remedy: 'delete them by hand: ip addr show shows them' }, 'container-credentials addresses not removed');
+  }
 }
 
 async function removeRule(rule: MetadataDnatRule, log: Logger): Promise<void> {

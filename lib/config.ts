@@ -60,6 +60,8 @@ export interface ContainerCredentialsConfig {
   link: string | null;
   /** Where it listens; null: 169.254.170.23, and fd00:ec2::23 where the node has IPv6. */
   addresses: string[] | null;
+  /** --iptables-remove-on-exit: the addresses (and the link made for them) go at shutdown. */
+  removeOnExit: boolean;
 }
 
 export interface IptablesConfig {
@@ -215,7 +217,8 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
   'iptables-remove-on-exit': {
     type: 'boolean',
     default: false,
-    describe: "Delete the iptables rule on shutdown (by default it stays, so pods cannot reach the node's credentials while the proxy is down)",
+    describe:
+      "Delete the iptables rule, and the container-credentials addresses, on shutdown (by default they stay, so pods cannot reach the node's credentials while the proxy is down)",
   },
 };
 
@@ -425,7 +428,7 @@ function containerCredentialsConfig(args: Record<string, unknown>): ContainerCre
     .filter((a) => a !== '');
   const invalid = listed.find((a) => isIP(a) === 0);
   if (invalid !== undefined) throw new ConfigError(`--container-credentials-addresses must list IP addresses, got ${JSON.stringify(invalid)}`);
-  return { audience, port, link: link === '' ? null : link, addresses: listed.length === 0 ? null : listed };
+  return { audience, port, link: link === '' ? null : link, addresses: listed.length === 0 ? null : listed, removeOnExit: args.iptablesRemoveOnExit === true };
 }
 
 function podConfig(args: Record<string, unknown>): PodConfig {

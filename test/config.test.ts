@@ -160,7 +160,13 @@ t.test('pod flags', async (t) => {
 
 t.test('the container-credentials endpoint is off unless asked for, then on port 80 for audience kube2iam, on its own link', async (t) => {
   t.equal((await config([])).containerCredentials, null);
-  t.same((await config(['--container-credentials'])).containerCredentials, { audience: 'kube2iam', port: 80, link: 'kube2iam0', addresses: null });
+  t.same((await config(['--container-credentials'])).containerCredentials, {
+    audience: 'kube2iam',
+    port: 80,
+    link: 'kube2iam0',
+    addresses: null,
+    removeOnExit: false,
+  });
   const flags = [
     '--container-credentials-audience',
     'sts.example',
@@ -172,7 +178,7 @@ t.test('the container-credentials endpoint is off unless asked for, then on port
   ];
   t.same(
     (await config(['--container-credentials', ...flags])).containerCredentials,
-    { audience: 'sts.example', port: 8182, link: null, addresses: ['169.254.170.23', 'fd00:ec2::23'] },
+    { audience: 'sts.example', port: 8182, link: null, addresses: ['169.254.170.23', 'fd00:ec2::23'], removeOnExit: false },
     'an empty link: the node has the addresses',
   );
 });

@@ -96,7 +96,11 @@ t.test('the token contract: the proxy’s overlay and a workload that opts in ag
   const proxy = await run('kubectl', ['kustomize', tokenContractOverlay()]);
   const container = daemonSetContainer('the overlay', proxy);
   const config = (await parseArgs(containerArgs(container, containerEnv(container, { 'status.hostIP': '10.0.1.23', 'spec.nodeName': 'n' })), {})).config;
-  t.same(config?.containerCredentials, { audience: 'kube2iam', port: 80, link: 'kube2iam0', addresses: null }, 'the endpoint on, with its defaults');
+  t.same(
+    config?.containerCredentials,
+    { audience: 'kube2iam', port: 80, link: 'kube2iam0', addresses: null, removeOnExit: false },
+    'the endpoint on, with its defaults',
+  );
   t.ok(container.securityContext?.capabilities?.add?.includes('NET_BIND_SERVICE'), 'root may bind port 80 only with NET_BIND_SERVICE');
   t.match(proxy, /resources:\s*- tokenreviews\s*verbs:\s*- create/, 'the proxy may ask TokenReview');
   const workload = loadAllYaml(await run('kubectl', ['kustomize', `${DIR}examples/container-credentials/`])) as Array<{

@@ -2,8 +2,8 @@
 // Agent installs its own: 169.254.170.23 (and fd00:ec2::23 where the node has IPv6) on a
 // dummy link, so a pod's packets to them, routed to the node like any others, are the
 // node's to answer. Idempotent (a restart finds them in place), and left after exit like
-// the DNAT rule: a proxy that is down refuses connections there, it does not let them
-// reach anything else.
+// the DNAT rule unless asked (--iptables-remove-on-exit): a proxy that is down refuses
+// connections there, it does not let them reach anything else.
 
 import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
@@ -72,6 +72,19 @@ export class EndpointAddresses {
       added.push(address);
     }
     return added;
+  }
+
+  /** Takes the addresses off: the whole link when it was made for them, else each address. */
+  async remove(): Promise<void> {
+    const { link, addresses } = this.spec;
+    if (link !== 'lo') {
+      if ((await this.runner('ip', ['link', 'show', 'dev', link])).code === 0) await this.ip(['link', 'del', link]);
+      return;
+    }
+    const present = listedAddresses((await this.ip(['-o', 'addr', 'show', 'dev', link])).stdout);
+    for (const address of addresses) {
+      if (present.includes(address.toLowerCase())) await this.ip(['addr', 'del', `${address}/${isIP(address) === 6 ? 128 : 32}`, 'dev', link]);
+    }
   }
 
   private async ip(args: string[]) {

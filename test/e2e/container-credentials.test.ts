@@ -159,18 +159,25 @@ t.test('refused, by every client: another pod’s token, an expired token, anoth
   t.match(node.proxyLog(), /container-credentials addresses in place/);
 });
 
-t.test('restarted, the proxy finds its addresses in place; on a kernel without dummy links its own link is refused with the remedy', async (t) => {
-  await node.stopProxy();
-  await node.startProxy(['--container-credentials', '--container-credentials-link=lo']);
-  t.match(node.proxyLog(), /container-credentials addresses in place.*added="?\[\]/, 'nothing added the second time');
-  await node.stopProxy();
-  const refused = await node.startProxy(['--container-credentials']).then(
-    () => null,
-    (error: Error) => error.message,
-  );
-  if (refused === null) {
-    t.pass('this kernel makes dummy links');
-    return;
-  }
-  t.match(refused, /cannot make dummy links \(no dummy module\) for kube2iam0: set --container-credentials-link=lo/);
-});
+t.test(
+  'restarted, the proxy finds its addresses in place; asked, it removes them at exit; on a kernel without dummy links its own link is refused with the remedy',
+  async (t) => {
+    await node.stopProxy();
+    await node.startProxy(['--container-credentials', '--container-credentials-link=lo', '--iptables-remove-on-exit']);
+    t.match(node.proxyLog(), /container-credentials addresses in place.*added="?\[\]/, 'nothing added the second time');
+    t.equal(await node.stopProxy(), 0);
+    const left = await node.node.ip('-o', 'addr', 'show', 'dev', 'lo');
+    t.notMatch(left, /169\.254\.170\.23|fd00:ec2::23/, 'the addresses went with the proxy');
+    t.match(left, /inet 127\.0\.0\.1\/8/, 'the loopback itself is untouched');
+    t.match(left, /inet 169\.254\.169\.254\/32/, "and the node's other addresses stay");
+    const refused = await node.startProxy(['--container-credentials']).then(
+      () => null,
+      (error: Error) => error.message,
+    );
+    if (refused === null) {
+      t.pass('this kernel makes dummy links');
+      return;
+    }
+    t.match(refused, /cannot make dummy links \(no dummy module\) for kube2iam0: set --container-credentials-link=lo/);
+  },
+);
