@@ -149,7 +149,7 @@ export function createContainerRouter(deps: ContainerRouterDependencies, options
       return;
     }
     request.route = ContainerRoute.Credentials;
-    const verdict = reviewer.verify(bearer(request.header('authorization')), Date.now());
+    const verdict = reviewer.verify(bearer(request.header('authorization')), request.remoteAddress, Date.now());
     if (verdict instanceof Promise) verdict.then((v) => answer(request, v)).catch((error: unknown) => request.fail(error));
     else answer(request, verdict);
   };

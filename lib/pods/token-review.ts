@@ -2,8 +2,10 @@
 // source of identity for the container-credentials endpoint. A review is kept, by the
 // token's hash (the token itself is a bearer secret), until the token expires; a refusal
 // for a few seconds, so a pod retrying a bad token costs the API server nothing more.
-// Reviews are single-flight per token and rate-limited per node. A review that could not
-// be made is never a refusal: the pod hears "try again", not "you are nobody".
+// Reviews are single-flight per token and rate-limited per caller address and per node,
+// so one pod sending forged tokens spends its own share, not its neighbours'. A review
+// that could not be made is never a refusal: the pod hears "try again", not "you are
+// nobody".
 
 import { createHash } from 'node:crypto';
 import { LRUCache } from 'lru-cache';
@@ -76,6 +78,10 @@ export interface TokenReviewerOptions {
   /** TokenReviews per second this node makes at most, and its burst. */
   reviewsPerSecond: number;
   burst: number;
+  /** The same for the tokens one caller address presents (a pod needs one an hour). */
+  perCaller: { perSecond: number; burst: number };
+  /** Caller addresses whose rate is tracked at most. */
+  maxCallers: number;
 }
 
 export const DEFAULT_TOKEN_REVIEWER_OPTIONS: Omit<TokenReviewerOptions, 'audience'> = {
@@ -83,6 +89,8 @@ export const DEFAULT_TOKEN_REVIEWER_OPTIONS: Omit<TokenReviewerOptions, 'audienc
   refusalTtlMs: 10_000,
   reviewsPerSecond: 20,
   burst: 100,
+  perCaller: { perSecond: 1, burst: 5 },
+  maxCallers: 4096,
 };
 
 export class TokenReviewStats {
@@ -94,7 +102,7 @@ export class TokenReviewStats {
   refusedEarly = 0;
   /** Reviews that failed (the API server unreachable or refusing us). */
   failed = 0;
-  /** Reviews not made: this node's review rate was spent. */
+  /** Reviews not made: the caller's or this node's review rate was spent. */
   limited = 0;
 }
 
@@ -111,6 +119,7 @@ export class TokenReviewer {
   private readonly kept: LRUCache<string, Kept>;
   private readonly inFlight = new Map<string, Promise<TokenVerdict>>();
   private readonly rate: TokenBucket;
+  private readonly callers: LRUCache<string, TokenBucket>;
 
   constructor(
     private readonly review: ReviewToken,
@@ -120,14 +129,15 @@ export class TokenReviewer {
   ) {
     this.kept = new LRUCache({ max: options.maxEntries });
     this.rate = new TokenBucket(options.reviewsPerSecond, options.burst, now);
+    this.callers = new LRUCache({ max: options.maxCallers });
   }
 
   get size(): number {
     return this.kept.size;
   }
 
-  /** Whose token this is; kept verdicts are answered at once. */
-  verify(token: string, now: number): TokenVerdict | Promise<TokenVerdict> {
+  /** Whose token this is, presented from `caller` (an address); kept verdicts are answered at once. */
+  verify(token: string, caller: string, now: number): TokenVerdict | Promise<TokenVerdict> {
     // A token of over MAX_TOKEN_BYTES is refused by its claims below, never hashed.
     const hash = token.length <= MAX_TOKEN_BYTES ? createHash('sha256').update(token).digest('base64') : '';
     const kept = hash === '' ? undefined : this.kept.get(hash);
@@ -142,6 +152,10 @@ export class TokenReviewer {
     }
     const pending = this.inFlight.get(hash);
     if (pending !== undefined) return pending;
+    if (!this.callerRate(caller, now).take(now)) {
+      this.stats.limited++;
+      return { kind: 'unavailable', reason: 'too many new tokens from this address; retry' };
+    }
     if (!this.rate.take(now)) {
       this.stats.limited++;
       return { kind: 'unavailable', reason: 'too many new tokens on this node; retry' };
@@ -149,6 +163,15 @@ export class TokenReviewer {
     const reviewed = this.reviewNow(token, hash, screened.claims.expiresAt);
     this.inFlight.set(hash, reviewed);
     return reviewed;
+  }
+
+  private callerRate(caller: string, now: number): TokenBucket {
+    let bucket = this.callers.get(caller);
+    if (bucket === undefined) {
+      bucket = new TokenBucket(this.options.perCaller.perSecond, this.options.perCaller.burst, now);
+      this.callers.set(caller, bucket);
+    }
+    return bucket;
   }
 
   private async reviewNow(token: string, hash: string, expiresAt: number): Promise<TokenVerdict> {

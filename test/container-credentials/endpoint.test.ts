@@ -109,6 +109,18 @@ t.test("a token presented from another pod's address is refused; from its own po
   t.equal(own.status, 200, 'the pod at that address, with its own token');
 });
 
+t.test('an address presenting new tokens fast spends its own review rate, not its neighbours’', async (t) => {
+  const foreign = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  // Forged, but well-formed: only the API server can tell, so each one costs a review.
+  const claims = await boundClaims('web', 'web', 600);
+  const forged = Array.from({ length: 8 }, (_, n) => plane.mintToken({ ...claims, exp: (claims.exp as number) + n }, foreign));
+  // At once, so the caller's bucket (burst 5, then 1 a second) cannot refill in between.
+  const statuses = (await Promise.all(forged.map((token) => ask(token, { from: '127.0.0.71' })))).map((a) => a.status).sort();
+  t.same(statuses, [401, 401, 401, 401, 401, 503, 503, 503], 'its burst is reviewed (and refused), the rest told to retry');
+  const neighbour = await ask(await plane.issueToken(NS, 'batch', 'batch', AUDIENCE), { from: '127.0.0.72' });
+  t.equal(neighbour.status, 200, 'another address still gets its new token reviewed');
+});
+
 t.test('the request itself: only GET /v1/credentials, to the endpoint by its own address', async (t) => {
   t.equal((await ask(webToken, { host: 'attacker.example' })).status, 400, 'a Host naming anything else (DNS rebinding)');
   t.equal((await ask(webToken, { path: '/v1/credentials/x' })).status, 404);
