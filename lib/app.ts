@@ -135,7 +135,10 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         ),
     });
     undo.add(() => store.close());
-    const podRoles = new PodRoles(store, index, rolePolicy, pods.restrictions, log, pods.serviceAccountRoles);
+    const podRoles = new PodRoles(store, index, rolePolicy, pods.restrictions, log, {
+      serviceAccountRoles: pods.serviceAccountRoles,
+      hostNetworkPods: containerEndpoint !== null,
+    });
     const keys = { role: credentials.roleKey, externalId: credentials.externalIdKey };
     // ServiceAccounts are read only when roles may come from them.
     const serviceAccountRoleKey = pods.serviceAccountRoles === 'off' ? null : pods.serviceAccountRoleKey;

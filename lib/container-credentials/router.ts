@@ -16,7 +16,7 @@ import { answerAfterFetch, type CredentialEntry } from '../credentials/store.js'
 import type { Handler, PreparedResponse, Request } from '../http/index.js';
 import { normalizeIp } from '../pods/ip.js';
 import type { PodIndex } from '../pods/pod-index.js';
-import { podIsActive, type PodRecord } from '../pods/pod.js';
+import type { PodRecord } from '../pods/pod.js';
 import type { PodRoles } from '../pods/pod-roles.js';
 import type { TokenReviewer, TokenVerdict } from '../pods/token-review.js';
 import { containerError, PreparedDocuments } from './documents.js';
@@ -37,7 +37,7 @@ const GET_ONLY = containerError(405, 'MethodNotAllowed', 'only GET is served her
 const BAD_HOST = containerError(400, 'InvalidHost', 'the Host header must name the credentials endpoint');
 const NO_TOKEN = containerError(401, 'MissingToken', 'no service account token in the Authorization header');
 const NOT_READY = containerError(503, 'CredentialsNotReady', 'credentials not fetched yet; retry', [['Retry-After', '1']]);
-const NOT_ELIGIBLE = containerError(403, 'AccessDenied', 'the pod cannot use credentials (finished or on the host network)');
+const NOT_ELIGIBLE = containerError(403, 'AccessDenied', 'the pod cannot use credentials (it has finished)');
 
 const REFUSED_CODES: Record<401 | 403, string> = { 401: 'InvalidToken', 403: 'AccessDenied' };
 
@@ -107,7 +107,9 @@ export function createContainerRouter(deps: ContainerRouterDependencies, options
       refuse(request, 403, `the token of pod ${pod.namespace}/${pod.name} was presented from ${caller}, another pod's address`);
       return;
     }
-    const podRole = podIsActive(pod) ? podRoles.roleOf(pod.uid) : undefined;
+    // PodRoles decides which pods may use credentials (running ones, here the host
+    // network's too: a token, not an address, names them).
+    const podRole = podRoles.roleOf(pod.uid);
     if (podRole === undefined) {
       request.route = ContainerRoute.Refused;
       request.send(NOT_ELIGIBLE);

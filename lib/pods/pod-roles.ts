@@ -10,7 +10,7 @@ import type { CredentialEntry, CredentialStore } from '../credentials/store.js';
 import type { PodIndex, PodIndexObserver } from './pod-index.js';
 import { compileNamespacePolicy, type NamespacePolicy, type RestrictionFormat } from './namespace-policy.js';
 import { decideRole, roleAnnotation, type ServiceAccountRoles } from './role-decision.js';
-import { podIsActive, type PodRecord } from './pod.js';
+import { podIsActive, podIsRunning, type PodRecord } from './pod.js';
 
 export interface RestrictionConfig {
   enabled: boolean;
@@ -34,6 +34,15 @@ export interface PodRolesLog {
   warn(fields: object, message: string): void;
 }
 
+export interface PodRolesOptions {
+  serviceAccountRoles: ServiceAccountRoles;
+  /**
+   * Pods on the host network get a decision too: only a token names them (the
+   * container-credentials endpoint), never their address, which is the node's.
+   */
+  hostNetworkPods: boolean;
+}
+
 export class PodRoles implements PodIndexObserver {
   private readonly roles = new Map<string, PodRole>();
   private readonly namespaces = new Map<string, NamespacePolicy>();
@@ -46,7 +55,7 @@ export class PodRoles implements PodIndexObserver {
     private readonly policy: RolePolicy,
     private readonly restrictions: RestrictionConfig,
     private readonly log: PodRolesLog,
-    private readonly serviceAccountRoles: ServiceAccountRoles = 'off',
+    private readonly options: PodRolesOptions = { serviceAccountRoles: 'off', hostNetworkPods: false },
   ) {
     index.observe(this);
   }
@@ -57,7 +66,7 @@ export class PodRoles implements PodIndexObserver {
   }
 
   podUpdated(pod: PodRecord, previous: PodRecord | undefined): void {
-    if (previous !== undefined && !affectsRole(pod, previous)) return;
+    if (previous !== undefined && !this.affectsRole(pod, previous)) return;
     this.assign(pod);
   }
 
@@ -133,7 +142,7 @@ export class PodRoles implements PodIndexObserver {
   }
 
   private assign(pod: PodRecord): void {
-    if (!podIsActive(pod)) {
+    if (!this.eligible(pod)) {
       this.podRemoved(pod);
       return;
     }
@@ -141,7 +150,7 @@ export class PodRoles implements PodIndexObserver {
     const decision = decideRole(pod, serviceAccountRole, this.namespaces.get(pod.namespace), {
       policy: this.policy,
       restricted: this.restrictions.enabled,
-      serviceAccountRoles: this.serviceAccountRoles,
+      serviceAccountRoles: this.options.serviceAccountRoles,
     });
     if (decision.kind === 'refused') {
       // Logged once per pod and reason: a pod without a role is no news.
@@ -151,8 +160,8 @@ export class PodRoles implements PodIndexObserver {
         this.log.info(
           {
             pod: who,
-            annotation: roleAnnotation(pod.role, serviceAccountRole, this.serviceAccountRoles)?.slice(0, 300),
-            ...(this.serviceAccountRoles === 'off' ? {} : { serviceAccount: pod.serviceAccount }),
+            annotation: roleAnnotation(pod.role, serviceAccountRole, this.options.serviceAccountRoles)?.slice(0, 300),
+            ...(this.options.serviceAccountRoles === 'off' ? {} : { serviceAccount: pod.serviceAccount }),
             reason: decision.reason,
           },
           "the pod's role annotation is not usable; the pod gets 404 until it names a role",
@@ -175,6 +184,21 @@ export class PodRoles implements PodIndexObserver {
     this.roles.set(pod.uid, { kind: 'role', roleArn: arn, name, entry });
   }
 
+  /** Pods that get a decision: running, and off the host network unless hostNetworkPods. */
+  private eligible(pod: PodRecord): boolean {
+    return this.options.hostNetworkPods ? podIsRunning(pod) : podIsActive(pod);
+  }
+
+  private affectsRole(pod: PodRecord, previous: PodRecord): boolean {
+    return (
+      pod.role !== previous.role ||
+      pod.externalId !== previous.externalId ||
+      pod.workload !== previous.workload ||
+      pod.serviceAccount !== previous.serviceAccount ||
+      this.eligible(pod) !== this.eligible(previous)
+    );
+  }
+
   /** True when this is a new decision for the pod (so it is logged once per pod and reason). */
   private deny(pod: PodRecord, reason: string): boolean {
     this.store.release(pod.uid);
@@ -183,14 +207,4 @@ export class PodRoles implements PodIndexObserver {
     this.roles.set(pod.uid, { kind: 'none', reason });
     return true;
   }
-}
-
-function affectsRole(pod: PodRecord, previous: PodRecord): boolean {
-  return (
-    pod.role !== previous.role ||
-    pod.externalId !== previous.externalId ||
-    pod.workload !== previous.workload ||
-    pod.serviceAccount !== previous.serviceAccount ||
-    podIsActive(pod) !== podIsActive(previous)
-  );
 }

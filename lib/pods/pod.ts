@@ -91,7 +91,12 @@ export function podRecord(pod: PodObject, keys: AnnotationKeys): PodRecord | nul
   };
 }
 
-/** A pod that may use credentials: not on the host network, not finished, not stopped. */
+/** A pod that may still call: not finished, not stopped. */
+export function podIsRunning(pod: PodRecord): boolean {
+  return !pod.stopped && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
+}
+
+/** A pod that may use credentials by its address: running, and not on the host network (whose address is the node's). */
 export function podIsActive(pod: PodRecord): boolean {
-  return !pod.hostNetwork && !pod.stopped && pod.phase !== 'Succeeded' && pod.phase !== 'Failed';
+  return !pod.hostNetwork && podIsRunning(pod);
 }

@@ -10,6 +10,7 @@ import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { get } from '../harness/pod-client.js';
 import { execute } from '../harness/processes.js';
 import { eventually } from '../harness/wait.js';
 import { ACCOUNT, askEndpoint, AUDIENCE, startTokenProxy, tokenCluster } from './token-proxy.js';
@@ -26,6 +27,8 @@ await plane.kubectlRunningPod(NS, 'web', { 'iam.amazonaws.com/role': 'web-role' 
 await plane.kubectlRunningPod(NS, 'batch', { 'iam.amazonaws.com/role': 'batch-role' }, '10.0.0.2', { serviceAccount: 'batch' });
 await plane.kubectlRunningPod(NS, 'elsewhere', { 'iam.amazonaws.com/role': 'web-role' }, '10.0.1.1', { serviceAccount: 'web', node: 'node-2' });
 await plane.kubectlRunningPod(NS, 'plain', {}, '10.0.0.3', { serviceAccount: 'web' });
+// On the host network: its address is the node's (a loopback address here, the proxy's own host).
+await plane.kubectlRunningPod(NS, 'agent', { 'iam.amazonaws.com/role': 'agent-role' }, '127.0.0.81', { serviceAccount: 'web', hostNetwork: true });
 // At a loopback address, so a request can come from its address.
 await plane.kubectlRunningPod(NS, 'thief', { 'iam.amazonaws.com/role': 'thief-role' }, '127.0.0.61', { serviceAccount: 'batch' });
 
@@ -119,6 +122,14 @@ t.test('an address presenting new tokens fast spends its own review rate, not it
   t.same(statuses, [401, 401, 401, 401, 401, 503, 503, 503], 'its burst is reviewed (and refused), the rest told to retry');
   const neighbour = await ask(await plane.issueToken(NS, 'batch', 'batch', AUDIENCE), { from: '127.0.0.72' });
   t.equal(neighbour.status, 200, 'another address still gets its new token reviewed');
+});
+
+t.test('a pod on the host network, which no address can name, gets its role by its token; by its address, nothing', async (t) => {
+  const byToken = await ask(await plane.issueToken(NS, 'web', 'agent', AUDIENCE), { from: '127.0.0.81' });
+  t.equal(byToken.status, 200, JSON.stringify(byToken.body));
+  t.ok(byToken.body.AccessKeyId, 'its own credentials');
+  const byAddress = await get(proxy.appPort, '127.0.0.81', '/latest/meta-data/iam/security-credentials/');
+  t.equal(byAddress.status, 404, `the metadata path does not name it: ${byAddress.body.trim()}`);
 });
 
 t.test('the request itself: only GET /v1/credentials, to the endpoint by its own address', async (t) => {

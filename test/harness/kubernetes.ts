@@ -212,7 +212,7 @@ export class KubernetesControlPlane {
     name: string,
     annotations: Record<string, string>,
     ip: string,
-    options: { serviceAccount?: string; node?: string } = {},
+    options: { serviceAccount?: string; node?: string; hostNetwork?: boolean } = {},
   ): Promise<void> {
     await this.kubectl(
       ['apply', '-f', '-'],
@@ -223,6 +223,7 @@ export class KubernetesControlPlane {
         spec: {
           nodeName: options.node ?? 'node-1',
           ...(options.serviceAccount === undefined ? {} : { serviceAccountName: options.serviceAccount }),
+          ...(options.hostNetwork === true ? { hostNetwork: true } : {}),
           containers: [{ name: 'c', image: 'busybox' }],
         },
       }),
