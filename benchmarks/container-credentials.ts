@@ -78,6 +78,8 @@ export async function containerCredentialScenarios(options: ContainerCredentialO
         '127.0.0.1:9',
         '--stats-interval',
         '0',
+        '--node',
+        'node-1',
         '--container-credentials',
         '--container-credentials-link=',
         '--container-credentials-addresses',

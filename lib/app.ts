@@ -62,7 +62,7 @@ function containerEndpointOf(config: Config): ContainerEndpoint | null {
   const flags = config.containerCredentials;
   if (flags === null) return null;
   const { v4, v6 } = CONTAINER_CREDENTIALS_ADDRESSES;
-  const addresses = flags.addresses ?? (nodeHasIpv6() ? [v4, v6] : [v4]);
+  const addresses = flags.addresses ?? (nodeHasIpv6(flags.link) ? [v4, v6] : [v4]);
   return {
     audience: flags.audience,
     port: flags.port,
@@ -167,9 +167,14 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
     const answerStats = new CredentialAnswerStats();
     const requestStats = new RequestStats(ROUTE_NAMES, [Route.Listing, Route.Credentials]);
 
-    // Removed (when asked) only after the server has closed: until then pods are sent here.
+    // Removed (when asked) only after the servers have closed: until then pods are sent here.
     let ruleInPlace = rule === null;
     if (rule !== null && config.iptables?.removeOnExit === true) undo.add(() => (ruleInPlace ? removeRule(rule, log) : undefined));
+    const link = containerEndpoint?.link ?? null;
+    let addressesInPlace = false;
+    if (link !== null && config.containerCredentials?.removeOnExit === true) undo.add(() => (addressesInPlace ? removeAddresses(link, log) : undefined));
+    // Every server closes at once, so a shutdown takes one grace period, not one per server.
+    const servers: HttpServer[] = [];
     let server: HttpServer | null = null;
     let containerListening = containerEndpoint === null;
     // Ready only once pods are listed and, with --iptables, the rule sends pods here (and,
@@ -213,8 +218,9 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       },
     );
     server = http;
+    undo.add(() => Promise.all(servers.map((listening) => listening.close(graceMs))));
     const address = await http.listen(config.appPort, options.host);
-    undo.add(() => http.close(graceMs));
+    servers.push(http);
     log.info(
       { port: address.port, source: pods.podsFile ?? 'kubernetes', metadata: serve.metadataAddr, version: VERSION },
       `listening on port ${address.port}`,
@@ -232,12 +238,10 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
       const reviewer = new TokenReviewer(tokenReviews(api), { audience, ...DEFAULT_TOKEN_REVIEWER_OPTIONS }, (error) =>
         reportTokenReviewFailure(failures, error),
       );
-      const link = containerEndpoint.link;
       if (link !== null) {
         const added = await link.ensure();
+        addressesInPlace = true;
         log.info({ link: config.containerCredentials?.link, added }, 'container-credentials addresses in place');
-        // Registered before the servers' stops, so it runs after they have closed.
-        if (config.containerCredentials?.removeOnExit === true) undo.add(() => removeAddresses(link, log));
       }
       const containerRequests = new RequestStats(CONTAINER_ROUTE_NAMES, [ContainerRoute.Credentials]);
       container = { requestStats: containerRequests, reviewer };
@@ -254,7 +258,7 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         await endpoint.listen(port, address).catch((error: NodeJS.ErrnoException) => {
           throw new Error(`--container-credentials cannot listen on ${address} port ${port}: ${listenProblem(error)}`);
         });
-        undo.add(() => endpoint.close(graceMs));
+        servers.push(endpoint);
       }
       containerListening = true;
       log.info({ addresses, port, audience }, `serving ${CREDENTIALS_PATH} on ${addresses.join(', ')} port ${port}`);

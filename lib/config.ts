@@ -417,6 +417,8 @@ function containerCredentialsConfig(args: Record<string, unknown>): ContainerCre
   const port = portNumber(args.containerCredentialsPort, '--container-credentials-port');
   if (args.containerCredentials !== true) return null;
   if (String(args.podsFile).trim() !== '') throw new ConfigError('--container-credentials needs the API server to review tokens: drop --pods-file');
+  // Without it the index holds the whole cluster's pods, and a token copied off another node would be served here.
+  if (String(args.node).trim() === '') throw new ConfigError('--container-credentials needs --node: a token is served only for a pod of this node');
   const audience = String(args.containerCredentialsAudience).trim();
   if (audience === '') throw new ConfigError('--container-credentials-audience must not be empty');
   const link = String(args.containerCredentialsLink).trim();

@@ -30,7 +30,7 @@ export function reportWatchFailure(log: FailureLog, error: unknown, failure: { r
   const status = error instanceof ApiError ? error.statusCode : null;
   const remedy =
     status === 401 || status === 403
-      ? "the API server refuses the proxy's ServiceAccount: it needs get, list and watch on pods and namespaces (manifests/rbac.yaml)"
+      ? "the API server refuses the proxy's ServiceAccount: it needs get, list and watch on pods and namespaces, and serviceaccounts with --service-account-roles (manifests/rbac.yaml)"
       : 'the API server cannot be reached or cut the watch: requests are answered from the last known pods; a pod started meanwhile waits for its IP (--backoff-max-elapsed-time) and gets 404';
   log.report(`watch ${failure.resource}`, 'warn', 'Kubernetes list or watch failed; retrying', () => ({
     resource: failure.resource,

@@ -160,7 +160,7 @@ t.test('pod flags', async (t) => {
 
 t.test('the container-credentials endpoint is off unless asked for, then on port 80 for audience kube2iam, on its own link', async (t) => {
   t.equal((await config([])).containerCredentials, null);
-  t.same((await config(['--container-credentials'])).containerCredentials, {
+  t.same((await config(['--container-credentials', '--node', 'n1'])).containerCredentials, {
     audience: 'kube2iam',
     port: 80,
     link: 'kube2iam0',
@@ -177,7 +177,7 @@ t.test('the container-credentials endpoint is off unless asked for, then on port
     '169.254.170.23, fd00:ec2::23',
   ];
   t.same(
-    (await config(['--container-credentials', ...flags])).containerCredentials,
+    (await config(['--container-credentials', '--node', 'n1', ...flags])).containerCredentials,
     { audience: 'sts.example', port: 8182, link: null, addresses: ['169.254.170.23', 'fd00:ec2::23'], removeOnExit: false },
     'an empty link: the node has the addresses',
   );
@@ -224,13 +224,14 @@ for (const [args, pattern] of [
   [['--api-token', 'x'], /--api-server and --api-token go together/],
   [['--pods-file', 'p.yaml', '--kubeconfig', 'k'], /--pods-file replaces the API server/],
   [['--container-credentials', '--pods-file', 'p.yaml'], /--container-credentials needs the API server to review tokens: drop --pods-file/],
-  [['--container-credentials', '--container-credentials-audience', ' '], /--container-credentials-audience must not be empty/],
+  [['--container-credentials'], /--container-credentials needs --node: a token is served only for a pod of this node/],
+  [['--container-credentials', '--node', 'n1', '--container-credentials-audience', ' '], /--container-credentials-audience must not be empty/],
   [['--container-credentials-port', '0'], /--container-credentials-port must be a port number/],
   [
-    ['--container-credentials', '--container-credentials-addresses', '169.254.170.23,pod-identity'],
+    ['--container-credentials', '--node', 'n1', '--container-credentials-addresses', '169.254.170.23,pod-identity'],
     /--container-credentials-addresses must list IP addresses, got "pod-identity"/,
   ],
-  [['--container-credentials', '--container-credentials-link', 'a/b'], /--container-credentials-link must be an interface name/],
+  [['--container-credentials', '--node', 'n1', '--container-credentials-link', 'a/b'], /--container-credentials-link must be an interface name/],
   [['--service-account-roles', 'first'], /--service-account-roles must be off, fallback or override/],
   [['--service-account-role-key', ''], /--service-account-role-key must not be empty/],
   [['--backoff-max-elapsed-time', 'long'], /--backoff-max-elapsed-time must be a duration/],
@@ -322,7 +323,9 @@ t.test('every boolean flag through the spellings kube2iam’s pflag accepts and 
   for (const flag of BOOLEANS) {
     const camel = flag.replace(/-(\w)/g, (_, c: string) => c.toUpperCase());
     for (const accepted of [`--${flag}`, `--${flag}=true`, `--${flag}=1`, `--${flag}=False`, `--${flag}=0`]) {
-      const error = await refusal([accepted, ...(flag === 'iptables' ? ['--host-ip=10.0.0.1'] : [])]);
+      // The flags each needs beside it when on.
+      const needs: Record<string, string[]> = { iptables: ['--host-ip=10.0.0.1'], 'container-credentials': ['--node=n1'] };
+      const error = await refusal([accepted, ...(needs[flag] ?? [])]);
       t.equal(error, null, `${accepted} accepted`);
     }
     const refused: Array<[string[], RegExp]> = [

@@ -5,7 +5,7 @@
 // the DNAT rule unless asked (--iptables-remove-on-exit): a proxy that is down refuses
 // connections there, it does not let them reach anything else.
 
-import { existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { runCommand, type CommandRunner } from './commands.js';
 import { processHasNetAdmin } from './host.js';
@@ -14,9 +14,19 @@ export class EndpointAddressError extends Error {
   override name = 'EndpointAddressError';
 }
 
-/** Whether the node has IPv6 at all (the kernel lists no IPv6 addresses without it). */
-export function nodeHasIpv6(): boolean {
-  return existsSync('/proc/net/if_inet6');
+/**
+ * Whether an IPv6 address can go on `link` (the dummy link made for it takes the
+ * defaults): IPv6 is in the kernel and not switched off, for all links or that one.
+ */
+export function nodeHasIpv6(link: string | null): boolean {
+  const enabled = (conf: string): boolean => {
+    try {
+      return readFileSync(`/proc/sys/net/ipv6/conf/${conf}/disable_ipv6`, 'utf8').trim() === '0';
+    } catch {
+      return false; // no IPv6 in this kernel, or no such link
+    }
+  };
+  return enabled('all') && enabled(link === 'lo' ? 'lo' : 'default');
 }
 
 /** Pure: the addresses `ip -o addr show` lists, without their prefix length. */
@@ -74,14 +84,21 @@ export class EndpointAddresses {
     return added;
   }
 
-  /** Takes the addresses off: the whole link when it was made for them, else each address. */
+  /**
+   * Takes the addresses off: the whole link when it is a dummy link holding nothing else
+   * (the one made for them), else each address, so a link of the node's own keeps the rest.
+   */
   async remove(): Promise<void> {
     const { link, addresses } = this.spec;
-    if (link !== 'lo') {
-      if ((await this.runner('ip', ['link', 'show', 'dev', link])).code === 0) await this.ip(['link', 'del', link]);
+    const shown = await this.runner('ip', ['-d', 'link', 'show', 'dev', link]);
+    if (shown.code !== 0) return;
+    const ours = addresses.map((address) => address.toLowerCase());
+    const present = listedAddresses((await this.ip(['-o', 'addr', 'show', 'dev', link])).stdout);
+    const others = present.filter((address) => !ours.includes(address) && !address.startsWith('fe80:'));
+    if (/\bdummy\b/.test(shown.stdout) && others.length === 0) {
+      await this.ip(['link', 'del', link]);
       return;
     }
-    const present = listedAddresses((await this.ip(['-o', 'addr', 'show', 'dev', link])).stdout);
     for (const address of addresses) {
       if (present.includes(address.toLowerCase())) await this.ip(['addr', 'del', `${address}/${isIP(address) === 6 ? 128 : 32}`, 'dev', link]);
     }

@@ -210,7 +210,11 @@ t.test(
     const manifests = join(import.meta.dirname, '..', '..', 'manifests');
     await plane.kubectl(['apply', '-f', join(manifests, 'rbac.yaml')]);
     const proxyToken = (await plane.kubectl(['create', 'token', 'kube2iam', '-n', 'kube-system', '--duration', '10m'])).trim();
-    const limited = await startTokenProxy(t, '127.0.0.43', ['--api-server', plane.apiServerUrl, '--api-token', proxyToken, '--insecure']);
+    // Roles from ServiceAccounts too: the base ClusterRole lets the proxy watch them (it would never sync otherwise).
+    const limited = await startTokenProxy(t, '127.0.0.43', [
+      ...['--api-server', plane.apiServerUrl, '--api-token', proxyToken, '--insecure', '--node', 'node-1'],
+      '--service-account-roles=fallback',
+    ]);
     const limitedLog = limited.log;
     const askAt = async (token: string): Promise<number> => (await askEndpoint(limited, token)).status;
     t.equal(await askAt(batchToken), 503, 'the review is refused to the proxy, not the token to the pod');

@@ -26,7 +26,13 @@ await plane.kubectlRunningPod('team', 'follows', {}, '127.0.0.51', { serviceAcco
 await plane.kubectlRunningPod('team', 'own', { 'iam.amazonaws.com/role': 'own-role' }, '127.0.0.52', { serviceAccount: 'irsa' });
 await plane.kubectlRunningPod('locked', 'denied', {}, '127.0.0.53', { serviceAccount: 'irsa' });
 
-const proxy = await startTokenProxy(t, ADDRESS, [...plane.programConnection(), '--namespace-restrictions', '--service-account-roles=fallback']);
+const proxy = await startTokenProxy(t, ADDRESS, [
+  ...plane.programConnection(),
+  '--node',
+  'node-1',
+  '--namespace-restrictions',
+  '--service-account-roles=fallback',
+]);
 const { appPort } = proxy;
 const byToken = (token: string) => askEndpoint(proxy, token);
 
