@@ -151,7 +151,9 @@ export function createContainerRouter(deps: ContainerRouterDependencies, options
       return;
     }
     request.route = ContainerRoute.Credentials;
-    const verdict = reviewer.verify(bearer(request.header('authorization')), request.remoteAddress, Date.now());
+    const caller = normalizeIp(request.remoteAddress);
+    const callerIsPod = caller !== null && index.lookup(caller) !== undefined;
+    const verdict = reviewer.verify(bearer(request.header('authorization')), request.remoteAddress, callerIsPod, Date.now());
     if (verdict instanceof Promise) verdict.then((v) => answer(request, v)).catch((error: unknown) => request.fail(error));
     else answer(request, verdict);
   };

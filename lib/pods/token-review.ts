@@ -136,8 +136,13 @@ export class TokenReviewer {
     return this.kept.size;
   }
 
-  /** Whose token this is, presented from `caller` (an address); kept verdicts are answered at once. */
-  verify(token: string, caller: string, now: number): TokenVerdict | Promise<TokenVerdict> {
+  /**
+   * Whose token this is, presented from `caller` (an address); kept verdicts are answered
+   * at once. `callerIsPod`: a pod claims that address. An address no pod claims is the
+   * node's, shared by every pod on the host network, so its review rate is counted per
+   * pod the token names: one such pod sending forged tokens spends only that share.
+   */
+  verify(token: string, caller: string, callerIsPod: boolean, now: number): TokenVerdict | Promise<TokenVerdict> {
     // A token of over MAX_TOKEN_BYTES is refused by its claims below, never hashed.
     const hash = token.length <= MAX_TOKEN_BYTES ? createHash('sha256').update(token).digest('base64') : '';
     const kept = hash === '' ? undefined : this.kept.get(hash);
@@ -152,7 +157,7 @@ export class TokenReviewer {
     }
     const pending = this.inFlight.get(hash);
     if (pending !== undefined) return pending;
-    if (!this.callerRate(caller, now).take(now)) {
+    if (!this.callerRate(callerIsPod ? caller : `${caller}/${screened.claims.pod?.uid}`, now).take(now)) {
       this.stats.limited++;
       return { kind: 'unavailable', reason: 'too many new tokens from this address; retry' };
     }

@@ -112,7 +112,7 @@ t.test("a token presented from another pod's address is refused; from its own po
   t.equal(own.status, 200, 'the pod at that address, with its own token');
 });
 
-t.test('an address presenting new tokens fast spends its own review rate, not its neighbours’', async (t) => {
+t.test('an address presenting new tokens fast spends its own review rate (on the node’s address, the named pod’s), not its neighbours’', async (t) => {
   const foreign = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
   // Forged, but well-formed: only the API server can tell, so each one costs a review.
   const claims = await boundClaims('web', 'web', 600);
@@ -122,6 +122,9 @@ t.test('an address presenting new tokens fast spends its own review rate, not it
   t.same(statuses, [401, 401, 401, 401, 401, 503, 503, 503], 'its burst is reviewed (and refused), the rest told to retry');
   const neighbour = await ask(await plane.issueToken(NS, 'batch', 'batch', AUDIENCE), { from: '127.0.0.72' });
   t.equal(neighbour.status, 200, 'another address still gets its new token reviewed');
+  // 127.0.0.71 is no pod's: the node's own address, shared by the pods on the host network.
+  const sameAddress = await ask(await plane.issueToken(NS, 'web', 'agent', AUDIENCE), { from: '127.0.0.71' });
+  t.equal(sameAddress.status, 200, 'from an address no pod claims, a token naming another pod has its own share');
 });
 
 t.test('a pod on the host network, which no address can name, gets its role by its token; by its address, nothing', async (t) => {
