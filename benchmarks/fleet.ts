@@ -27,7 +27,7 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -77,6 +77,8 @@ interface Design {
   flags: string[];
   /** Over how long a restarted node's fetches are spread, in real seconds; null: over the pods' refresh (on demand). */
   spreadSeconds: number | null;
+  /** Each node's proxy hands its credentials to the next (--handover-file); the sim's SIGKILLs leave nothing, its rolling restart's SIGTERMs do. */
+  handover: boolean;
 }
 
 interface SimNode {
@@ -86,6 +88,8 @@ interface SimNode {
   pods: FilePod[];
   file: string;
   proxy: ChildProcess | null;
+  /** Credentials the running proxy took over from its predecessor (its log says). */
+  takenOver: number;
 }
 
 interface Ask {
@@ -133,8 +137,12 @@ interface Refill {
   maxSeconds: number;
 }
 
-/** How the restarted nodes refilled: calls (throttled included) until each held every key it held before, and the time it took. */
-function refillOf(nodes: SimNode[], restartedAt: Map<number, number>, calls: StsCall[]): Refill {
+/**
+ * How the restarted nodes refilled: calls (throttled included) until each held every key
+ * it held before, and the time it took. A node whose proxy took over at least as many
+ * credentials as its pods have keys held them once it was started (`startedAt`).
+ */
+function refillOf(nodes: SimNode[], restartedAt: Map<number, number>, startedAt: Map<number, number>, calls: StsCall[]): Refill {
   const counts: number[] = [];
   const times: number[] = [];
   for (const node of nodes) {
@@ -142,15 +150,17 @@ function refillOf(nodes: SimNode[], restartedAt: Map<number, number>, calls: Sts
     const wanted = keysOf(node.pods);
     const held = new Set<string>();
     let made = 0;
-    for (const call of calls) {
-      if (call.accessKeyId !== node.accessKeyId || call.at < from) continue;
-      made++;
-      if (call.outcome === 'passed') held.add(`${call.roleArn}|${call.sessionName}`);
-      if (held.size === wanted) {
-        times.push((call.at - from) / 1000);
-        break;
+    if (node.takenOver >= wanted) times.push(((startedAt.get(node.index) as number) - from) / 1000);
+    else
+      for (const call of calls) {
+        if (call.accessKeyId !== node.accessKeyId || call.at < from) continue;
+        made++;
+        if (call.outcome === 'passed') held.add(`${call.roleArn}|${call.sessionName}`);
+        if (held.size === wanted) {
+          times.push((call.at - from) / 1000);
+          break;
+        }
       }
-    }
     counts.push(made);
   }
   const sorted = [...times].sort((a, b) => a - b);
@@ -257,6 +267,7 @@ class Fleet {
         '--stats-interval',
         '0',
         ...this.design.flags,
+        ...(this.design.handover ? ['--handover-file', join(this.dir, `node-${node.index}`, 'handover.json')] : []),
       ],
       {
         stdio: ['ignore', log, log],
@@ -278,6 +289,8 @@ class Fleet {
     }
     await sleep(200);
     if (node.proxy.exitCode !== null) throw new Error(`node ${node.index}'s proxy exited after it started (log in ${this.dir})`);
+    const taken = [...readFileSync(join(this.dir, `node-${node.index}.log`), 'utf8').matchAll(/took over (\d+) credentials/g)].at(-1);
+    node.takenOver = this.design.handover && taken !== undefined ? Number(taken[1]) : 0;
   }
 
   async ready(node: SimNode): Promise<void> {
@@ -417,6 +430,7 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
       pods,
       file: podsFile(dir, `node-${n}`, pods),
       proxy: null,
+      takenOver: 0,
     });
   }
   const fleet = new Fleet(nodes, design, injector, dir);
@@ -498,16 +512,17 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
     const batch = Math.max(1, Math.round(nodes.length / 10));
     const rolling: Array<Promise<AskOutcome>> = [];
     const restartedAt = new Map<number, number>();
+    const startedAt = new Map<number, number>();
     for (let first = 0; first < nodes.length; first += batch) {
       const restarted = nodes.slice(first, first + batch);
       await Promise.all(restarted.map((node) => fleet.stop(node, 5000)));
       for (const node of restarted) restartedAt.set(node.index, Date.now());
-      await Promise.all(restarted.map((node) => fleet.start(node)));
+      await Promise.all(restarted.map((node) => fleet.start(node).then(() => startedAt.set(node.index, Date.now()))));
       for (const node of restarted) for (const ask of asksOf(node, plan.rolling, Date.now())) rolling.push(askUntilServed(ask, capFrom(started)));
       await Promise.all(restarted.map((node) => fleet.ready(node)));
     }
     await measure('rolling restart, 10% at a time', started, rolling, 0);
-    (results.at(-1) as PhaseResult).refill = refillOf(nodes, restartedAt, injector.calls);
+    (results.at(-1) as PhaseResult).refill = refillOf(nodes, restartedAt, startedAt, injector.calls);
     if (options.trace !== null)
       writeFileSync(
         `${options.trace}-${design.id}.json`,
@@ -578,16 +593,17 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
   const wanted = (id: string): boolean => options.designs.length === 0 || options.designs.includes(id);
   const designs: Design[] = [
     ...(options.before && wanted('before')
-      ? [{ id: 'before', name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [], spreadSeconds: 1 }]
+      ? [{ id: 'before', name: `before (${BEFORE_COMMIT})`, program: buildCommit(BEFORE_COMMIT), flags: [], spreadSeconds: 1, handover: false }]
       : []),
-    { id: 'demand', name: 'on demand', program: current, flags: ['--prefetch-window', '24h'], spreadSeconds: null },
-    {
-      id: 'window',
-      name: `this design, window ${windowSeconds} s`,
+    { id: 'demand', name: 'on demand', program: current, flags: ['--prefetch-window', '24h'], spreadSeconds: null, handover: false },
+    ...[false, true].map((handover) => ({
+      id: handover ? 'handover' : 'window',
+      name: `this design, window ${windowSeconds} s${handover ? ', handover' : ''}`,
       program: current,
       flags: ['--prefetch-window', `${windowSeconds}s`],
       spreadSeconds: windowSeconds * options.speedup,
-    },
+      handover,
+    })),
   ].filter((design) => wanted(design.id));
   const moto = await MotoServer.start();
   const results: PhaseResult[] = [];

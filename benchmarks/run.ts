@@ -8,7 +8,7 @@
 //   BENCH_FLEET_NODES (default 60), BENCH_FLEET_LIMIT (the account's calls/s for 5,000
 //   nodes, default 100), BENCH_FLEET_REFRESH (seconds, default a renewal period) and
 //   BENCH_FLEET_BEFORE=0 (skip building the design before) size the fleet simulation;
-//   BENCH_FLEET_DESIGNS=before,demand,window picks its designs, and BENCH_FLEET_TRACE=<path>
+//   BENCH_FLEET_DESIGNS=before,demand,window,handover picks its designs, and BENCH_FLEET_TRACE=<path>
 //   writes each design's STS calls and pod asks to <path>-<design>.json;
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).

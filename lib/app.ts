@@ -1,6 +1,7 @@
 // The composition root: builds every part from the config and wires them together.
 
 import type { Config } from './config.js';
+import { handoverText, takeBack } from './credentials/handover.js';
 import { CredentialStore, credentialsUnready } from './credentials/store.js';
 import { StsRoleAssumer } from './credentials/sts.js';
 import { HttpServer, type Request } from './http/index.js';
@@ -13,6 +14,7 @@ import { TokenRegistry } from './imds/tokens.js';
 import { errorText, type Logger, type LogSink } from './log.js';
 import { discoverRegion, discoverRolePolicy } from './node/instance-profile.js';
 import { EndpointAddresses, nodeHasIpv6 } from './node/endpoint-addresses.js';
+import { HandoverFile } from './node/handover-file.js';
 import { MetadataDnatRule } from './node/iptables.js';
 import { CallerResolver, type LiveClaims } from './pods/callers.js';
 import { PodIndex } from './pods/pod-index.js';
@@ -135,6 +137,12 @@ export async function startApp(config: Config, log: Logger, options: AppOptions 
         ),
     });
     undo.add(() => store.close());
+    if (credentials.handoverFile !== null) {
+      const handover = new HandoverFile(credentials.handoverFile);
+      await takeOverCredentials(store, handover, log);
+      // Run after the servers have closed (undo runs last-added first), so renewals made meanwhile are handed on too.
+      undo.add(() => leaveCredentials(store, handover, log));
+    }
     const podRoles = new PodRoles(store, index, rolePolicy, pods.restrictions, log, {
       serviceAccountRoles: pods.serviceAccountRoles,
       hostNetworkPods: containerEndpoint !== null,
@@ -332,6 +340,40 @@ function listenProblem(error: NodeJS.ErrnoException): string {
   if (error.code === 'EADDRNOTAVAIL') return 'the address is not on this node';
   if (error.code === 'EACCES') return 'a port under 1024 needs NET_BIND_SERVICE';
   return error.message;
+}
+
+/** Serves what the previous proxy on this node left (a restart then makes no STS calls for it); a file that cannot be used is logged and passed over. */
+async function takeOverCredentials(store: CredentialStore, handover: HandoverFile, log: Logger): Promise<void> {
+  try {
+    const text = await handover.take();
+    if (text === null) {
+      log.info({ file: handover.path }, 'no credentials handed over (the first proxy on this node, or the last did not stop cleanly)');
+      return;
+    }
+    const now = Date.now();
+    const { items, expired, invalid } = takeBack(text, now);
+    const taken = store.takeOver(items, now);
+    log.info({ file: handover.path, taken, expired, invalid, passedOver: items.length - taken }, `took over ${taken} credentials from the previous proxy`);
+  } catch (error) {
+    log.warn(
+      { file: handover.path, error, remedy: "nothing to do: credentials are fetched from STS instead; delete the file if it is not the proxy's own" },
+      `credentials handed over not used: ${errorText(error)}`,
+    );
+  }
+}
+
+async function leaveCredentials(store: CredentialStore, handover: HandoverFile, log: Logger): Promise<void> {
+  const now = Date.now();
+  const items = store.handOver(now);
+  try {
+    await handover.leave(handoverText(items, now));
+    log.info({ file: handover.path, left: items.length }, `left ${items.length} credentials for the next proxy`);
+  } catch (error) {
+    log.error(
+      { file: handover.path, error, remedy: 'mount a writable hostPath there (manifests/components/handover)' },
+      'credentials not handed over: the next proxy fetches them all from STS',
+    );
+  }
 }
 
 async function removeAddresses(addresses: EndpointAddresses, log: Logger): Promise<void> {

@@ -23,6 +23,8 @@ export interface CredentialConfig {
   stsRatePerSecond: number;
   /** Keys of the pods listed at start are first fetched at random points of this window. */
   prefetchWindowMs: number;
+  /** --handover-file: where credentials are left at shutdown for the next proxy on the node; null: none. */
+  handoverFile: string | null;
 }
 
 export interface PodConfig {
@@ -180,6 +182,12 @@ export const FLAGS: Readonly<Record<string, FlagSpec>> = {
     default: '60s',
     describe:
       "Credentials for the pods listed at start are fetched at random points of this window, not at once (a pod's own request goes first); 0 fetches at once",
+  },
+  'handover-file': {
+    type: 'string',
+    default: '',
+    describe:
+      'At shutdown, leave the credentials held in this file (mode 600; a root-only hostPath on tmpfs) for the next proxy on the node, which serves them with no STS call and deletes it',
   },
   'stats-interval': { type: 'string', default: '60s', describe: 'Print one stats line on stdout this often; 0 turns it off' },
   'imdsv2-required': {
@@ -518,7 +526,15 @@ function credentialConfig(args: Record<string, unknown>, discoverBaseArn: boolea
     errorTtlMs: duration(args.iamRoleErrorTtl, '--iam-role-error-ttl'),
     stsRatePerSecond,
     prefetchWindowMs: duration(args.prefetchWindow, '--prefetch-window'),
+    handoverFile: handoverFile(args.handoverFile),
   };
+}
+
+function handoverFile(value: unknown): string | null {
+  const path = String(value).trim();
+  if (path === '') return null;
+  if (!path.startsWith('/') || path.endsWith('/')) throw new ConfigError(`--handover-file must be an absolute file path, got ${JSON.stringify(value)}`);
+  return path;
 }
 
 function duration(value: unknown, flag: string): number {

@@ -42,6 +42,7 @@ t.test('kube2iam defaults for credentials and pods', async (t) => {
     errorTtlMs: 0,
     stsRatePerSecond: 20,
     prefetchWindowMs: 60_000,
+    handoverFile: null,
   });
   t.same(c.pods, {
     node: null,
@@ -206,6 +207,7 @@ t.test('credential flags resolve and validate at start', async (t) => {
   t.equal(c.credentials.sessionTtlMs, 1_800_000);
   t.equal(c.credentials.errorTtlMs, 10_000);
   t.equal(c.credentials.stsRatePerSecond, 5);
+  t.equal((await config(['--handover-file', '/run/kube2iam/handover.json'])).credentials.handoverFile, '/run/kube2iam/handover.json');
   const full = await config(['--default-role', 'arn:aws:iam::999999999999:role/other']);
   t.equal(full.credentials.rolePolicy.defaultRoleArn, 'arn:aws:iam::999999999999:role/other', 'a full ARN needs no base');
 });
@@ -219,6 +221,8 @@ for (const [args, pattern] of [
   [['--iam-role-error-ttl', '10'], /--iam-role-error-ttl must be a duration/],
   [['--sts-rate-limit', '0'], /--sts-rate-limit must be a positive number/],
   [['--prefetch-window', 'soon'], /--prefetch-window must be a duration/],
+  [['--handover-file', 'handover.json'], /--handover-file must be an absolute file path, got "handover.json"/],
+  [['--handover-file', '/run/kube2iam/'], /--handover-file must be an absolute file path/],
   [['--iam-role-key', ' '], /--iam-role-key must not be empty/],
   [['--namespace-restriction-format', 'fuzzy'], /glob or regexp/],
   [['--api-token', 'x'], /--api-server and --api-token go together/],

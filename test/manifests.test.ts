@@ -12,7 +12,7 @@ import { CONTAINER_CREDENTIALS_ADDRESSES } from '../lib/app.js';
 import { parseArgs } from '../lib/config.js';
 import { run } from './harness/processes.js';
 import { KubernetesControlPlane } from './harness/kubernetes.js';
-import { containerArgs, containerEnv, daemonSetContainer } from './harness/manifests.js';
+import { containerArgs, containerEnv, daemonSetContainer, podSpec } from './harness/manifests.js';
 
 const DIR = fileURLToPath(new URL('../manifests/', import.meta.url));
 /** Not a manifest: the --pods-file the demo and the CLI tests run the proxy on. */
@@ -36,6 +36,20 @@ t.test('the DaemonSet’s arguments parse with the program’s own flags', async
   t.equal(config?.pods.node, 'ip-10-0-1-23.ec2.internal', 'only this node’s pods are watched');
   t.equal(config?.appPort, 8181);
   t.notOk(env.AWS_REGION, 'STS gets the node’s region from the metadata service, as the SDKs do');
+});
+
+t.test('the DaemonSet hands credentials over between its pods on a node, through a root-only hostPath on tmpfs', async (t) => {
+  const config = (await parseArgs(containerArgs(container, {}), {})).config;
+  const file = config?.credentials.handoverFile ?? '';
+  t.equal(file, '/run/kube2iam/handover.json');
+  const pod = podSpec(`${DIR}daemonset.yaml`);
+  const mount = container.volumeMounts?.find((m) => file.startsWith(`${m.mountPath}/`));
+  t.ok(mount, 'the file is on a mounted volume (the root file system is read-only)');
+  t.same(
+    pod.volumes.find((v) => v.name === mount?.name),
+    { name: 'handover', hostPath: { path: '/run/kube2iam', type: 'DirectoryOrCreate' } },
+    "the node's /run, kept across the proxy's pods",
+  );
 });
 
 t.test('the DaemonSet probes liveness on kube2iam’s /healthz and readiness on /readyz', async (t) => {

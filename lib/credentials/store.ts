@@ -18,11 +18,14 @@
 //   gives way first. Keys the first pod listing brings are fetched over
 //   `prefetchWindowMs`, not in one burst, so a rollout restarting hundreds of nodes does
 //   not land on STS at once.
+// - Restarts: credentials a previous proxy on the node handed over (handover.ts) are
+//   taken as entries no pod uses yet (below), so a rollout refetches nothing it held.
 // - An entry whose last pod leaves keeps its credentials, not renewed, until its renewal
 //   point (the next pod of the same workload, a Job's retry or a Recreate rollout's, is
 //   answered at once, with no STS call, even while STS is slow); then it is dropped. At
 //   most `retainedMax` such entries are kept, the oldest dropped first.
 
+import type { HandedOver } from './handover.js';
 import { AdaptiveBucket, type AdaptiveRatePolicy, BACKGROUND_RATE_POLICY, backoffDelay, DEMAND_RATE_POLICY, TokenBucket } from '../rate-limit.js';
 import { renewalAt, servableUntil } from './renewal.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
@@ -406,6 +409,44 @@ export class CredentialStore {
     this.stats.dropped++;
   }
 
+  /** Every entry's credentials still served at `now`, those pods use first: what this proxy hands to the next on its node. */
+  handOver(now: number): HandedOver[] {
+    const inUse: HandedOver[] = [];
+    const unused: HandedOver[] = [];
+    for (const entry of this.entries.values()) {
+      const credentials = entry.current(now);
+      if (credentials !== null) (entry.users > 0 ? inUse : unused).push({ parameters: entry.parameters, credentials });
+    }
+    return inUse.concat(unused);
+  }
+
+  /**
+   * Credentials the previous proxy on this node handed over, taken before any pod is
+   * known, as entries no pod uses: a pod whose key is among them is answered at once
+   * with no STS call, and the entry is renewed at its renewal point (from now, so the
+   * renewals stay as spread as the grants were); one no pod takes up is dropped there.
+   * At most `retainedMax` are taken; returns how many.
+   */
+  takeOver(items: HandedOver[], now: number): number {
+    const o = this.options;
+    let taken = 0;
+    for (const { parameters, credentials } of items) {
+      if (this.retained.size >= o.retainedMax) break;
+      const key = credentialKey(parameters);
+      const expiresAt = credentials.expiration.getTime();
+      if (this.entries.has(key) || servableUntil(expiresAt, o.staleMarginMs) <= now) continue;
+      const entry = new CredentialEntry(key, parameters);
+      entry.credentials = credentials;
+      entry.expiresAt = expiresAt;
+      entry.servableUntil = servableUntil(expiresAt, o.staleMarginMs);
+      this.entries.set(key, entry);
+      this.retained.set(key, entry);
+      this.scheduleRenewal(entry, now);
+      taken++;
+    }
+    return taken;
+  }
+
   /** The pods listed at start are all known: keys from now on are a new pod's, fetched at once. */
   listed(): void {
     this.starting = false;
@@ -516,10 +557,7 @@ export class CredentialStore {
           pace.succeeded(now);
           // A regained rate brings queued calls' tokens nearer than the drain armed at the lower one.
           if (this.queue.length + this.demandQueue.length > 0) this.armDrain(now);
-          this.scheduler.schedule(
-            entry,
-            renewalAt(now, entry.expiresAt, { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter }, o.random()),
-          );
+          this.scheduleRenewal(entry, now);
         },
         (error: unknown) => {
           const now = Date.now();
@@ -561,6 +599,13 @@ export class CredentialStore {
         entry.settled = null;
         settle?.();
       });
+  }
+
+  /** Credentials the entry got by `now` are renewed at their renewal point. */
+  private scheduleRenewal(entry: CredentialEntry, now: number): void {
+    const o = this.options;
+    const policy = { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter };
+    this.scheduler.schedule(entry, renewalAt(now, entry.expiresAt, policy, o.random()));
   }
 
   private recordLatency(ms: number): void {

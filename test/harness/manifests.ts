@@ -22,12 +22,25 @@ export interface Container {
     readOnlyRootFilesystem?: boolean;
     capabilities?: { drop?: string[]; add?: string[] };
   };
+  volumeMounts?: Array<{ name: string; mountPath: string }>;
 }
 
-/** The first container of the DaemonSet in a manifest file, or in manifests' text (`kubectl kustomize`'s output). */
+export interface PodSpec {
+  containers: Container[];
+  volumes: Array<{ name: string; hostPath?: { path: string; type?: string } }>;
+}
+
+/** The pod template of the DaemonSet in a manifest file, or in manifests' text (`kubectl kustomize`'s output). */
+export function podSpec(file: string, text = readFileSync(file, 'utf8')): PodSpec {
+  const docs = loadAllYaml(text) as Array<{ kind: string; spec: { template: { spec: PodSpec } } }>;
+  const spec = docs.find((doc) => doc.kind === 'DaemonSet')?.spec.template.spec;
+  if (spec === undefined) throw new Error(`${file} has no DaemonSet`);
+  return spec;
+}
+
+/** The first container of the DaemonSet in a manifest file, or in manifests' text. */
 export function daemonSetContainer(file: string, text = readFileSync(file, 'utf8')): Container {
-  const docs = loadAllYaml(text) as Array<{ kind: string; spec: { template: { spec: { containers: Container[] } } } }>;
-  const container = docs.find((doc) => doc.kind === 'DaemonSet')?.spec.template.spec.containers[0];
+  const container = podSpec(file, text).containers[0];
   if (container === undefined) throw new Error(`${file} has no DaemonSet with a container`);
   return container;
 }
