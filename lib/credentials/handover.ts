@@ -14,19 +14,25 @@ export interface HandedOver {
 }
 
 export const HANDOVER_VERSION = 1;
-/** At most this many credentials are handed over (in-use keys first), and a text longer than this is not read. */
-export const HANDOVER_MAX_ENTRIES = 5_000;
-export const HANDOVER_MAX_BYTES = 16 * 1024 * 1024;
+/**
+ * At most this many credentials are handed over (in-use keys first: a node has at most a
+ * few hundred, and keeps 1,000 for workloads' next pods), in a text of at most this many
+ * bytes, which the next proxy reads whole within the image's heap.
+ */
+export const HANDOVER_MAX_ENTRIES = 2_000;
+export const HANDOVER_MAX_BYTES = 8 * 1024 * 1024;
 /** Longer than any field STS or IAM issues (a session token with session tags is a few KiB). */
 const MAX_FIELD = 8_192;
 
 export class HandoverError extends Error {}
 
+/** The text for `items`, in order, as many as fit the bounds. */
 export function handoverText(items: HandedOver[], now: number): string {
-  return JSON.stringify({
-    version: HANDOVER_VERSION,
-    writtenAt: new Date(now).toISOString(),
-    credentials: items.slice(0, HANDOVER_MAX_ENTRIES).map(({ parameters: p, credentials: c }) => ({
+  const head = `{"version":${HANDOVER_VERSION},"writtenAt":"${new Date(now).toISOString()}","credentials":[`;
+  const entries: string[] = [];
+  let bytes = head.length + 2;
+  for (const { parameters: p, credentials: c } of items) {
+    const entry = JSON.stringify({
       roleArn: p.roleArn,
       externalId: p.externalId,
       sessionName: p.sessionName,
@@ -35,8 +41,12 @@ export function handoverText(items: HandedOver[], now: number): string {
       sessionToken: c.sessionToken,
       expiration: c.expiration.toISOString(),
       issuedAt: c.issuedAt.toISOString(),
-    })),
-  });
+    });
+    bytes += Buffer.byteLength(entry) + 1;
+    if (entries.length === HANDOVER_MAX_ENTRIES || bytes > HANDOVER_MAX_BYTES) break;
+    entries.push(entry);
+  }
+  return `${head}${entries.join(',')}]}`;
 }
 
 export interface TakenBack {
@@ -49,7 +59,7 @@ export interface TakenBack {
 
 /** What a handover text holds that may still be used at `now`; throws HandoverError when the text as a whole is not one. */
 export function takeBack(text: string, now: number): TakenBack {
-  if (text.length > HANDOVER_MAX_BYTES) throw new HandoverError(`longer than ${HANDOVER_MAX_BYTES} bytes`);
+  if (Buffer.byteLength(text) > HANDOVER_MAX_BYTES) throw new HandoverError(`longer than ${HANDOVER_MAX_BYTES} bytes`);
   let document: unknown;
   try {
     document = JSON.parse(text);
