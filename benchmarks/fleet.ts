@@ -27,7 +27,7 @@
 
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
-import { closeSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdtempSync, openSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -88,8 +88,6 @@ interface SimNode {
   pods: FilePod[];
   file: string;
   proxy: ChildProcess | null;
-  /** Credentials the running proxy took over from its predecessor (its log says). */
-  takenOver: number;
 }
 
 interface Ask {
@@ -137,30 +135,34 @@ interface Refill {
   maxSeconds: number;
 }
 
+/** A node's restart in the rolling restart: when it was stopped, what its proxy handed over (keys), when the new one was started and ready. */
+interface Restart {
+  stoppedAt: number;
+  handedOver: Set<string>;
+  startedAt: number;
+  readyAt: number;
+}
+
 /**
- * How the restarted nodes refilled: calls (throttled included) until each held every key
- * it held before, and the time it took. A node whose proxy took over at least as many
- * credentials as its pods have keys held them once it was started (`startedAt`).
+ * How the restarted nodes refilled: until each held every key its pods use (from STS, or
+ * handed over by its previous proxy once it started) and was ready, the calls it made
+ * (throttled included), and the time it took.
  */
-function refillOf(nodes: SimNode[], restartedAt: Map<number, number>, startedAt: Map<number, number>, calls: StsCall[]): Refill {
+function refillOf(nodes: SimNode[], restarts: Map<number, Restart>, calls: StsCall[]): Refill {
   const counts: number[] = [];
   const times: number[] = [];
   for (const node of nodes) {
-    const from = restartedAt.get(node.index) as number;
-    const wanted = keysOf(node.pods);
-    const held = new Set<string>();
+    const restart = restarts.get(node.index) as Restart;
+    const missing = new Set(node.pods.filter((p) => p.role !== undefined && !restart.handedOver.has(keyOf(p))).map(keyOf));
+    let heldAt = missing.size === 0 ? restart.startedAt : Infinity;
     let made = 0;
-    if (node.takenOver >= wanted) times.push(((startedAt.get(node.index) as number) - from) / 1000);
-    else
-      for (const call of calls) {
-        if (call.accessKeyId !== node.accessKeyId || call.at < from) continue;
-        made++;
-        if (call.outcome === 'passed') held.add(`${call.roleArn}|${call.sessionName}`);
-        if (held.size === wanted) {
-          times.push((call.at - from) / 1000);
-          break;
-        }
-      }
+    for (const call of calls) {
+      if (call.accessKeyId !== node.accessKeyId || call.at < restart.stoppedAt) continue;
+      if (call.at > Math.max(heldAt, restart.readyAt)) break;
+      made++;
+      if (call.outcome === 'passed' && missing.delete(`${call.roleArn.slice(BASE_ARN.length)}|${call.sessionName}`) && missing.size === 0) heldAt = call.at;
+    }
+    if (Number.isFinite(heldAt)) times.push((Math.max(heldAt, restart.readyAt) - restart.stoppedAt) / 1000);
     counts.push(made);
   }
   const sorted = [...times].sort((a, b) => a - b);
@@ -267,7 +269,7 @@ class Fleet {
         '--stats-interval',
         '0',
         ...this.design.flags,
-        ...(this.design.handover ? ['--handover-file', join(this.dir, `node-${node.index}`, 'handover.json')] : []),
+        ...(this.design.handover ? ['--handover-file', this.handoverFile(node)] : []),
       ],
       {
         stdio: ['ignore', log, log],
@@ -289,8 +291,17 @@ class Fleet {
     }
     await sleep(200);
     if (node.proxy.exitCode !== null) throw new Error(`node ${node.index}'s proxy exited after it started (log in ${this.dir})`);
-    const taken = [...readFileSync(join(this.dir, `node-${node.index}.log`), 'utf8').matchAll(/took over (\d+) credentials/g)].at(-1);
-    node.takenOver = this.design.handover && taken !== undefined ? Number(taken[1]) : 0;
+  }
+
+  handoverFile(node: SimNode): string {
+    return join(this.dir, `node-${node.index}`, 'handover.json');
+  }
+
+  /** The keys (role name, session name) node's stopped proxy left for its next (none without the handover). */
+  handedOver(node: SimNode): Set<string> {
+    if (!this.design.handover || !existsSync(this.handoverFile(node))) return new Set();
+    const left = JSON.parse(readFileSync(this.handoverFile(node), 'utf8')) as { credentials: Array<{ roleArn: string; sessionName: string }> };
+    return new Set(left.credentials.map((c) => `${c.roleArn.slice(BASE_ARN.length)}|${c.sessionName}`));
   }
 
   async ready(node: SimNode): Promise<void> {
@@ -430,7 +441,6 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
       pods,
       file: podsFile(dir, `node-${n}`, pods),
       proxy: null,
-      takenOver: 0,
     });
   }
   const fleet = new Fleet(nodes, design, injector, dir);
@@ -511,22 +521,35 @@ async function runDesign(design: Design, options: FleetOptions, moto: MotoServer
     started = Date.now();
     const batch = Math.max(1, Math.round(nodes.length / 10));
     const rolling: Array<Promise<AskOutcome>> = [];
-    const restartedAt = new Map<number, number>();
-    const startedAt = new Map<number, number>();
+    const restarts = new Map<number, Restart>();
     for (let first = 0; first < nodes.length; first += batch) {
       const restarted = nodes.slice(first, first + batch);
       await Promise.all(restarted.map((node) => fleet.stop(node, 5000)));
-      for (const node of restarted) restartedAt.set(node.index, Date.now());
-      await Promise.all(restarted.map((node) => fleet.start(node).then(() => startedAt.set(node.index, Date.now()))));
-      for (const node of restarted) for (const ask of asksOf(node, plan.rolling, Date.now())) rolling.push(askUntilServed(ask, capFrom(started)));
-      await Promise.all(restarted.map((node) => fleet.ready(node)));
+      const stoppedAt = Date.now();
+      for (const node of restarted) restarts.set(node.index, { stoppedAt, handedOver: fleet.handedOver(node), startedAt: NaN, readyAt: NaN });
+      await Promise.all(
+        restarted.map(async (node) => {
+          const restart = restarts.get(node.index) as Restart;
+          await fleet.start(node);
+          restart.startedAt = Date.now();
+          for (const ask of asksOf(node, plan.rolling, restart.startedAt)) rolling.push(askUntilServed(ask, capFrom(started)));
+          await fleet.ready(node);
+          restart.readyAt = Date.now();
+        }),
+      );
     }
     await measure('rolling restart, 10% at a time', started, rolling, 0);
-    (results.at(-1) as PhaseResult).refill = refillOf(nodes, restartedAt, startedAt, injector.calls);
+    (results.at(-1) as PhaseResult).refill = refillOf(nodes, restarts, injector.calls);
     if (options.trace !== null)
       writeFileSync(
         `${options.trace}-${design.id}.json`,
-        JSON.stringify({ design: design.name, nodes: nodes.map((n) => n.accessKeyId), restartedAt: [...restartedAt], phases: traced, calls: injector.calls }),
+        JSON.stringify({
+          design: design.name,
+          nodes: nodes.map((n) => n.accessKeyId),
+          restarts: [...restarts].map(([n, r]) => [n, { ...r, handedOver: r.handedOver.size }]),
+          phases: traced,
+          calls: injector.calls,
+        }),
       );
   } finally {
     await fleet.stopAll();

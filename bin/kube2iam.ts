@@ -8,6 +8,8 @@ import { createLogger, errorText, stderrSink } from '../lib/log.js';
 import { VERSION } from '../lib/version.js';
 
 const SHUTDOWN_GRACE_MS = 10_000;
+/** After the grace, what is left to stop (the handover, the rule) gets this long; the DaemonSet allows 30 s in all. */
+const SHUTDOWN_AFTER_GRACE_MS = 10_000;
 
 async function main(): Promise<void> {
   let parsed: Awaited<ReturnType<typeof parseArgs>>;
@@ -37,7 +39,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
-    const forced = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + 1000);
+    const forced = setTimeout(() => process.exit(1), SHUTDOWN_GRACE_MS + SHUTDOWN_AFTER_GRACE_MS);
     forced.unref();
     void app.close(SHUTDOWN_GRACE_MS).then(
       () => process.exit(0),

@@ -364,13 +364,13 @@ async function takeOverCredentials(store: CredentialStore, handover: HandoverFil
 
 async function leaveCredentials(store: CredentialStore, handover: HandoverFile, log: Logger): Promise<void> {
   const now = Date.now();
-  const items = store.handOver(now);
+  const { text, count } = handoverText(store.handOver(now), now);
   try {
-    await handover.leave(handoverText(items, now));
-    log.info({ file: handover.path, left: items.length }, `left ${items.length} credentials for the next proxy`);
+    await handover.leave(text);
+    log.info({ file: handover.path, left: count }, `left ${count} credentials for the next proxy`);
   } catch (error) {
     log.error(
-      { file: handover.path, error, remedy: 'mount a writable hostPath there (manifests/components/handover)' },
+      { file: handover.path, error, remedy: 'mount a writable hostPath there, as manifests/daemonset.yaml does (root may write it)' },
       'credentials not handed over: the next proxy fetches them all from STS',
     );
   }

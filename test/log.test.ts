@@ -130,13 +130,23 @@ t.test('failures of more keys than are folded one by one share one folded line',
 
 t.test('readiness: no role needed yet or some role served is ready; every role failing says which codes', async (t) => {
   const cases: Array<[string, Parameters<typeof credentialsUnready>[0], RegExp | null]> = [
-    ['no pod needs a role', { inUse: 0, serving: 0, failing: 0, codes: {} }, null],
-    ['one of three roles served', { inUse: 3, serving: 1, failing: 2, codes: { AccessDenied: 2 } }, null],
-    ['first fetches under way', { inUse: 2, serving: 0, failing: 0, codes: {} }, /^credentials not fetched yet$/],
-    ['some failed, some still waiting', { inUse: 3, serving: 0, failing: 2, codes: { Throttling: 2 } }, /^credentials not fetched yet$/],
+    ['no pod needs a role', { inUse: 0, serving: 0, failing: 0, codes: {}, unverified: 0 }, null],
+    ['one of three roles served', { inUse: 3, serving: 1, failing: 2, codes: { AccessDenied: 2 }, unverified: 0 }, null],
+    ['first fetches under way', { inUse: 2, serving: 0, failing: 0, codes: {}, unverified: 0 }, /^credentials not fetched yet$/],
+    ['some failed, some still waiting', { inUse: 3, serving: 0, failing: 2, codes: { Throttling: 2 }, unverified: 0 }, /^credentials not fetched yet$/],
+    [
+      'credentials handed over served, no AssumeRole answered yet',
+      { inUse: 3, serving: 0, failing: 0, codes: {}, unverified: 3 },
+      /^no AssumeRole has succeeded yet \(credentials handed over are served meanwhile\)$/,
+    ],
+    [
+      'the first renewal after a handover refused, the rest still handed over',
+      { inUse: 3, serving: 0, failing: 1, codes: { AccessDenied: 1 }, unverified: 2 },
+      /^no AssumeRole has succeeded yet/,
+    ],
     [
       'every role failing',
-      { inUse: 3, serving: 0, failing: 3, codes: { AccessDenied: 2, RegionMissing: 1 } },
+      { inUse: 3, serving: 0, failing: 3, codes: { AccessDenied: 2, RegionMissing: 1 }, unverified: 0 },
       /^no role could be assumed: STS answered AccessDenied for 2, RegionMissing for 1 of 3 roles in use/,
     ],
   ];

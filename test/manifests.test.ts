@@ -39,7 +39,8 @@ t.test('the DaemonSet’s arguments parse with the program’s own flags', async
 });
 
 t.test('the DaemonSet hands credentials over between its pods on a node, through a root-only hostPath on tmpfs', async (t) => {
-  const config = (await parseArgs(containerArgs(container, {}), {})).config;
+  const env = containerEnv(container, { 'status.hostIP': '10.0.1.23', 'spec.nodeName': 'n' });
+  const config = (await parseArgs(containerArgs(container, env), {})).config;
   const file = config?.credentials.handoverFile ?? '';
   t.equal(file, '/run/kube2iam/handover.json');
   const pod = podSpec(`${DIR}daemonset.yaml`);

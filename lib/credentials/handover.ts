@@ -26,8 +26,8 @@ const MAX_FIELD = 8_192;
 
 export class HandoverError extends Error {}
 
-/** The text for `items`, in order, as many as fit the bounds. */
-export function handoverText(items: HandedOver[], now: number): string {
+/** The text for `items`, in order, as many as fit the bounds (`count`). */
+export function handoverText(items: HandedOver[], now: number): { text: string; count: number } {
   const head = `{"version":${HANDOVER_VERSION},"writtenAt":"${new Date(now).toISOString()}","credentials":[`;
   const entries: string[] = [];
   let bytes = head.length + 2;
@@ -46,7 +46,7 @@ export function handoverText(items: HandedOver[], now: number): string {
     if (entries.length === HANDOVER_MAX_ENTRIES || bytes > HANDOVER_MAX_BYTES) break;
     entries.push(entry);
   }
-  return `${head}${entries.join(',')}]}`;
+  return { text: `${head}${entries.join(',')}]}`, count: entries.length };
 }
 
 export interface TakenBack {
@@ -60,6 +60,8 @@ export interface TakenBack {
 /** What a handover text holds that may still be used at `now`; throws HandoverError when the text as a whole is not one. */
 export function takeBack(text: string, now: number): TakenBack {
   if (Buffer.byteLength(text) > HANDOVER_MAX_BYTES) throw new HandoverError(`longer than ${HANDOVER_MAX_BYTES} bytes`);
+  // Before parsing: 8 MiB of empty objects would not fit the heap the image gives.
+  if (objects(text) > HANDOVER_MAX_ENTRIES + 1) throw new HandoverError(`more than ${HANDOVER_MAX_ENTRIES} credentials`);
   let document: unknown;
   try {
     document = JSON.parse(text);
@@ -103,6 +105,12 @@ function handedOver(raw: unknown): HandedOver | null {
     parameters: { roleArn, externalId, sessionName },
     credentials: { accessKeyId, secretAccessKey, sessionToken, expiration, issuedAt },
   };
+}
+
+function objects(text: string): number {
+  let n = 0;
+  for (let i = text.indexOf('{'); i !== -1; i = text.indexOf('{', i + 1)) n++;
+  return n;
 }
 
 function time(value: string | null): Date | null {

@@ -30,3 +30,15 @@ export function renewalAt(now: number, expiresAt: number, policy: RenewalPolicy,
   if (at >= until && until > now) at = now + (until - now) / 2;
   return at - spread * policy.jitter * Math.min(policy.sessionTtlMs, at - now);
 }
+
+/**
+ * When credentials another proxy got at `issuedAt` and handed over at `now` are renewed:
+ * at the point that proxy had (from their issue, so answers keep carrying the TTL and the
+ * node's renewals stay as spread as its grants were); one already past, at a point
+ * `spread` (0..1) into `windowMs` from now, and before half the time left to serve them.
+ */
+export function renewalAfterHandover(now: number, issuedAt: number, expiresAt: number, policy: RenewalPolicy, spread: number, windowMs: number): number {
+  const at = renewalAt(Math.min(issuedAt, now), expiresAt, policy, spread);
+  if (at > now) return at;
+  return now + spread * Math.min(windowMs, (servableUntil(expiresAt, policy.staleMarginMs) - now) / 2);
+}

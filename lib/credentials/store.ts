@@ -19,7 +19,8 @@
 //   `prefetchWindowMs`, not in one burst, so a rollout restarting hundreds of nodes does
 //   not land on STS at once.
 // - Restarts: credentials a previous proxy on the node handed over (handover.ts) are
-//   taken as entries no pod uses yet (below), so a rollout refetches nothing it held.
+//   taken as entries no pod uses yet (below), so a rollout refetches nothing it held;
+//   the first a pod uses is renewed at once, so readiness still shows STS works.
 // - An entry whose last pod leaves keeps its credentials, not renewed, until its renewal
 //   point (the next pod of the same workload, a Job's retry or a Recreate rollout's, is
 //   answered at once, with no STS call, even while STS is slow); then it is dropped. At
@@ -27,7 +28,7 @@
 
 import type { HandedOver } from './handover.js';
 import { AdaptiveBucket, type AdaptiveRatePolicy, BACKGROUND_RATE_POLICY, backoffDelay, DEMAND_RATE_POLICY, TokenBucket } from '../rate-limit.js';
-import { renewalAt, servableUntil } from './renewal.js';
+import { type RenewalPolicy, renewalAfterHandover, renewalAt, servableUntil } from './renewal.js';
 import { RefreshScheduler, type Scheduled } from './scheduler.js';
 import { AssumeRoleError, type AssumedCredentials, type AssumeRoleRequest, isThrottling, type RoleAssumer } from './sts.js';
 
@@ -129,6 +130,8 @@ export interface StoreHealth {
   failing: number;
   /** The failing keys by STS's error code. */
   codes: Record<string, number>;
+  /** Of them, served with credentials handed over while no AssumeRole of this proxy has succeeded yet. */
+  unverified: number;
 }
 
 /**
@@ -140,7 +143,8 @@ export interface StoreHealth {
  */
 export function credentialsUnready(health: StoreHealth): string | null {
   if (health.inUse === 0 || health.serving > 0) return null;
-  if (health.failing < health.inUse) return 'credentials not fetched yet';
+  if (health.failing < health.inUse)
+    return health.unverified > 0 ? 'no AssumeRole has succeeded yet (credentials handed over are served meanwhile)' : 'credentials not fetched yet';
   const codes = Object.entries(health.codes)
     .map(([code, n]) => `${code} for ${n}`)
     .join(', ');
@@ -164,6 +168,8 @@ export class CredentialEntry implements Scheduled {
   lastError: string | null = null;
   /** STS's error code of the last failure (all a pod is told of it); null after a success. */
   errorCode: string | null = null;
+  /** `credentials` came from the previous proxy on the node, not from this one's STS calls. */
+  handedOver = false;
   errorUntil = 0;
   failures = 0;
   users = 0;
@@ -238,6 +244,7 @@ class EntryQueue {
 export class CredentialStore {
   readonly stats = new CredentialStats();
   private readonly options: CredentialStoreOptions;
+  private readonly renewal: RenewalPolicy;
   private readonly assumer: RoleAssumer;
   private readonly entries = new Map<string, CredentialEntry>();
   private readonly owners = new Map<string, CredentialEntry>();
@@ -256,6 +263,8 @@ export class CredentialStore {
   private readonly startedAt = Date.now();
   /** A key has been fetched without waiting for the window (the first shows STS works). */
   private fetchedFirst = false;
+  /** An AssumeRole of this proxy has succeeded: credentials handed over count for readiness from then. */
+  private stsAnswered = false;
   /** Until the pods listed at start are all known (`listed`), new keys are spread over the window. */
   private starting = true;
   private closed = false;
@@ -263,6 +272,7 @@ export class CredentialStore {
   constructor(assumer: RoleAssumer, options: Partial<CredentialStoreOptions> & Pick<CredentialStoreOptions, 'sessionTtlMs' | 'errorTtlMs'>) {
     this.assumer = assumer;
     this.options = { ...DEFAULT_STORE_OPTIONS, ...options };
+    this.renewal = { sessionTtlMs: this.options.sessionTtlMs, staleMarginMs: this.options.staleMarginMs, jitter: this.options.renewalJitter };
     this.scheduler = new RefreshScheduler((entry, now) => this.renewalDue(entry, now));
     const o = this.options;
     this.bucket = new TokenBucket(o.stsRatePerSecond, o.stsBurst, this.startedAt);
@@ -308,6 +318,13 @@ export class CredentialStore {
     entry.users++;
     this.owners.set(owner, entry);
     if (created) this.firstFetch(entry, Date.now());
+    else if (entry.handedOver && !this.fetchedFirst) {
+      // Readiness must still show STS works for this node: a rollout of a build that
+      // cannot reach STS stops at its first nodes, not when the handed-over grants run out.
+      this.fetchedFirst = true;
+      this.scheduler.cancel(entry);
+      this.renewalDue(entry, Date.now());
+    }
     return entry;
   }
 
@@ -351,15 +368,16 @@ export class CredentialStore {
 
   /** How the keys pods use stand at `now` (readiness). */
   health(now: number): StoreHealth {
-    const health: StoreHealth = { inUse: 0, serving: 0, failing: 0, codes: {} };
+    const health: StoreHealth = { inUse: 0, serving: 0, failing: 0, codes: {}, unverified: 0 };
     for (const entry of this.entries.values()) {
       if (entry.users === 0) continue;
       health.inUse++;
-      if (entry.current(now) !== null) health.serving++;
+      const current = entry.current(now) !== null;
+      if (current && (this.stsAnswered || !entry.handedOver)) health.serving++;
       else if (entry.errorCode !== null) {
         health.failing++;
         health.codes[entry.errorCode] = (health.codes[entry.errorCode] ?? 0) + 1;
-      }
+      } else if (current) health.unverified++;
     }
     return health;
   }
@@ -423,9 +441,9 @@ export class CredentialStore {
   /**
    * Credentials the previous proxy on this node handed over, taken before any pod is
    * known, as entries no pod uses: a pod whose key is among them is answered at once
-   * with no STS call, and the entry is renewed at its renewal point (from now, so the
-   * renewals stay as spread as the grants were); one no pod takes up is dropped there.
-   * At most `retainedMax` are taken; returns how many.
+   * with no STS call, and the entry is renewed at the point the previous proxy had
+   * (`renewalAfterHandover`); one no pod takes up is dropped there. At most
+   * `retainedMax` are taken; returns how many.
    */
   takeOver(items: HandedOver[], now: number): number {
     const o = this.options;
@@ -433,15 +451,13 @@ export class CredentialStore {
     for (const { parameters, credentials } of items) {
       if (this.retained.size >= o.retainedMax) break;
       const key = credentialKey(parameters);
-      const expiresAt = credentials.expiration.getTime();
-      if (this.entries.has(key) || servableUntil(expiresAt, o.staleMarginMs) <= now) continue;
+      if (this.entries.has(key) || servableUntil(credentials.expiration.getTime(), o.staleMarginMs) <= now) continue;
       const entry = new CredentialEntry(key, parameters);
-      entry.credentials = credentials;
-      entry.expiresAt = expiresAt;
-      entry.servableUntil = servableUntil(expiresAt, o.staleMarginMs);
+      this.grant(entry, credentials);
+      entry.handedOver = true;
       this.entries.set(key, entry);
       this.retained.set(key, entry);
-      this.scheduleRenewal(entry, now);
+      this.scheduler.schedule(entry, renewalAfterHandover(now, credentials.issuedAt.getTime(), entry.expiresAt, this.renewal, o.random(), o.prefetchWindowMs));
       taken++;
     }
     return taken;
@@ -545,10 +561,10 @@ export class CredentialStore {
         (credentials) => {
           const now = Date.now();
           this.recordLatency(now - started);
+          this.stsAnswered = true;
           if (entry.dropped) return;
-          entry.credentials = { ...credentials, issuedAt: new Date(now) };
-          entry.expiresAt = credentials.expiration.getTime();
-          entry.servableUntil = servableUntil(entry.expiresAt, o.staleMarginMs);
+          this.grant(entry, { ...credentials, issuedAt: new Date(now) });
+          entry.handedOver = false;
           entry.lastError = null;
           entry.errorCode = null;
           entry.errorUntil = 0;
@@ -557,7 +573,7 @@ export class CredentialStore {
           pace.succeeded(now);
           // A regained rate brings queued calls' tokens nearer than the drain armed at the lower one.
           if (this.queue.length + this.demandQueue.length > 0) this.armDrain(now);
-          this.scheduleRenewal(entry, now);
+          this.scheduler.schedule(entry, renewalAt(now, entry.expiresAt, this.renewal, o.random()));
         },
         (error: unknown) => {
           const now = Date.now();
@@ -601,11 +617,10 @@ export class CredentialStore {
       });
   }
 
-  /** Credentials the entry got by `now` are renewed at their renewal point. */
-  private scheduleRenewal(entry: CredentialEntry, now: number): void {
-    const o = this.options;
-    const policy = { sessionTtlMs: o.sessionTtlMs, staleMarginMs: o.staleMarginMs, jitter: o.renewalJitter };
-    this.scheduler.schedule(entry, renewalAt(now, entry.expiresAt, policy, o.random()));
+  private grant(entry: CredentialEntry, credentials: IssuedCredentials): void {
+    entry.credentials = credentials;
+    entry.expiresAt = credentials.expiration.getTime();
+    entry.servableUntil = servableUntil(entry.expiresAt, this.options.staleMarginMs);
   }
 
   private recordLatency(ms: number): void {

@@ -12,6 +12,12 @@ import { HANDOVER_MAX_BYTES } from '../credentials/handover.js';
 
 export class HandoverFileError extends Error {}
 
+async function removeFile(path: string): Promise<void> {
+  await unlink(path).catch((error: NodeJS.ErrnoException) => {
+    if (error.code !== 'ENOENT') throw error;
+  });
+}
+
 export class HandoverFile {
   readonly path: string;
 
@@ -19,8 +25,9 @@ export class HandoverFile {
     this.path = path;
   }
 
-  /** The text the previous proxy left, deleted from the node; null when there is none. */
+  /** The text the previous proxy left, deleted from the node (and any half-written one); null when there is none. */
   async take(): Promise<string | null> {
+    await removeFile(this.partial);
     let file: Awaited<ReturnType<typeof open>>;
     try {
       file = await open(this.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
@@ -48,15 +55,22 @@ export class HandoverFile {
   /** Leaves `text` for the next proxy: readable by this user only, replacing any earlier file at once. */
   async leave(text: string): Promise<void> {
     await mkdir(dirname(this.path), { recursive: true, mode: 0o700 });
-    const partial = `${this.path}.partial`;
     // Never through a link someone put in the way, and 600 whatever an earlier file had.
-    const file = await open(partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+    const file = await open(this.partial, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
     try {
       await file.chmod(0o600);
       await file.writeFile(text);
-    } finally {
       await file.close();
+      await rename(this.partial, this.path);
+    } catch (error) {
+      await file.close().catch(() => undefined);
+      await removeFile(this.partial);
+      throw error;
     }
-    await rename(partial, this.path);
+  }
+
+  /** Where a file is written before it replaces the last; one a killed proxy left holds credentials too. */
+  private get partial(): string {
+    return `${this.path}.partial`;
   }
 }

@@ -4,9 +4,10 @@
 import t from 'tap';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type HandedOver, HANDOVER_MAX_ENTRIES, HANDOVER_MAX_BYTES, handoverText, takeBack } from '../../lib/credentials/handover.js';
-import { CredentialStore, type CredentialStoreOptions } from '../../lib/credentials/store.js';
+import { CredentialStore, type CredentialStoreOptions, credentialsUnready } from '../../lib/credentials/store.js';
 import { StsRoleAssumer, type AssumedCredentials, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
 import { MotoServer } from '../harness/moto.js';
+import { freePort } from '../harness/ports.js';
 
 const role = (name: string): string => `arn:aws:iam::123456789012:role/${name}`;
 const NOW = Date.parse('2026-12-04T12:00:00Z');
@@ -26,14 +27,14 @@ function item(name: string, expiresInMs: number, now = NOW, externalId: string |
 
 /** The handover text of `items`, with `change` applied to its first credentials' JSON. */
 function textWith(change: (raw: Record<string, unknown>) => void): string {
-  const document = JSON.parse(handoverText([item('web', 600_000)], NOW)) as { credentials: Record<string, unknown>[] };
+  const document = JSON.parse(handoverText([item('web', 600_000)], NOW).text) as { credentials: Record<string, unknown>[] };
   change(document.credentials[0] as Record<string, unknown>);
   return JSON.stringify(document);
 }
 
 t.test('a handover text is taken back whole: parameters, keys and times', async (t) => {
   const items = [item('web', 600_000), item('batch', 900_000, NOW, 'ext-1')];
-  const back = takeBack(handoverText(items, NOW), NOW);
+  const back = takeBack(handoverText(items, NOW).text, NOW);
   t.same(back, { items, expired: 0, invalid: 0 });
 });
 
@@ -46,6 +47,7 @@ t.test('a text that is not a handover is refused whole, with the reason', async 
     ['no list', JSON.stringify({ version: 1, credentials: {} }), /no credentials list/],
     ['too many', JSON.stringify({ version: 1, credentials: new Array(HANDOVER_MAX_ENTRIES + 1).fill(0) }), /more than 2000 credentials/],
     ['too long', ' '.repeat(HANDOVER_MAX_BYTES + 1), /longer than/],
+    ['more objects than credentials, refused before parsing', `{"version":1,"credentials":[${'{},'.repeat(2_000_000)}{}]}`, /more than 2000 credentials/],
   ];
   for (const [name, text, reason] of cases) t.throws(() => takeBack(text, NOW), reason, name);
 });
@@ -74,7 +76,7 @@ t.test('credentials with a field missing, mistyped, too long or not a role ARN a
 });
 
 t.test('credentials already expired are counted, not taken', async (t) => {
-  const back = takeBack(handoverText([item('gone', -1), item('web', 600_000)], NOW), NOW);
+  const back = takeBack(handoverText([item('gone', -1), item('web', 600_000)], NOW).text, NOW);
   t.equal(back.expired, 1);
   t.same(
     back.items.map((i) => i.parameters.roleArn),
@@ -84,24 +86,27 @@ t.test('credentials already expired are counted, not taken', async (t) => {
 
 t.test('at most the bounds are written, in order, and what is written is read back', async (t) => {
   const items = Array.from({ length: HANDOVER_MAX_ENTRIES + 3 }, (_, i) => item(`r${i}`, 600_000));
-  const counted = takeBack(handoverText(items, NOW), NOW).items;
+  const written = handoverText(items, NOW);
+  const counted = takeBack(written.text, NOW).items;
   t.equal(counted.length, HANDOVER_MAX_ENTRIES, 'the count');
+  t.equal(written.count, HANDOVER_MAX_ENTRIES, 'and says so');
   t.same(counted.at(-1), items[HANDOVER_MAX_ENTRIES - 1]);
   // Tokens of 8 KiB (the longest read back): the bytes bound before the count.
   const large = items.map((i) => ({ ...i, credentials: { ...i.credentials, sessionToken: 't'.repeat(8192) } }));
-  const text = handoverText(large, NOW);
+  const { text, count } = handoverText(large, NOW);
   t.ok(Buffer.byteLength(text) <= HANDOVER_MAX_BYTES, 'the bytes');
   const back = takeBack(text, NOW).items;
+  t.equal(back.length, count);
   t.ok(back.length > 900 && back.length < HANDOVER_MAX_ENTRIES, `${back.length} fit`);
   t.same(back[0], large[0]);
 });
 
 /** The real STS client, counting the calls it makes (they still go to moto). */
 class CountingAssumer implements RoleAssumer {
-  calls: AssumeRoleRequest[] = [];
+  calls: Array<AssumeRoleRequest & { at: number }> = [];
   constructor(private readonly inner: StsRoleAssumer) {}
   assumeRole(request: AssumeRoleRequest): Promise<AssumedCredentials> {
-    this.calls.push(request);
+    this.calls.push({ ...request, at: Date.now() });
     return this.inner.assumeRole(request);
   }
   close(): void {
@@ -116,7 +121,7 @@ function storeFor(moto: MotoServer, options: Partial<CredentialStoreOptions> = {
   return { store: new CredentialStore(sts, { sessionTtlMs: 15 * 60_000, errorTtlMs: 0, ...options }), sts };
 }
 
-t.test('credentials one proxy hands over are served by the next with no STS call, in-use keys first', async (t) => {
+t.test('credentials one proxy hands over are served by the next at once, in-use keys first; one renewal shows STS works', async (t) => {
   const moto = await MotoServer.start();
   t.teardown(() => moto.stop());
   const old = storeFor(moto);
@@ -141,38 +146,70 @@ t.test('credentials one proxy hands over are served by the next with no STS call
 
   const next = storeFor(moto);
   t.teardown(() => next.store.close());
-  const back = takeBack(handoverText(handed, Date.now()), Date.now());
+  const back = takeBack(handoverText(handed, Date.now()).text, Date.now());
   t.equal(next.store.takeOver(back.items, Date.now()), 3);
   const entry = next.store.acquire('web-1', web);
   const batchEntry = next.store.acquire('batch-1', batch);
   t.equal(entry.current(Date.now())?.accessKeyId, handed[0]?.credentials.accessKeyId, 'the same credentials, at once');
   t.equal(batchEntry.current(Date.now())?.accessKeyId, handed[1]?.credentials.accessKeyId);
-  t.equal(next.sts.calls.length, 0, 'no STS call');
   t.equal(next.store.stats.reused, 2);
-  t.equal(next.store.health(Date.now()).serving, 2, 'ready with them');
-});
-
-t.test('a taken-over key a pod uses is renewed at its renewal point; one no pod takes up is dropped there', async (t) => {
-  const moto = await MotoServer.start();
-  t.teardown(() => moto.stop());
-  // Short grants, no jitter: the renewal point is halfway to the end of serving (3 s).
-  const { store, sts } = storeFor(moto, { sessionTtlMs: 2_000, staleMarginMs: 1_000, random: () => 0 });
-  t.teardown(() => store.close());
-  const now = Date.now();
-  t.equal(store.takeOver([item('used', 7_000, now), item('unused', 7_000, now)], now), 2);
-  const entry = store.acquire('pod', item('used', 7_000, now).parameters);
-  await sleep(2_000);
-  t.equal(sts.calls.length, 0, 'nothing before the renewal point');
-  while (sts.calls.length === 0 && Date.now() - now < 10_000) await sleep(50);
+  t.match(credentialsUnready(next.store.health(Date.now())), /^no AssumeRole has succeeded yet/, 'not ready on credentials it did not fetch');
   t.same(
-    sts.calls.map((c) => c.roleArn),
-    [role('used')],
-    'only the key a pod uses is renewed',
+    next.sts.calls.map((c) => c.roleArn),
+    [role('web')],
+    'one call: the first key a pod uses is renewed at once',
   );
   await entry.fetching;
-  t.match(entry.current(Date.now())?.accessKeyId, /^ASIA/, 'renewed from STS');
-  t.not(entry.current(Date.now())?.accessKeyId, 'ASIAUSED');
-  t.equal(store.size, 1, 'the unused key is dropped');
+  t.equal(credentialsUnready(next.store.health(Date.now())), null, 'ready once STS answered');
+  t.equal(next.sts.calls.length, 1, 'the other keys wait for their renewal points');
+  t.equal(batchEntry.current(Date.now())?.accessKeyId, handed[1]?.credentials.accessKeyId);
+});
+
+t.test('after a handover, a node whose STS calls fail is not ready, though it serves what it took over', async (t) => {
+  // STS down: a closed loopback port.
+  const sts = new CountingAssumer(
+    new StsRoleAssumer({
+      region: 'us-east-1',
+      endpoint: `http://127.0.0.1:${await freePort()}`,
+      credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'node' },
+      maxAttempts: 1,
+    }),
+  );
+  const store = new CredentialStore(sts, { sessionTtlMs: 15 * 60_000, errorTtlMs: 0 });
+  t.teardown(() => store.close());
+  const now = Date.now();
+  store.takeOver([item('web', 20 * 60_000, now)], now);
+  const entry = store.acquire('web-1', item('web', 0).parameters);
+  t.equal(entry.current(Date.now())?.accessKeyId, 'ASIAWEB', 'served');
+  await entry.fetching;
+  t.match(credentialsUnready(store.health(Date.now())), /^no role could be assumed: STS answered ECONNREFUSED for 1 of 1 roles in use/);
+  t.equal(entry.current(Date.now())?.accessKeyId, 'ASIAWEB', 'still served while STS fails, until shortly before expiry');
+});
+
+t.test('a taken-over key a pod uses is renewed at the previous proxy’s point; one no pod takes up is dropped there', async (t) => {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  // Short grants, no jitter: issued 5 s ago for 8 s, renewed when the TTL (2 s) remains,
+  // 1 s from now (not halfway through the 3 s left, as for a grant of 3 s made now).
+  const { store, sts } = storeFor(moto, { sessionTtlMs: 2_000, staleMarginMs: 500, random: () => 0 });
+  t.teardown(() => store.close());
+  const now = Date.now();
+  const issued = (name: string): HandedOver => {
+    const taken = item(name, 3_000, now);
+    return { ...taken, credentials: { ...taken.credentials, issuedAt: new Date(now - 5_000) } };
+  };
+  t.equal(store.takeOver([issued('used'), issued('unused')], now), 2);
+  // A key of its own first: the node's first fetch shows STS works, so no taken-over key is renewed early.
+  await store.acquire('other', { roleArn: role('other'), externalId: null, sessionName: 'apps.other' }).fetching;
+  store.acquire('pod', issued('used').parameters);
+  const renewals = (name: string): number[] => sts.calls.filter((c) => c.roleArn === role(name)).map((c) => c.at - now);
+  await sleep(800 - (Date.now() - now));
+  t.same(renewals('used'), [], 'nothing renewed before the point');
+  while (renewals('used').length === 0 && Date.now() - now < 10_000) await sleep(20);
+  const renewedAfter = renewals('used')[0] ?? Infinity;
+  t.ok(renewedAfter >= 950 && renewedAfter < 1_400, `renewed ${renewedAfter} ms after the handover (its point: 1,000)`);
+  t.same(renewals('unused'), [], 'only the key a pod uses is renewed');
+  t.equal(store.size, 2, 'the unused key is dropped at its point');
 });
 
 t.test('keys held already, about to stop being served, or past the bound of kept entries are not taken over', async (t) => {

@@ -2,7 +2,7 @@
 // gave, the policy, and the expected times (pure functions: no STS, no timers).
 
 import t from 'tap';
-import { renewalAt, servableUntil, type RenewalPolicy } from '../../lib/credentials/renewal.js';
+import { renewalAfterHandover, renewalAt, servableUntil, type RenewalPolicy } from '../../lib/credentials/renewal.js';
 
 const S = 1_000;
 const M = 60 * S;
@@ -32,5 +32,22 @@ t.test('renewal points, by the grant STS gave', async (t) => {
     const until = servableUntil(NOW + granted, POLICY.staleMarginMs);
     if (until > NOW) t.ok(at < until, `${name}: renewed before serving stops`);
     t.ok(at > NOW, `${name}: in the future`);
+  }
+});
+
+t.test('credentials taken over from the previous proxy are renewed at its point, or soon when that has passed', async (t) => {
+  const WINDOW = 60 * S;
+  const cases: Array<[string, number, number, number, number]> = [
+    // name, issued before NOW, granted for (from issue), spread, renewal point after NOW
+    ['issued 5 minutes before: the TTL still remains in 10 minutes, as the previous proxy had it', 5 * M, 30 * M, 0, 10 * M],
+    ['with the spread, earlier by it (as that proxy would have)', 5 * M, 30 * M, 1, 10 * M - 0.1 * 15 * M],
+    ['issued 20 minutes before: its point has passed, renewed within the window', 20 * M, 30 * M, 1, WINDOW],
+    ['its point has passed, no spread: at once', 20 * M, 30 * M, 0, 0],
+    ['about to stop being served: before half the time left to serve it', 28 * M, 30 * M, 1, (2 * M - 60 * S) / 2],
+    ['issued in the future (a clock ahead on the old proxy): from now, when the TTL remains', -1 * M, 30 * M, 0, 16 * M],
+  ];
+  for (const [name, ago, granted, spread, after] of cases) {
+    const issuedAt = NOW - ago;
+    t.equal(renewalAfterHandover(NOW, issuedAt, issuedAt + granted, POLICY, spread, WINDOW) - NOW, after, name);
   }
 });

@@ -68,6 +68,21 @@ t.test('a file this proxy could not have written is refused and left alone', asy
   t.equal(readFileSync(target, 'utf8'), 'x', "a link's target is not touched");
 });
 
+t.test('a half-written file a killed proxy left is deleted by the next, which finds nothing to take', async (t) => {
+  const path = join(folder(t), 'handover.json');
+  writeFileSync(`${path}.partial`, '{"version":1,"credentials":[{"roleArn"', { mode: 0o600 });
+  t.equal(await new HandoverFile(path).take(), null);
+  t.notOk(existsSync(`${path}.partial`));
+});
+
+t.test('a write that fails leaves no half-written file', async (t) => {
+  const dir = folder(t);
+  const path = join(dir, 'handover.json');
+  mkdirSync(path); // the rename onto a folder fails
+  await t.rejects(new HandoverFile(path).leave('secret'));
+  t.notOk(existsSync(`${path}.partial`));
+});
+
 t.test('a link put where the file is written is not written through', async (t) => {
   const dir = folder(t);
   const target = join(dir, 'elsewhere.json');
