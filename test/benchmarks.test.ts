@@ -26,6 +26,7 @@ t.test('every benchmark scenario runs to its table', async (t) => {
       BENCH_FLEET_REFRESH: '3',
       BENCH_FLEET_LIMIT: '5000',
       BENCH_FLEET_BEFORE: '0',
+      BENCH_FLEET_COLD_REPEATS: '1',
       BENCH_TOKENS: '3',
       BENCH_OUT: out,
     },
@@ -52,6 +53,8 @@ t.test('every benchmark scenario runs to its table', async (t) => {
     t.ok(markdown.includes(`## ${title}`), title);
   }
   t.match(markdown, /\| kube2iam-equivalent Go peer \| \d+ \|/, 'the Go peer was built and measured');
+  t.match(markdown, /\| this design, window \d+ s, handover \| \d+ \|/, 'the fleet with the handover between proxies');
+  t.match(markdown, /\*\*Every node starting at once, 1 more times each\*\*[\s\S]*\| on demand \| [\d.]+ \(/, 'and the cold start repeated');
   const raw = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8')) as { sections: Array<{ id: string }> };
   t.same(
     raw.sections.map((s) => s.id),

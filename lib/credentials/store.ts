@@ -73,6 +73,9 @@ export interface StsFailure {
   retryInMs: number;
 }
 
+/** After a handover, the first key a pod uses is renewed within this long (and `prefetchWindowMs`), for readiness. */
+export const HANDOVER_CHECK_SPREAD_MS = 10_000;
+
 /** A throttled call a pod waits for is tried again this many times within its wait, 150..300 ms apart (paced as a pod's call). */
 const QUICK_RETRIES = 2;
 const QUICK_RETRY_MS = 300;
@@ -320,10 +323,12 @@ export class CredentialStore {
     if (created) this.firstFetch(entry, Date.now());
     else if (entry.handedOver && !this.fetchedFirst) {
       // Readiness must still show STS works for this node: a rollout of a build that
-      // cannot reach STS stops at its first nodes, not when the handed-over grants run out.
+      // cannot reach STS stops at its first nodes, not when the handed-over grants run
+      // out. At a random point of a few seconds, so a batch of nodes restarted together
+      // does not call together.
       this.fetchedFirst = true;
-      this.scheduler.cancel(entry);
-      this.renewalDue(entry, Date.now());
+      const now = Date.now();
+      this.scheduler.schedule(entry, now + this.options.random() * Math.min(this.options.prefetchWindowMs, HANDOVER_CHECK_SPREAD_MS));
     }
     return entry;
   }

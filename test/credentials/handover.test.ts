@@ -154,6 +154,7 @@ t.test('credentials one proxy hands over are served by the next at once, in-use 
   t.equal(batchEntry.current(Date.now())?.accessKeyId, handed[1]?.credentials.accessKeyId);
   t.equal(next.store.stats.reused, 2);
   t.match(credentialsUnready(next.store.health(Date.now())), /^no AssumeRole has succeeded yet/, 'not ready on credentials it did not fetch');
+  while (next.sts.calls.length === 0) await sleep(5);
   t.same(
     next.sts.calls.map((c) => c.roleArn),
     [role('web')],
@@ -181,6 +182,7 @@ t.test('after a handover, a node whose STS calls fail is not ready, though it se
   store.takeOver([item('web', 20 * 60_000, now)], now);
   const entry = store.acquire('web-1', item('web', 0).parameters);
   t.equal(entry.current(Date.now())?.accessKeyId, 'ASIAWEB', 'served');
+  while (sts.calls.length === 0) await sleep(5);
   await entry.fetching;
   t.match(credentialsUnready(store.health(Date.now())), /^no role could be assumed: STS answered ECONNREFUSED for 1 of 1 roles in use/);
   t.equal(entry.current(Date.now())?.accessKeyId, 'ASIAWEB', 'still served while STS fails, until shortly before expiry');

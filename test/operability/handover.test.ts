@@ -48,7 +48,8 @@ t.test('a restarted proxy serves what its predecessor handed over, with one STS 
   const dir = mkdtempSync(join(tmpdir(), 'k2i-handover-run-'));
   t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'run', 'kube2iam', 'handover.json');
-  const flags = ['--handover-file', file, '--log-level', 'info'];
+  // The first key's renewal (for readiness) within the window: 1 s, not the default's 10.
+  const flags = ['--handover-file', file, '--log-level', 'info', '--prefetch-window', '1s'];
 
   const first = await startProgram(PODS, sts.endpoint, '127.0.0.1:9', flags);
   const before = await keysOf(first.port);
