@@ -163,7 +163,7 @@ function refillOf(nodes: SimNode[], restarts: Map<number, Restart>, calls: StsCa
       if (call.accessKeyId !== node.accessKeyId || call.at < restart.stoppedAt) continue;
       if (call.at > Math.max(heldAt, restart.readyAt)) break;
       made++;
-      if (call.outcome === 'passed' && missing.delete(`${call.roleArn.slice(BASE_ARN.length)}|${call.sessionName}`) && missing.size === 0) heldAt = call.at;
+      if (call.outcome === 'passed' && missing.delete(keyOfCall(call)) && missing.size === 0) heldAt = call.at;
     }
     if (Number.isFinite(heldAt)) times.push((Math.max(heldAt, restart.readyAt) - restart.stoppedAt) / 1000);
     counts.push(made);
@@ -201,6 +201,11 @@ export function nodePods(n: number, random: Random): FilePod[] {
 /** A pod's credential key as the proxy forms it: role and session name (namespace and workload). */
 function keyOf(pod: FilePod): string {
   return `${pod.role}|${pod.namespace}.${pod.deployment ?? pod.name}`;
+}
+
+/** The key of an STS call, or of credentials handed over, in `keyOf`'s form. */
+function keyOfCall(call: { roleArn: string; sessionName: string }): string {
+  return `${call.roleArn.slice(BASE_ARN.length)}|${call.sessionName}`;
 }
 
 /** The distinct credential keys (role, session) a node's pods use. */
@@ -302,9 +307,9 @@ class Fleet {
 
   /** The keys (role name, session name) node's stopped proxy left for its next (none without the handover). */
   handedOver(node: SimNode): Set<string> {
-    if (!this.design.handover || !existsSync(this.handoverFile(node))) return new Set();
+    if (!existsSync(this.handoverFile(node))) return new Set();
     const left = JSON.parse(readFileSync(this.handoverFile(node), 'utf8')) as { credentials: Array<{ roleArn: string; sessionName: string }> };
-    return new Set(left.credentials.map((c) => `${c.roleArn.slice(BASE_ARN.length)}|${c.sessionName}`));
+    return new Set(left.credentials.map(keyOfCall));
   }
 
   async ready(node: SimNode): Promise<void> {

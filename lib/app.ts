@@ -342,7 +342,7 @@ function listenProblem(error: NodeJS.ErrnoException): string {
   return error.message;
 }
 
-/** Serves what the previous proxy on this node left (a restart then makes no STS calls for it); a file that cannot be used is logged and passed over. */
+/** Serves what the previous proxy on this node left (a restart then calls STS once, for readiness); a file that cannot be used is logged and passed over. */
 async function takeOverCredentials(store: CredentialStore, handover: HandoverFile, log: Logger): Promise<void> {
   try {
     const text = await handover.take();

@@ -1,7 +1,7 @@
 // The handover: at shutdown a proxy leaves the credentials it holds for the next proxy on
-// its node, which serves them at once, so a DaemonSet rollout makes no STS calls for
-// the keys its nodes already held (issue 18: a fleet's rollout is otherwise thousands
-// of AssumeRole calls against one account's limit). Pure functions: the text written
+// its node, which serves them at once, so a DaemonSet rollout does not refetch the keys
+// its nodes already held (issue 18: a fleet's rollout is otherwise thousands of
+// AssumeRole calls against one account's limit). Pure functions: the text written
 // and what is taken back from it. The file is written by the proxy itself, but a file
 // on the node is read as untrusted: bounded, and checked field by field.
 

@@ -20,7 +20,7 @@
 //   not land on STS at once.
 // - Restarts: credentials a previous proxy on the node handed over (handover.ts) are
 //   taken as entries no pod uses yet (below), so a rollout refetches nothing it held;
-//   the first a pod uses is renewed at once, so readiness still shows STS works.
+//   the first a pod uses is renewed within seconds, so readiness still shows STS works.
 // - An entry whose last pod leaves keeps its credentials, not renewed, until its renewal
 //   point (the next pod of the same workload, a Job's retry or a Recreate rollout's, is
 //   answered at once, with no STS call, even while STS is slow); then it is dropped. At

@@ -11,12 +11,11 @@ import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { shippedProgram } from '../harness/environment.js';
 import { MotoServer } from '../harness/moto.js';
 import { get } from '../harness/pod-client.js';
 import { execute } from '../harness/processes.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
-import { credentialsFor, type Pod, startProgram } from '../reliability/program.js';
+import { credentialsFor, type Pod, programCommand, startProgram } from '../reliability/program.js';
 
 const PODS: Pod[] = [
   { name: 'web-1', ip: '127.0.0.21', role: 'web' },
@@ -34,6 +33,15 @@ async function keysOf(port: number): Promise<string[]> {
   return keys;
 }
 
+/** STS (moto), and where the handover file goes, in a folder of the test's. */
+async function handoverRig(t: Test): Promise<{ moto: MotoServer; dir: string }> {
+  const moto = await MotoServer.start();
+  t.teardown(() => moto.stop());
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-handover-run-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  return { moto, dir };
+}
+
 /** Each pod got the credentials it had before the restart, but for the one key the new proxy renewed at once (for readiness), which may have landed already. */
 function keptOver(t: Test, before: string[], after: string[], what: string): void {
   const renewed = after.filter((key, i) => key !== before[i]).length;
@@ -41,12 +49,9 @@ function keptOver(t: Test, before: string[], after: string[], what: string): voi
 }
 
 t.test('a restarted proxy serves what its predecessor handed over, with one STS call to show STS works; after a crash it fetches again', async (t) => {
-  const moto = await MotoServer.start();
-  t.teardown(() => moto.stop());
+  const { moto, dir } = await handoverRig(t);
   const sts = await StsFaultInjector.start({ host: '127.0.0.1', port: moto.port });
   t.teardown(() => sts.close());
-  const dir = mkdtempSync(join(tmpdir(), 'k2i-handover-run-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
   const file = join(dir, 'run', 'kube2iam', 'handover.json');
   // The first key's renewal (for readiness) within the window: 1 s, not the default's 10.
   const flags = ['--handover-file', file, '--log-level', 'info', '--prefetch-window', '1s'];
@@ -78,10 +83,7 @@ t.test('a restarted proxy serves what its predecessor handed over, with one STS 
 });
 
 t.test('a proxy that fails to start gives back the credentials it took over', async (t) => {
-  const moto = await MotoServer.start();
-  t.teardown(() => moto.stop());
-  const dir = mkdtempSync(join(tmpdir(), 'k2i-handover-run-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { moto, dir } = await handoverRig(t);
   const file = join(dir, 'handover.json');
   const first = await startProgram(PODS, moto.endpoint, '127.0.0.1:9', ['--handover-file', file]);
   const before = await keysOf(first.port);
@@ -91,22 +93,8 @@ t.test('a proxy that fails to start gives back the credentials it took over', as
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(first.port, resolve));
   t.teardown(() => taken.close());
-  const [command, args] = shippedProgram([
-    '--app-port',
-    String(first.port),
-    '--pods-file',
-    first.podsFile,
-    '--base-role-arn',
-    'arn:aws:iam::123456789012:role/',
-    '--metadata-addr',
-    '127.0.0.1:9',
-    '--handover-file',
-    file,
-  ]);
-  const failed = await execute(command, args, {
-    env: { ...process.env, AWS_REGION: 'us-east-1', AWS_ENDPOINT_URL_STS: moto.endpoint, AWS_ACCESS_KEY_ID: 'AKIDNODE', AWS_SECRET_ACCESS_KEY: 'node' },
-    timeoutMs: 20_000,
-  });
+  const { command, args, env } = programCommand(first.port, first.podsFile, moto.endpoint, '127.0.0.1:9', ['--handover-file', file, '--log-level', 'info']);
+  const failed = await execute(command, args, { env, timeoutMs: 20_000 });
   t.equal(failed.code, 1, failed.stderr.slice(-500));
   t.match(failed.stderr, /took over 3 credentials[\s\S]*left 3 credentials for the next proxy/);
   t.equal(statSync(file).size, left, 'the same credentials, back in the file');
@@ -117,10 +105,7 @@ t.test('a proxy that fails to start gives back the credentials it took over', as
 });
 
 t.test('a handover file the proxy could not have written is passed over with a warning; credentials come from STS', async (t) => {
-  const moto = await MotoServer.start();
-  t.teardown(() => moto.stop());
-  const dir = mkdtempSync(join(tmpdir(), 'k2i-handover-run-'));
-  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const { moto, dir } = await handoverRig(t);
   const file = join(dir, 'handover.json');
   writeFileSync(file, '{"version":1,"credentials":[]}', { mode: 0o644 });
   const program = await startProgram(PODS, moto.endpoint, '127.0.0.1:9', ['--handover-file', file, '--log-level', 'info']);

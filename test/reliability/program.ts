@@ -44,12 +44,14 @@ export function podsFileText(pods: Pod[], items: object[] = []): string {
   });
 }
 
-/** Starts dist/bin/kube2iam.js on loopback with these pods, STS at `stsEndpoint`, the metadata service at `metadataAddr`. */
-export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAddr: string, extra: string[] = [], items: object[] = []): Promise<Program> {
-  const dir = mkdtempSync(join(tmpdir(), 'k2i-reliability-'));
-  const podsFile = join(dir, 'pods.json');
-  writeFileSync(podsFile, podsFileText(pods, items));
-  const port = await freePort();
+/** The program's command, arguments and environment: on `port`, the pods file, STS at `stsEndpoint`, the metadata service at `metadataAddr`. */
+export function programCommand(
+  port: number,
+  podsFile: string,
+  stsEndpoint: string,
+  metadataAddr: string,
+  extra: string[] = [],
+): { command: string; args: string[]; env: NodeJS.ProcessEnv } {
   const flags = [
     '--app-port',
     String(port),
@@ -73,8 +75,18 @@ export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAdd
     AWS_SECRET_ACCESS_KEY: 'node',
     AWS_EC2_METADATA_DISABLED: 'true',
   };
-  const first = pods[0] as Pod;
   const [command, args] = shippedProgram(flags);
+  return { command, args, env };
+}
+
+/** Starts dist/bin/kube2iam.js on loopback with these pods, STS at `stsEndpoint`, the metadata service at `metadataAddr`. */
+export async function startProgram(pods: Pod[], stsEndpoint: string, metadataAddr: string, extra: string[] = [], items: object[] = []): Promise<Program> {
+  const dir = mkdtempSync(join(tmpdir(), 'k2i-reliability-'));
+  const podsFile = join(dir, 'pods.json');
+  writeFileSync(podsFile, podsFileText(pods, items));
+  const port = await freePort();
+  const { command, args, env } = programCommand(port, podsFile, stsEndpoint, metadataAddr, extra);
+  const first = pods[0] as Pod;
   const proc = await TestProcess.start(command, args, {
     name: 'kube2iam',
     env,
