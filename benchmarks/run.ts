@@ -10,7 +10,7 @@
 //   BENCH_FLEET_BEFORE=0 (skip building the design before) size the fleet simulation;
 //   BENCH_FLEET_DESIGNS=before,demand,window,handover picks its designs, and BENCH_FLEET_TRACE=<path>
 //   writes each design's STS calls and pod asks to <path>-<design>.json;
-//   BENCH_FLEET_COLD_REPEATS (default 3): the cold start of every node again, per design;
+//   BENCH_FLEET_COLD_REPEATS (default 5): the cold start of every node again, for on demand and the window;
 //   BENCH_MERGE=1 with BENCH_ONLY puts that group's sections into the existing table;
 //   BENCH_OUT writes RESULTS.md and results.json to another directory (the smoke test).
 
@@ -85,7 +85,7 @@ async function main(): Promise<void> {
         before: process.env.BENCH_FLEET_BEFORE !== '0',
         designs: (process.env.BENCH_FLEET_DESIGNS ?? '').split(',').filter((id) => id !== ''),
         trace: process.env.BENCH_FLEET_TRACE ?? null,
-        coldRepeats: Number(process.env.BENCH_FLEET_COLD_REPEATS ?? 3),
+        coldRepeats: Number(process.env.BENCH_FLEET_COLD_REPEATS ?? 5),
       }),
     );
   }

@@ -50,18 +50,19 @@ export class TokenBucket {
 /**
  * How a node's STS rate follows the account's throttling, with no coordinator: every
  * node of a fleet shares one account-wide STS limit that none of them knows.
- * - Cut on `Throttling`: halved. What is halved is the allowance, unless the node sends
+ * - Cut on `Throttling`, by `decrease` (`backlogDecrease` while pods wait for several keys).
+ *   What is cut is the allowance, unless the node sends
  *   less than it may and the cut would not slow it at all: then the rate it was sending
  *   at (measured over about `measureMs`). Calls no pod waits for are always cut from
  *   what was sent (a node prefetching a few keys at random points of a window sends far
  *   under its allowance). Calls pods wait for are cut from what was sent only in a storm,
  *   when most of them were throttled (`fromSendingShare` of at least `fromSendingCalls`): a
- *   node that sent a few in one busy second and halved from its sending rate would make
+ *   node that sent a few in one busy second and cut from its sending rate would make
  *   its other pods wait seconds.
  * - Only a call sent after the last cut can cut again: the throttling of calls already
  *   sent is the same signal, and taking it again would sink a slow node to the minimum.
- *   A fleet over the limit halves until it is under it, so it ends between half the
- *   limit and the limit.
+ *   A fleet over the limit cuts until it is under it, so it ends between `decrease` of
+ *   the limit and the limit.
  * - Regained on success, slowly: the rate doubles every `doublingMs`, up to the maximum.
  *   Growth in proportion to the rate keeps the fleet's pace the same whatever its size (a
  *   fixed step per node would grow a 5,000-node fleet 5,000 times as fast).
@@ -77,6 +78,11 @@ export interface AdaptiveRatePolicy {
   minPerSecond: number;
   /** The rate after a throttling, as a share of the rate before. */
   decrease: number;
+  /**
+   * The same while pods wait for two keys or more: each is a call the node has still to
+   * make, so its pace must fall faster than one retrying a single key.
+   */
+  backlogDecrease: number;
   doublingMs: number;
   /** The rate grows only while at most this share of the measured calls were throttled. */
   quietShare: number;
@@ -94,7 +100,12 @@ export interface AdaptiveRatePolicy {
 /** Calls a pod is waiting for: the load kube2iam would make; regained within seconds. */
 export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   minPerSecond: 0.05,
+  // Halved for one key (a new workload's pods on the node, retrying it), quartered for
+  // several: a node is cut at most once per call it sends, and in a cold start of every
+  // node halving left the fleet over the limit 10 s into the storm; quartering for one
+  // key too made a new Deployment's pods wait twice as long (benchmarks/RESULTS.md).
   decrease: 0.5,
+  backlogDecrease: 0.25,
   doublingMs: 10_000,
   quietShare: 0.2,
   measureMs: 5_000,
@@ -107,6 +118,7 @@ export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
 export const BACKGROUND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   minPerSecond: 0.01,
   decrease: 0.5,
+  backlogDecrease: 0.5,
   doublingMs: 60_000,
   quietShare: 0.2,
   // Background calls are sparse by design (spread over a window, renewals over a period).
@@ -150,14 +162,15 @@ export function afterCall(state: AdaptiveRateState, now: number, policy: Adaptiv
   return counted(state, now, policy, 1, 0);
 }
 
-/** A call sent at `sentAt` was throttled at `now`. */
-export function afterThrottling(state: AdaptiveRateState, sentAt: number, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
+/** A call sent at `sentAt` was throttled at `now`, while pods waited for `keysWaiting` keys. */
+export function afterThrottling(state: AdaptiveRateState, sentAt: number, now: number, policy: AdaptiveRatePolicy, keysWaiting = 0): AdaptiveRateState {
   const next = counted(state, now, policy, 0, 1);
   if (sentAt < state.throttledAt) return next;
   const sending = sendingRate(next, now, policy);
   const fromSending = next.refused >= policy.fromSendingCalls && next.refused >= policy.fromSendingShare * next.sent;
   const from = fromSending ? Math.min(state.rate, sending) : state.rate;
-  return { ...next, rate: Math.max(policy.minPerSecond, from * policy.decrease), changedAt: now, throttledAt: now };
+  const decrease = keysWaiting >= 2 ? policy.backlogDecrease : policy.decrease;
+  return { ...next, rate: Math.max(policy.minPerSecond, from * decrease), changedAt: now, throttledAt: now };
 }
 
 export function afterSuccess(state: AdaptiveRateState, now: number, policy: AdaptiveRatePolicy): AdaptiveRateState {
@@ -211,9 +224,9 @@ export class AdaptiveBucket {
     return true;
   }
 
-  /** A call sent at `sentAt` was throttled. */
-  throttled(sentAt: number, now: number): void {
-    const state = afterThrottling(this.state, sentAt, now, this.policy);
+  /** A call sent at `sentAt` was throttled, while pods waited for `keysWaiting` keys. */
+  throttled(sentAt: number, now: number, keysWaiting = 0): void {
+    const state = afterThrottling(this.state, sentAt, now, this.policy, keysWaiting);
     const cut = state.throttledAt !== this.state.throttledAt;
     this.state = state;
     if (cut) this.bucket.setRate(state.rate, state.rate * this.burstSeconds, now, this.random());

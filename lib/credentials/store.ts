@@ -253,6 +253,8 @@ export class CredentialStore {
   private readonly owners = new Map<string, CredentialEntry>();
   /** Entries no pod uses, with credentials still good, oldest first (a Map keeps insertion order). */
   private readonly retained = new Map<string, CredentialEntry>();
+  /** Keys pods are waiting for (`demand` gave out a promise not yet settled): how much a throttled node has still to ask. */
+  private readonly awaited = new Set<CredentialEntry>();
   private readonly scheduler: RefreshScheduler<CredentialEntry>;
   /** Every call takes a token here and one from its class's bucket. */
   private readonly bucket: TokenBucket;
@@ -359,7 +361,10 @@ export class CredentialStore {
         }
       }
     }
-    if (entry.settled === null) entry.settled = new Promise<void>((resolve) => (entry.settle = resolve));
+    if (entry.settled === null) {
+      entry.settled = new Promise<void>((resolve) => (entry.settle = resolve));
+      this.awaited.add(entry);
+    }
     return entry.settled;
   }
 
@@ -428,6 +433,7 @@ export class CredentialStore {
     entry.dropped = true;
     this.entries.delete(entry.key);
     this.retained.delete(entry.key);
+    this.awaited.delete(entry);
     this.scheduler.cancel(entry);
     this.stats.dropped++;
   }
@@ -590,7 +596,7 @@ export class CredentialStore {
           if (isThrottling(code)) {
             // Any throttling makes the calls no pod waits for give way.
             this.stats.throttled++;
-            pace.throttled(started, now);
+            pace.throttled(started, now, this.awaited.size);
             if (pace !== this.backgroundPace) this.backgroundPace.throttled(started, now);
           }
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
@@ -618,6 +624,7 @@ export class CredentialStore {
         const settle = entry.settle;
         entry.settle = null;
         entry.settled = null;
+        this.awaited.delete(entry);
         settle?.();
       });
   }

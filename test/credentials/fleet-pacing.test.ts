@@ -109,10 +109,11 @@ t.test('throttled prefetches cut the rate of calls no pod waits for, not of thos
   t.ok(background >= cut.background && background < 0.2, `regained slowly, if at all yet: ${background.toFixed(3)}/s`);
 });
 
-t.test('a throttled call a pod waits for halves the allowance for pods, and cuts the background to half what it sent', async (t) => {
+t.test('a throttled call a pod waits for cuts the allowance for pods, and cuts the background to half what it sent', async (t) => {
   // Pods' calls measured over 0.5 s: the throttling is forgotten within the test's 2 s.
   const demandRate = { ...DEMAND_RATE_POLICY, measureMs: 500 };
-  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40, prefetchWindowMs: 60_000, demandRate });
+  // random 0.999: after each cut the next token is there at once, so the success below comes while the throttling is fresh.
+  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40, prefetchWindowMs: 60_000, demandRate, random: () => 0.999 });
   const entries = acquireMany(store, 3);
   await entries[0]?.fetching;
   injector.mode = 'throttle';
@@ -120,17 +121,34 @@ t.test('a throttled call a pod waits for halves the allowance for pods, and cuts
   // One background call in the last 10 s is 0.1/s: cut to 0.05/s, and again for each
   // throttled quick retry, where halving its 20/s allowance would not have slowed it at all.
   const cut = store.stsRates;
-  t.equal(cut.demand, 2.5, "pods' calls: 20/s halved for the call and for each quick retry, each sent after the last cut");
+  // 20/s quartered for the call and for each of its two quick retries, each sent after the last cut.
+  const cutTo = 20 * DEMAND_RATE_POLICY.decrease ** 3;
+  t.equal(cut.demand, cutTo, "pods' calls: cut once for the call and once for each quick retry");
   t.ok(cut.background >= 0.01 && cut.background <= 0.05, `background cut to ${cut.background.toFixed(3)}/s`);
   injector.mode = 'pass';
   await store.demand(entries[2] as CredentialEntry);
   t.not(entries[2]?.current(Date.now()), null);
-  t.equal(store.stsRates.demand, 2.5, 'a success at once holds the rate: most of what was just sent was throttled');
+  t.equal(store.stsRates.demand, cutTo, 'a success at once holds the rate: most of what was just sent was throttled');
   await sleep(2000);
   await store.demand(entries[1] as CredentialEntry);
   t.not(entries[1]?.current(Date.now()), null);
   const { demand } = store.stsRates;
-  t.ok(demand > 2.5 * 2 ** 0.15 && demand < 2.5 * 2 ** 0.5, `seconds later: ${demand.toFixed(2)}/s (doubling every 10 s)`);
+  t.ok(demand > cutTo * 2 ** 0.15 && demand < cutTo * 2 ** 0.5, `seconds later: ${demand.toFixed(2)}/s (doubling every 10 s)`);
+});
+
+t.test('a throttling while pods wait for two keys cuts the allowance for pods to a quarter, once for the calls sent together', async (t) => {
+  // random 0.5: the keys' points in the window are 30 s away, and the quick retries come 225 ms after the cut.
+  const { store, injector } = await storeBehindInjector(t, { stsRatePerSecond: 20, stsBurst: 40, prefetchWindowMs: 60_000, random: () => 0.5 });
+  const entries = acquireMany(store, 3);
+  await entries[0]?.fetching;
+  injector.mode = 'throttle';
+  const outcomes = [store.demand(entries[1] as CredentialEntry), store.demand(entries[2] as CredentialEntry)];
+  t.ok(await eventually(() => store.stats.throttled >= 2, 5000), `both calls throttled (${store.stats.throttled}, ${store.stats.stsCalls} calls)`);
+  t.equal(store.stsRates.demand, 20 * DEMAND_RATE_POLICY.backlogDecrease, 'two keys waiting: a quarter of 20/s, not a half');
+  injector.mode = 'pass';
+  await Promise.all(outcomes);
+  t.not(entries[1]?.current(Date.now()), null);
+  t.not(entries[2]?.current(Date.now()), null);
 });
 
 t.test("a pod's call is not held behind a background call waiting a minute for its token", async (t) => {

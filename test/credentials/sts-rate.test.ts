@@ -90,6 +90,23 @@ t.test('for calls pods wait for, throttling halves the allowance, and in a storm
     t.ok(near(afterThrottling(state(allowed, 0, -Infinity, sending, 1000, refused), 990, 1000, policy).rate, after), `${name}: ${after}/s`);
 });
 
+t.test('for calls pods wait for, the cut is a half while they wait for one key, a quarter while they wait for several', async (t) => {
+  const policy: AdaptiveRatePolicy = { ...DEMAND_RATE_POLICY, maxPerSecond: 20 };
+  // keys pods wait for when the throttling comes, the rate after (from 20/s, not a storm)
+  const cases: Array<[string, number, number]> = [
+    ['none (a call no pod waits for any more)', 0, 10],
+    ["one: a new workload's pods retrying its key", 1, 10],
+    ['two: each a call the node has still to make', 2, 5],
+    ['a cold start: every key of the node', 8, 5],
+  ];
+  for (const [name, keysWaiting, after] of cases)
+    t.ok(near(afterThrottling(state(20, 0, -Infinity, 20, 1000), 990, 1000, policy, keysWaiting).rate, after), `${name}: ${after}/s`);
+  const bucket = new AdaptiveBucket(policy, 2, 0, () => 0);
+  bucket.throttled(990, 1000, 3);
+  t.equal(bucket.rate, 5, 'the bucket passes the keys waiting on');
+  t.equal(BACKGROUND_RATE_POLICY.backlogDecrease, BACKGROUND_RATE_POLICY.decrease, 'calls no pod waits for: always halved');
+});
+
 t.test('success regains the rate slowly: doubling every period, up to the maximum', async (t) => {
   // state before, when the call succeeded, the rate after
   const cases: Array<[string, AdaptiveRateState, number, number]> = [
