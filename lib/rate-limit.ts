@@ -61,8 +61,8 @@ export class TokenBucket {
  *   its other pods wait seconds.
  * - Only a call sent after the last cut can cut again: the throttling of calls already
  *   sent is the same signal, and taking it again would sink a slow node to the minimum.
- *   A fleet over the limit cuts until it is under it, so it ends between `decrease` of
- *   the limit and the limit.
+ *   A fleet over the limit cuts until it is under it, so it ends between the last cut's
+ *   share of the limit and the limit.
  * - Regained on success, slowly: the rate doubles every `doublingMs`, up to the maximum.
  *   Growth in proportion to the rate keeps the fleet's pace the same whatever its size (a
  *   fixed step per node would grow a 5,000-node fleet 5,000 times as fast).
@@ -103,7 +103,7 @@ export const DEMAND_RATE_POLICY: Omit<AdaptiveRatePolicy, 'maxPerSecond'> = {
   // Halved for one key (a new workload's pods on the node, retrying it), quartered for
   // several: a node is cut at most once per call it sends, and in a cold start of every
   // node halving left the fleet over the limit 10 s into the storm; quartering for one
-  // key too made a new Deployment's pods wait twice as long (benchmarks/RESULTS.md).
+  // key too made a new Deployment's pods wait half as long again (the fleet simulation).
   decrease: 0.5,
   backlogDecrease: 0.25,
   doublingMs: 10_000,

@@ -121,7 +121,7 @@ t.test('a throttled call a pod waits for cuts the allowance for pods, and cuts t
   // One background call in the last 10 s is 0.1/s: cut to 0.05/s, and again for each
   // throttled quick retry, where halving its 20/s allowance would not have slowed it at all.
   const cut = store.stsRates;
-  // 20/s quartered for the call and for each of its two quick retries, each sent after the last cut.
+  // One key waiting: 20/s cut by `decrease` for the call and for each of its two quick retries, each sent after the last cut.
   const cutTo = 20 * DEMAND_RATE_POLICY.decrease ** 3;
   t.equal(cut.demand, cutTo, "pods' calls: cut once for the call and once for each quick retry");
   t.ok(cut.background >= 0.01 && cut.background <= 0.05, `background cut to ${cut.background.toFixed(3)}/s`);
