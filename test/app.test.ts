@@ -16,6 +16,7 @@ import { configOf, podsFileFlags } from './harness/config.js';
 import { LogCapture } from './harness/log-lines.js';
 import { podsFile } from './harness/pods-file.js';
 import { eventually } from './harness/wait.js';
+import { CLOSED_ADDRESS } from './harness/ports.js';
 
 /** Kinds of what the app could leave behind: timers, file watchers, sockets and servers. */
 const KINDS = new Set(['Timeout', 'FSEVENTWRAP', 'STATWATCHER', 'TCPWRAP', 'TCPSERVERWRAP', 'TCPCONNECTWRAP']);
@@ -54,7 +55,7 @@ t.test('a start that fails at listen (the port taken) leaves nothing of its own 
   t.teardown(() => taken.close());
   const port = (taken.address() as { port: number }).port;
   const file = podsFile(mkdtempSync(join(tmpdir(), 'k2i-app-')), 'pods', [{ name: 'app', ip: '127.0.0.2' }]);
-  const flags = await podsFileFlags(file, '127.0.0.1:9', '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--stats-interval', '1s');
+  const flags = await podsFileFlags(file, CLOSED_ADDRESS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--stats-interval', '1s');
   const config = configOf(await parseArgs([...flags, '--app-port', String(port)]));
   const tracked = track();
   t.teardown(tracked.stop);
@@ -67,7 +68,7 @@ t.test('a start that fails at listen (the port taken) leaves nothing of its own 
 t.test('a shutdown stops every part', async (t) => {
   const file = podsFile(mkdtempSync(join(tmpdir(), 'k2i-app-')), 'pods', [{ name: 'app', ip: '127.0.0.2' }]);
   const config = configOf(
-    await parseArgs(await podsFileFlags(file, '127.0.0.1:9', '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--stats-interval', '1s')),
+    await parseArgs(await podsFileFlags(file, CLOSED_ADDRESS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--stats-interval', '1s')),
   );
   const tracked = track();
   t.teardown(tracked.stop);

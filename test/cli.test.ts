@@ -8,14 +8,14 @@ import { request as httpRequest } from 'node:http';
 import { FLAGS } from '../lib/config.js';
 import { VERSION } from '../lib/version.js';
 import { fatalMessage } from './harness/log-lines.js';
-import { freePort } from './harness/ports.js';
+import { CLOSED_ADDRESS, freePort } from './harness/ports.js';
 import { httpOk } from './harness/kubernetes.js';
 import { TestProcess } from './harness/processes.js';
 
 const PROGRAM = new URL('../dist/bin/kube2iam.js', import.meta.url).pathname;
 const EXAMPLE_PODS = new URL('../manifests/examples/pods.yaml', import.meta.url).pathname;
-/** The example pods, a base ARN, and no metadata service (a closed loopback port). */
-const EXAMPLE_FLAGS = ['--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', '127.0.0.1:9'];
+/** The example pods, a base ARN, and no metadata service (CLOSED_ADDRESS). */
+const EXAMPLE_FLAGS = ['--pods-file', EXAMPLE_PODS, '--base-role-arn', 'arn:aws:iam::123456789012:role/', '--metadata-addr', CLOSED_ADDRESS];
 
 async function runProgram(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   const child = spawn(process.execPath, [PROGRAM, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
@@ -84,7 +84,7 @@ t.test('serves /healthz and exits 0 on SIGTERM', async (t) => {
 });
 
 t.test('without a cluster, a kubeconfig or a pods file: one fatal line saying so, exit 1', async (t) => {
-  const { code, stderr } = await runProgram(['--app-port', String(await freePort()), '--metadata-addr', '127.0.0.1:9']);
+  const { code, stderr } = await runProgram(['--app-port', String(await freePort()), '--metadata-addr', CLOSED_ADDRESS]);
   t.equal(code, 1);
   t.match(fatalMessage(stderr), /^cannot start: no Kubernetes API: .*--pods-file/);
 });
@@ -95,7 +95,7 @@ t.test('auto-discovery without a metadata service: one fatal line naming it, exi
     EXAMPLE_PODS,
     '--auto-discover-base-arn',
     '--metadata-addr',
-    `127.0.0.1:${await freePort()}`,
+    CLOSED_ADDRESS,
     '--app-port',
     String(await freePort()),
   ]);
@@ -104,7 +104,7 @@ t.test('auto-discovery without a metadata service: one fatal line naming it, exi
 });
 
 t.test('a pods file that does not exist: one fatal line, exit 1', async (t) => {
-  const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml', '--metadata-addr', '127.0.0.1:9']);
+  const { code, stderr } = await runProgram(['--pods-file', '/nonexistent/pods.yaml', '--metadata-addr', CLOSED_ADDRESS]);
   t.equal(code, 1);
   t.match(fatalMessage(stderr), /ENOENT|no such file/);
 });

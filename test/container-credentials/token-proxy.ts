@@ -11,7 +11,7 @@ import { configOf } from '../harness/config.js';
 import { KubernetesControlPlane } from '../harness/kubernetes.js';
 import { LogCapture } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
-import { freePort } from '../harness/ports.js';
+import { CLOSED_ADDRESS, freePort } from '../harness/ports.js';
 
 export const ACCOUNT = '123456789012';
 export const BASE = `arn:aws:iam::${ACCOUNT}:role/`;
@@ -63,7 +63,7 @@ export async function startTokenProxy(t: Test, address: string, flags: string[])
       '--app-port',
       String(appPort),
       '--metadata-addr',
-      '127.0.0.1:9',
+      CLOSED_ADDRESS,
       '--base-role-arn',
       BASE,
       '--stats-interval',

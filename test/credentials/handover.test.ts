@@ -7,7 +7,7 @@ import { type HandedOver, HANDOVER_MAX_ENTRIES, HANDOVER_MAX_BYTES, handoverText
 import { CredentialStore, type CredentialStoreOptions, credentialsUnready } from '../../lib/credentials/store.js';
 import { StsRoleAssumer, type AssumedCredentials, type AssumeRoleRequest, type RoleAssumer } from '../../lib/credentials/sts.js';
 import { MotoServer } from '../harness/moto.js';
-import { freePort } from '../harness/ports.js';
+import { CLOSED_ADDRESS } from '../harness/ports.js';
 
 const role = (name: string): string => `arn:aws:iam::123456789012:role/${name}`;
 const NOW = Date.parse('2026-12-04T12:00:00Z');
@@ -167,11 +167,10 @@ t.test('credentials one proxy hands over are served by the next at once, in-use 
 });
 
 t.test('after a handover, a node whose STS calls fail is not ready, though it serves what it took over', async (t) => {
-  // STS down: a closed loopback port.
   const sts = new CountingAssumer(
     new StsRoleAssumer({
       region: 'us-east-1',
-      endpoint: `http://127.0.0.1:${await freePort()}`,
+      endpoint: `http://${CLOSED_ADDRESS}`, // STS down
       credentials: { accessKeyId: 'AKIDNODE', secretAccessKey: 'node' },
       maxAttempts: 1,
     }),

@@ -23,6 +23,7 @@ import {
   runtimeStage,
   stages,
 } from './runtime-stage.js';
+import { CLOSED_ADDRESS } from '../harness/ports.js';
 
 t.test('two stages on Node 24 LTS: build, then a runtime that runs the built program as root, as kube2iam’s image', async (t) => {
   t.equal(stages.length, 2);
@@ -92,7 +93,7 @@ t.test('replayed, the stages build a runtime that starts with production depende
       '--pods-file',
       join(REPO, 'manifests', 'examples', 'pods.yaml'),
       '--metadata-addr',
-      '127.0.0.1:9',
+      CLOSED_ADDRESS,
       '--app-port',
       '70000',
     ],

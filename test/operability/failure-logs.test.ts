@@ -18,7 +18,7 @@ import { podsFile, type FilePod } from '../harness/pods-file.js';
 import { LogCapture, parseLogfmt, textRecord, type LogRecord } from '../harness/log-lines.js';
 import { MotoServer } from '../harness/moto.js';
 import { get } from '../harness/pod-client.js';
-import { freePort } from '../harness/ports.js';
+import { CLOSED_ADDRESS, freePort } from '../harness/ports.js';
 import { FaultRelay } from '../harness/relay.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
 import { eventually } from '../harness/wait.js';
@@ -88,8 +88,7 @@ async function readiness(app: App, status: number, timeoutMs: number): Promise<b
 }
 
 t.test('STS down: the line names the role, the pods waiting, the error, the retry and what to check', async (t) => {
-  const closed = await freePort();
-  withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: `http://127.0.0.1:${closed}` });
+  withEnv(t, { ...NODE_KEYS, AWS_ENDPOINT_URL_STS: `http://${CLOSED_ADDRESS}` });
   const pods = podsFile(dir, 'sts-down', [
     { name: 'api-5d8f7c-a', namespace: 'shop', role: 'shop-api', ip: '127.0.0.2', deployment: 'api' },
     { name: 'api-5d8f7c-b', namespace: 'shop', role: 'shop-api', ip: '127.0.0.3', deployment: 'api' },

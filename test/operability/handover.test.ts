@@ -16,6 +16,7 @@ import { get } from '../harness/pod-client.js';
 import { execute } from '../harness/processes.js';
 import { StsFaultInjector } from '../harness/sts-faults.js';
 import { credentialsFor, type Pod, programCommand, startProgram } from '../reliability/program.js';
+import { CLOSED_ADDRESS } from '../harness/ports.js';
 
 const PODS: Pod[] = [
   { name: 'web-1', ip: '127.0.0.21', role: 'web' },
@@ -56,7 +57,7 @@ t.test('a restarted proxy serves what its predecessor handed over, with one STS 
   // The first key's renewal (for readiness) within the window: 1 s, not the default's 10.
   const flags = ['--handover-file', file, '--log-level', 'info', '--prefetch-window', '1s'];
 
-  const first = await startProgram(PODS, sts.endpoint, '127.0.0.1:9', flags);
+  const first = await startProgram(PODS, sts.endpoint, CLOSED_ADDRESS, flags);
   const before = await keysOf(first.port);
   const fetched = sts.calls.length;
   t.ok(fetched >= 2, `the first proxy fetched its keys (${fetched} calls)`);
@@ -64,7 +65,7 @@ t.test('a restarted proxy serves what its predecessor handed over, with one STS 
   t.equal(statSync(file).mode & 0o777, 0o600, 'left for this user only');
   t.match(first.proc.log(), /left 3 credentials for the next proxy/);
 
-  const second = await startProgram(PODS, sts.endpoint, '127.0.0.1:9', flags);
+  const second = await startProgram(PODS, sts.endpoint, CLOSED_ADDRESS, flags);
   keptOver(t, before, await keysOf(second.port), "from the predecessor's handover");
   t.notOk(existsSync(file), 'the file is deleted once taken');
   t.match(second.proc.log(), /took over 3 credentials from the previous proxy/);
@@ -74,7 +75,7 @@ t.test('a restarted proxy serves what its predecessor handed over, with one STS 
   t.equal(sts.calls.length, fetched + 1, 'and no other');
   await second.proc.kill();
 
-  const third = await startProgram(PODS, sts.endpoint, '127.0.0.1:9', flags);
+  const third = await startProgram(PODS, sts.endpoint, CLOSED_ADDRESS, flags);
   t.teardown(() => third.proc.stop());
   const after = await keysOf(third.port);
   t.ok(sts.calls.length > fetched, 'its successor fetches from STS');
@@ -85,7 +86,7 @@ t.test('a restarted proxy serves what its predecessor handed over, with one STS 
 t.test('a proxy that fails to start gives back the credentials it took over', async (t) => {
   const { moto, dir } = await handoverRig(t);
   const file = join(dir, 'handover.json');
-  const first = await startProgram(PODS, moto.endpoint, '127.0.0.1:9', ['--handover-file', file]);
+  const first = await startProgram(PODS, moto.endpoint, CLOSED_ADDRESS, ['--handover-file', file]);
   const before = await keysOf(first.port);
   await first.proc.stop();
   const left = statSync(file).size;
@@ -93,13 +94,13 @@ t.test('a proxy that fails to start gives back the credentials it took over', as
   const taken = createServer();
   await new Promise<void>((resolve) => taken.listen(first.port, resolve));
   t.teardown(() => taken.close());
-  const { command, args, env } = programCommand(first.port, first.podsFile, moto.endpoint, '127.0.0.1:9', ['--handover-file', file, '--log-level', 'info']);
+  const { command, args, env } = programCommand(first.port, first.podsFile, moto.endpoint, CLOSED_ADDRESS, ['--handover-file', file, '--log-level', 'info']);
   const failed = await execute(command, args, { env, timeoutMs: 20_000 });
   t.equal(failed.code, 1, failed.stderr.slice(-500));
   t.match(failed.stderr, /took over 3 credentials[\s\S]*left 3 credentials for the next proxy/);
   t.equal(statSync(file).size, left, 'the same credentials, back in the file');
   taken.close();
-  const next = await startProgram(PODS, moto.endpoint, '127.0.0.1:9', ['--handover-file', file]);
+  const next = await startProgram(PODS, moto.endpoint, CLOSED_ADDRESS, ['--handover-file', file]);
   t.teardown(() => next.proc.stop());
   keptOver(t, before, await keysOf(next.port), 'the proxy after it serves them');
 });
@@ -108,7 +109,7 @@ t.test('a handover file the proxy could not have written is passed over with a w
   const { moto, dir } = await handoverRig(t);
   const file = join(dir, 'handover.json');
   writeFileSync(file, '{"version":1,"credentials":[]}', { mode: 0o644 });
-  const program = await startProgram(PODS, moto.endpoint, '127.0.0.1:9', ['--handover-file', file, '--log-level', 'info']);
+  const program = await startProgram(PODS, moto.endpoint, CLOSED_ADDRESS, ['--handover-file', file, '--log-level', 'info']);
   t.teardown(() => program.proc.stop());
   t.equal((await keysOf(program.port)).length, 3);
   t.match(program.proc.log(), /credentials handed over not used: others may read or write it \(mode 644/);

@@ -10,7 +10,7 @@ import { createServer, request as httpRequest, type Server, type ServerResponse 
 import { createServer as createTcpServer } from 'node:net';
 import { HttpServer } from '../../lib/http/index.js';
 import { MetadataUpstream, type UpstreamOptions } from '../../lib/upstream/metadata.js';
-import { freePort } from '../harness/ports.js';
+import { CLOSED_ADDRESS } from '../harness/ports.js';
 import { PROBE, WireClient } from '../http/wire.js';
 
 /** Requests the upstream holds without answering. */
@@ -203,8 +203,7 @@ t.test('a stalled upstream gets 502 within the bound', async (t) => {
 });
 
 t.test('an upstream that is down, or speaks garbage, gets 502', async (t) => {
-  const closedPort = await freePort();
-  const down = await proxy(`127.0.0.1:${closedPort}`, { connectTimeoutMs: 300, headersTimeoutMs: 300 });
+  const down = await proxy(CLOSED_ADDRESS, { connectTimeoutMs: 300, headersTimeoutMs: 300 });
   const refused = await get(down.port, '/latest/meta-data/instance-id');
   t.same([refused.status, refused.body], [502, 'metadata service unreachable\n']);
   t.equal(down.upstream.stats.errors, 1);
