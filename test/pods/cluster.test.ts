@@ -111,7 +111,9 @@ t.test('a terminating pod that still holds its IP is confirmed live and answered
 });
 
 t.test('IP reuse before the watch says so: the new pod is never answered as the terminating one', async (t) => {
-  const { stack, ns } = await stackWithNamespace(t, { waitMs: 1500 });
+  // The request waits all of waitMs for a watch that never comes; the live read within it
+  // must still be back on a loaded machine, or the reason is "cannot confirm" (as safe).
+  const { stack, ns } = await stackWithNamespace(t, { waitMs: 4000 });
   await stack.createPod(ns, 'old', { role: 'old-role' });
   await stack.setStatus(ns, 'old', 'Running', '10.100.17.1');
   await stack.terminate(ns, 'old');
