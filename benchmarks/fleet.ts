@@ -671,7 +671,7 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
       .filter((r) => r.phase === phase)
       .map(
         (r) =>
-          `| ${r.design} | ${r.calls} | ${r.throttled} | ${r.peakPerSecond} | ${r.stormPeakAfter10s ?? 'no storm'} | ${r.stormRateAfter10s === null ? 'no storm' : r.stormRateAfter10s.toFixed(1)} | ${r.stormThrottledAfter10s ?? 'no storm'} | ${r.secondsOver} | ${r.meanPerSecond.toFixed(1)} | ${r.pods} | ${r.failed} | ${r.waitedPast1s} | ${r.longestWaitSeconds === null ? 'not in the run' : `${r.longestWaitSeconds.toFixed(1)} s`} | ${r.allServedSeconds === null ? 'not in the run' : `${r.allServedSeconds.toFixed(1)} s`} |`,
+          `| ${r.design} | ${r.calls} | ${r.throttled} | ${r.peakPerSecond} | ${r.stormPeakAfter10s ?? 'no storm'} | ${r.stormRateAfter10s === null ? 'no storm' : r.stormRateAfter10s.toFixed(1)} | ${r.stormThrottledAfter10s ?? 'no storm'} | ${r.secondsOver} | ${r.meanPerSecond.toFixed(1)} | ${r.pods} | ${r.failed} | ${r.waitedPast1s} | ${seconds(r.longestWaitSeconds)} | ${seconds(r.allServedSeconds)} |`,
       ),
   ]);
   const refills = results.filter((r) => r.refill !== undefined);
@@ -683,7 +683,7 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
     '|---|---:|---:|---:|',
     ...refills.map((r) => {
       const refill = r.refill as Refill;
-      return `| ${r.design} | ${refill.callsPerNode.toFixed(1)} | ${refill.medianSeconds.toFixed(1)} s | ${Number.isNaN(refill.maxSeconds) ? 'not in the run' : `${refill.maxSeconds.toFixed(1)} s`} |`;
+      return `| ${r.design} | ${refill.callsPerNode.toFixed(1)} | ${seconds(refill.medianSeconds)} | ${seconds(refill.maxSeconds)} |`;
     }),
   ];
   const refreshSeconds = (options.lifetimeSeconds / 2) * options.speedup;
@@ -717,6 +717,11 @@ export async function fleetScenario(options: FleetOptions): Promise<Section> {
     markdown,
     raw: { options, limitPerSecond, results, coldStarts },
   };
+}
+
+/** A time in a table: null or NaN when the run never reached it. */
+function seconds(value: number | null): string {
+  return value === null || Number.isNaN(value) ? 'not in the run' : `${value.toFixed(1)} s`;
 }
 
 /** The repeated cold starts: each design's runs, their median and range. */

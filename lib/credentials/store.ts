@@ -253,8 +253,6 @@ export class CredentialStore {
   private readonly owners = new Map<string, CredentialEntry>();
   /** Entries no pod uses, with credentials still good, oldest first (a Map keeps insertion order). */
   private readonly retained = new Map<string, CredentialEntry>();
-  /** Keys pods are waiting for (`demand` gave out a promise not yet settled): how much a throttled node has still to ask. */
-  private readonly awaited = new Set<CredentialEntry>();
   private readonly scheduler: RefreshScheduler<CredentialEntry>;
   /** Every call takes a token here and one from its class's bucket. */
   private readonly bucket: TokenBucket;
@@ -361,10 +359,7 @@ export class CredentialStore {
         }
       }
     }
-    if (entry.settled === null) {
-      entry.settled = new Promise<void>((resolve) => (entry.settle = resolve));
-      this.awaited.add(entry);
-    }
+    if (entry.settled === null) entry.settled = new Promise<void>((resolve) => (entry.settle = resolve));
     return entry.settled;
   }
 
@@ -410,6 +405,13 @@ export class CredentialStore {
     return n;
   }
 
+  /** Keys pods are waiting for (`demand` gave out a promise not yet settled): how much a throttled node has still to ask. */
+  private keysAwaited(): number {
+    let n = 0;
+    for (const entry of this.entries.values()) if (entry.settled !== null) n++;
+    return n;
+  }
+
   close(): void {
     this.closed = true;
     this.scheduler.close();
@@ -433,7 +435,6 @@ export class CredentialStore {
     entry.dropped = true;
     this.entries.delete(entry.key);
     this.retained.delete(entry.key);
-    this.awaited.delete(entry);
     this.scheduler.cancel(entry);
     this.stats.dropped++;
   }
@@ -596,7 +597,7 @@ export class CredentialStore {
           if (isThrottling(code)) {
             // Any throttling makes the calls no pod waits for give way.
             this.stats.throttled++;
-            pace.throttled(started, now, this.awaited.size);
+            pace.throttled(started, now, this.keysAwaited());
             if (pace !== this.backgroundPace) this.backgroundPace.throttled(started, now);
           }
           const message = (error instanceof Error ? error.message : String(error)).replace(/[\r\n]+/g, ' ');
@@ -624,7 +625,6 @@ export class CredentialStore {
         const settle = entry.settle;
         entry.settle = null;
         entry.settled = null;
-        this.awaited.delete(entry);
         settle?.();
       });
   }
